@@ -1,0 +1,97 @@
+"""Locate and parse the YAML files under ``schemas/``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from jetlib.errors import ConfigError
+
+
+def schema_root() -> Path:
+    """The ``schemas/`` folder: packaged as ``jetlib/_schemas`` in a wheel, the repository's
+    top-level ``schemas/`` in an editable install."""
+    here = Path(__file__).resolve().parent.parent
+    for candidate in (here / "_schemas", here.parent / "schemas"):
+        if candidate.is_dir():
+            return candidate
+    raise ConfigError("cannot find jetlib's schemas/ folder; reinstall jetlib")
+
+
+def resolve(kind: str, name_or_path: str | Path) -> Path:
+    """A bundled schema by name (``schemas/<kind>/<name>.yaml``) or a user's file by path."""
+    p = Path(name_or_path)
+    if p.suffix in (".yaml", ".yml") or p.exists():
+        if not p.is_file():
+            raise ConfigError(f"no such file: {p}")
+        return p
+    bundled = schema_root() / kind / f"{name_or_path}.yaml"
+    if bundled.is_file():
+        return bundled
+    known = sorted(x.stem for x in (schema_root() / kind).glob("*.yaml"))
+    raise ConfigError(
+        f"unknown {kind} schema {str(name_or_path)!r}; bundled ones are {', '.join(known)}, "
+        "or give the path of a .yaml file"
+    )
+
+
+def load_yaml(path: Path) -> Any:
+    try:
+        with open(path) as f:
+            return yaml.safe_load(f)
+    except yaml.YAMLError as err:
+        raise ConfigError(f"not valid YAML: {err}", source=str(path)) from err
+
+
+class Checker:
+    """Small helper that reads typed keys from a mapping and names the file and key on error."""
+
+    def __init__(self, data: Any, source: str, prefix: str = ""):
+        if not isinstance(data, dict):
+            raise ConfigError(f"expected a mapping, got {type(data).__name__}", source=source, key=prefix or None)
+        self.data = data
+        self.source = source
+        self.prefix = prefix
+        self.used: set[str] = set()
+
+    def key(self, k: str) -> str:
+        return f"{self.prefix}.{k}" if self.prefix else k
+
+    def get(self, k: str, types: type | tuple[type, ...], default: Any = ..., choices: Any = None) -> Any:
+        self.used.add(k)
+        if k not in self.data:
+            if default is ...:
+                raise ConfigError("missing required key", source=self.source, key=self.key(k))
+            return default
+        v = self.data[k]
+        if v is None and default is None:
+            return None
+        if isinstance(types, tuple) and float in types and isinstance(v, int) and not isinstance(v, bool):
+            v = float(v)
+        elif types is float and isinstance(v, int) and not isinstance(v, bool):
+            v = float(v)
+        if not isinstance(v, types) or (isinstance(v, bool) and types in (int, float)):
+            tn = types.__name__ if isinstance(types, type) else "/".join(t.__name__ for t in types)
+            raise ConfigError(f"expected {tn}, got {v!r}", source=self.source, key=self.key(k))
+        if choices is not None and v not in choices:
+            raise ConfigError(f"{v!r} is not one of {sorted(choices)}", source=self.source, key=self.key(k))
+        return v
+
+    def sub(self, k: str) -> Checker:
+        self.used.add(k)
+        if k not in self.data:
+            raise ConfigError("missing required section", source=self.source, key=self.key(k))
+        return Checker(self.data[k], self.source, self.key(k))
+
+    def done(self) -> None:
+        """Unknown keys are errors: a typo must not silently fall back to a default."""
+        unknown = set(self.data) - self.used
+        if unknown:
+            from jetlib.errors import near_matches
+
+            k = sorted(unknown)[0]
+            near = near_matches(str(k), self.used)
+            hint = f"; did you mean {near[0]!r}?" if near else f"; known keys: {', '.join(sorted(self.used))}"
+            raise ConfigError(f"unknown key{hint}", source=self.source, key=self.key(str(k)))

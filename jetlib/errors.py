@@ -1,0 +1,85 @@
+"""Exception classes: each subclasses a builtin and says which file, branch or shard failed
+and what to do about it."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+__all__ = [
+    "ConfigError",
+    "InputFileError",
+    "MissingBranchError",
+    "StoreError",
+    "ShardError",
+    "near_matches",
+]
+
+
+def near_matches(name: str, candidates: Iterable[str], n: int = 3) -> list[str]:
+    """The closest names to ``name`` among ``candidates`` (for 'did you mean' hints)."""
+    return difflib.get_close_matches(name, list(candidates), n=n, cutoff=0.6)
+
+
+class ConfigError(ValueError):
+    """A schema or configuration file is invalid: names the file and the key."""
+
+    def __init__(self, message: str, *, source: str | None = None, key: str | None = None):
+        self.source = source
+        self.key = key
+        where = ""
+        if source:
+            where += f"{source}"
+        if key:
+            where += f" [{key}]" if where else f"[{key}]"
+        super().__init__(f"{where}: {message}" if where else message)
+
+
+class InputFileError(OSError):
+    """An input ROOT file cannot be used (missing, not ROOT, truncated, corrupt, no tree)."""
+
+    def __init__(self, path: str, message: str, *, cause: str | None = None):
+        self.path = path
+        self.cause = cause
+        super().__init__(f"{path}: {message}")
+
+    def __reduce__(self):  # keep the fields across Dask's pickling
+        return (type(self), (self.path, self.args[0].split(": ", 1)[-1]), {"cause": self.cause})
+
+
+class MissingBranchError(KeyError):
+    """A branch that the input schema needs is not in the file."""
+
+    def __init__(self, path: str, branch: str, candidates: Iterable[str] = (), schema: str = ""):
+        self.path = path
+        self.branch = branch
+        self.suggestions = near_matches(branch, candidates)
+        self.schema = schema
+        super().__init__(branch)
+
+    def __str__(self) -> str:
+        hint = f"; near matches: {', '.join(self.suggestions)}" if self.suggestions else ""
+        fix = (
+            f"; map it in your input schema ({self.schema}) or mark the field optional"
+            if self.schema
+            else ""
+        )
+        return f"{self.path}: branch {self.branch!r} not found{hint}{fix}"
+
+    def __reduce__(self):
+        return (type(self), (self.path, self.branch, self.suggestions, self.schema))
+
+
+class StoreError(RuntimeError):
+    """A store is missing, of an unknown format, inconsistent, or mixed with another config."""
+
+
+class ShardError(OSError):
+    """A shard is unreadable, truncated or fails its checksum."""
+
+    def __init__(self, path: str, message: str):
+        self.path = path
+        super().__init__(f"{path}: {message}")
+
+    def __reduce__(self):
+        return (type(self), (self.path, self.args[0].split(": ", 1)[-1]))

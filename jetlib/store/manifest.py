@@ -1,0 +1,57 @@
+"""The manifest: an append-only JSON-lines record of every input file and entry range.
+
+Only the client appends to it (never the workers), one line per finished task, fsynced.
+A task's latest line wins, so a re-run that redoes a failed task supersedes its old line;
+a task that runs twice is recorded once because the client commits each task key once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = ["Manifest", "STATUSES"]
+
+STATUSES = ("done", "failed", "skipped")
+MANIFEST_NAME = "manifest.jsonl"
+
+
+@dataclass
+class Manifest:
+    path: Path
+
+    @classmethod
+    def of(cls, store: str | Path) -> Manifest:
+        return cls(Path(store) / MANIFEST_NAME)
+
+    def append(self, record: dict[str, Any]) -> None:
+        if record.get("status") not in STATUSES:
+            raise ValueError(f"manifest status must be one of {STATUSES}: {record!r}")
+        line = json.dumps(record, sort_keys=True) + "\n"
+        with open(self.path, "a") as f:
+            f.write(line)
+            f.flush()
+            os.fsync(f.fileno())
+
+    def records(self) -> list[dict[str, Any]]:
+        """All lines in order; a torn last line (client killed mid-write) is ignored."""
+        if not self.path.exists():
+            return []
+        out = []
+        with open(self.path) as f:
+            for line in f:
+                try:
+                    out.append(json.loads(line))
+                except json.JSONDecodeError:
+                    continue
+        return out
+
+    def latest(self) -> dict[str, dict[str, Any]]:
+        """The latest record of each task, by task key."""
+        last: dict[str, dict[str, Any]] = {}
+        for r in self.records():
+            last[r["task"]] = r
+        return last

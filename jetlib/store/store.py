@@ -1,0 +1,127 @@
+"""Open a store: its metadata (``jetlib.json``), manifest and shards."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from jetlib.errors import StoreError
+from jetlib.store.layout import ShardLayout
+from jetlib.store.manifest import Manifest
+from jetlib.store.shards import read_shard
+
+__all__ = ["Store", "ShardEntry", "FORMAT_VERSION", "META_NAME", "write_meta"]
+
+FORMAT_VERSION = 1
+META_NAME = "jetlib.json"
+
+
+@dataclass(frozen=True)
+class ShardEntry:
+    name: str
+    path: Path
+    jets: int
+    bytes: int
+    checksum: str
+    task: str
+
+
+def write_meta(store: str | Path, meta: dict[str, Any]) -> None:
+    """Write ``jetlib.json`` atomically."""
+    store = Path(store)
+    tmp = store / f".{META_NAME}.tmp"
+    with open(tmp, "w") as f:
+        json.dump(meta, f, indent=1, sort_keys=False)
+        f.write("\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, store / META_NAME)
+
+
+class Store:
+    """A jetlib store on disk.
+
+    Examples:
+        >>> store = Store("store/")                       # doctest: +SKIP
+        >>> store.classes, store.n_jets                  # doctest: +SKIP
+        >>> arrays = store.read(["jet_pt", "label"])     # all shards, concatenated  # doctest: +SKIP
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        meta_path = self.path / META_NAME
+        if not meta_path.is_file():
+            raise StoreError(f"{self.path}: not a jetlib store (no {META_NAME}); create one with `jetlib skim`")
+        try:
+            self.meta: dict[str, Any] = json.loads(meta_path.read_text())
+        except json.JSONDecodeError as err:
+            raise StoreError(f"{meta_path}: unreadable metadata ({err})") from err
+        version = self.meta.get("format_version")
+        if version != FORMAT_VERSION:
+            raise StoreError(
+                f"{self.path}: store format version {version!r}, this jetlib reads version {FORMAT_VERSION}; "
+                "re-skim the inputs or use the jetlib version that wrote it"
+            )
+        self.layout = ShardLayout.from_json(self.meta["arrays"])
+        self.manifest = Manifest.of(self.path)
+
+    # -- metadata shortcuts -------------------------------------------------------------
+    @property
+    def blocks(self) -> dict[str, dict[str, Any]]:
+        """Node blocks: name -> {features, length, padding, collections, ...}."""
+        return self.meta["blocks"]
+
+    @property
+    def jet_features(self) -> list[str]:
+        return self.meta["jet_features"]
+
+    @property
+    def classes(self) -> list[str]:
+        return self.meta["labels"]["classes"]
+
+    @property
+    def truth(self) -> list[str]:
+        return self.meta["truth"]
+
+    @property
+    def format(self) -> str:
+        return self.meta["shards"]["format"]
+
+    # -- shards -------------------------------------------------------------------------
+    def shards(self) -> list[ShardEntry]:
+        """Shards of the tasks marked done, in task order (the manifest is the truth)."""
+        out = []
+        latest = self.manifest.latest()
+        for key in sorted(latest, key=lambda k: latest[k].get("task_id", 0)):
+            rec = latest[key]
+            if rec["status"] != "done":
+                continue
+            for s in rec.get("shards", []):
+                out.append(ShardEntry(s["name"], self.path / "shards" / s["name"], s["jets"], s["bytes"], s["checksum"], key))
+        return out
+
+    @property
+    def n_jets(self) -> int:
+        return sum(s.jets for s in self.shards())
+
+    def iter_read(self, names: list[str]) -> Iterator[tuple[ShardEntry, dict[str, np.ndarray]]]:
+        """Read ``names`` shard by shard (bounded memory)."""
+        for s in self.shards():
+            if s.jets:
+                yield s, read_shard(s.path, self.layout, names)
+
+    def read(self, names: list[str]) -> dict[str, np.ndarray]:
+        """Read ``names`` from every shard and concatenate (for small stores and tests)."""
+        parts = [a for _, a in self.iter_read(names)]
+        if not parts:
+            return {n: np.zeros((0, *self.layout.arrays[n].inner), self.layout.arrays[n].dtype) for n in names}
+        return {n: np.concatenate([p[n] for p in parts]) for n in names}
+
+    def __repr__(self) -> str:
+        return f"Store({str(self.path)!r}, format={self.format!r}, jets={self.n_jets}, blocks={list(self.blocks)})"
