@@ -1,0 +1,45 @@
+"""``jetlib inspect``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def inspect(store: Path = typer.Argument(..., help="Store folder.")) -> None:
+        """Show a store: blocks and shapes, jets per class, size, manifest status."""
+        from rich.console import Console
+        from rich.table import Table
+
+        from jetlib.errors import StoreError
+        from jetlib.store.inspect import describe
+
+        console = Console()
+        try:
+            d = describe(store)
+        except StoreError as err:
+            console.print(f"[red]error:[/] {err}")
+            raise typer.Exit(2) from None
+        console.print(
+            f"[bold]{store}[/]: {d['jets']:,} jets in {d['shards']} {d['format']} shards "
+            f"({d['bytes'] / 1e6:,.1f} MB, compression {d['compression']}); "
+            f"tasks: {d['status']}; schema {d['schema']}, config hash {d['config_hash']}"
+        )
+        t = Table(title="arrays")
+        for c in ("name", "shape", "dtype", "content"):
+            t.add_column(c)
+        for name, (shape, dtype, content) in d["arrays"].items():
+            t.add_row(name, shape, dtype, content)
+        console.print(t)
+        c = Table(title=f"jets per class ({d['label_scheme']})")
+        c.add_column("class")
+        c.add_column("jets", justify="right")
+        c.add_column("fraction", justify="right")
+        for k, v in d["classes"].items():
+            c.add_row(k, f"{v:,}", f"{v / max(d['jets'], 1):.3f}")
+        console.print(c)
+        if d["dropped"]:
+            console.print(f"not fed by the input schema: {d['dropped']}")

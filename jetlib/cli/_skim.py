@@ -1,0 +1,67 @@
+"""``jetlib skim``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def skim(
+        filelist: Path = typer.Argument(..., help="Text file: one ROOT file path, glob or root:// URL a line; # comments.", exists=True, dir_okay=False),
+        out: Path = typer.Option(Path("store"), "--out", "-o", help="Store folder (created, or resumed if it exists)."),
+        schema: str = typer.Option("miniaod", help="Input schema: miniaod, nanoaod, or a YAML path."),
+        config: str = typer.Option("default", help="Skim config: default, or a YAML path (blocks, features, cuts)."),
+        labels: str = typer.Option(None, help="Label scheme (default: the config's): default, merged, or a YAML path."),
+        fmt: str = typer.Option("hdf5", "--format", help="Shard format: hdf5 or parquet."),
+        compression: str = typer.Option("none", help="none, lz4, zstd or gzip."),
+        entries_per_task: int = typer.Option(5000, help="Events per task and shard (bounds memory per worker)."),
+        workers: int = typer.Option(None, help="LocalCluster worker processes (default: one per core)."),
+        scheduler: str = typer.Option(None, help="Use an existing Dask scheduler, e.g. tcp://HOST:8786."),
+        dashboard_address: str = typer.Option("127.0.0.1:8787", help="Dashboard bind address ('' for none)."),
+        overwrite: bool = typer.Option(False, help="Replace a store made with another configuration."),
+        fail_fast: bool = typer.Option(False, help="Stop at the first failed task."),
+        skip_bad_files: bool = typer.Option(False, help="Record damaged inputs as skipped; exit 0 if nothing else failed."),
+        progress: bool = typer.Option(True, help="Show a progress bar."),
+    ) -> None:
+        """Skim MiniAOD-like ROOT files into a store of padded, labelled jets.
+
+        Re-running the same command resumes: only unfinished tasks run.
+        """
+        from rich.console import Console
+        from rich.table import Table
+
+        from jetlib.errors import ConfigError, StoreError
+        from jetlib.skim.run import skim as run_skim
+
+        console = Console(stderr=True)
+        try:
+            s = run_skim(
+                filelist, out, schema=schema, config=config, labels=labels, fmt=fmt, compression=compression,
+                entries_per_task=entries_per_task, scheduler=scheduler, workers=workers,
+                dashboard_address=dashboard_address or None, overwrite=overwrite, fail_fast=fail_fast,
+                skip_bad_files=skip_bad_files, progress=progress, console=console,
+            )  # fmt: skip
+        except (ConfigError, StoreError, ValueError) as err:
+            console.print(f"[red]error:[/] {err}")
+            raise typer.Exit(2) from None
+        t = Table(title=f"skim → {s.store}", show_header=True)
+        for c in ("done", "failed", "skipped", "already done", "events", "jets", "jets/s", "time"):
+            t.add_column(c, justify="right")
+        rate = s.jets / s.seconds if s.seconds else 0.0
+        t.add_row(str(s.done), str(s.failed), str(s.skipped), str(s.already_done), f"{s.events:,}", f"{s.jets:,}",
+                  f"{rate:,.0f}", f"{s.seconds:.1f} s")  # fmt: skip
+        console.print(t)
+        if s.time_split:
+            tot = sum(s.time_split.values()) or 1.0
+            split = ", ".join(f"{k} {100 * v / tot:.0f}%" for k, v in s.time_split.items())
+            console.print(f"worker time: {split}; peak worker RSS {s.peak_rss_mb:.0f} MB")
+        for f in s.failures[:20]:
+            console.print(f"[yellow]{f['status']}[/] {f['task']}: {f.get('error')}: {f.get('reason')}")
+        if len(s.failures) > 20:
+            console.print(f"... and {len(s.failures) - 20} more: see {s.store}/manifest.jsonl")
+        if not s.ok:
+            console.print("[red]some tasks failed[/]: fix or remove those inputs and re-run the same command to resume.")
+            raise typer.Exit(1)

@@ -1,0 +1,202 @@
+"""Node blocks: associate PF candidates / SVs / tracks / leptons with each selected jet,
+compute their features relative to the jet axis, sort, truncate and pad.
+
+One pass per block over the selected jets, with outputs allocated by the caller
+(``out_feat`` (N, F, L), ``out_mask`` (N, 1, L), ``out_count`` (N,)).
+
+Nodes are given as a packed matrix ``X`` (n_nodes, R) whose first columns are the
+roles in :data:`ROLES` (zero where a collection lacks them), followed by the block's other
+raw fields. Features are read from a per-node "bank": the derived quantities in
+:data:`DERIVED` followed by the columns of ``X``; the skim config picks bank entries by name.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba as nb
+import numpy as np
+
+from jetlib.kernels.geometry import delta_phi
+
+__all__ = ["DERIVED", "ROLES", "MAX_KINDS", "fill_block", "bank_index"]
+
+ROLES = ("pt", "eta", "phi", "mass", "charge", "pdgId", "dxy", "dxyErr", "dz", "dzErr")
+MAX_KINDS = 4
+DERIVED = (
+    "energy", "log_pt", "log_e", "pt_rel", "e_rel", "log_pt_rel", "log_e_rel",
+    "deta", "etarel", "dphi", "dr", "abs_eta", "dxy_sig", "dz_sig",
+    "sip2d_val", "sip2d_sig", "sip3d_val", "sip3d_sig", "pt_perp_ratio", "ppar_ratio",
+    "is_electron", "is_muon", "is_photon", "is_ch_hadron", "is_neu_hadron",
+) + tuple(f"kind{i}" for i in range(MAX_KINDS))  # fmt: skip
+N_DERIVED = len(DERIVED)
+
+
+def bank_index(name: str, raw_columns: list[str], collections: list[str]) -> int:
+    """Position of feature ``name`` in the node bank, or -1 if unknown."""
+    if name.startswith("is_") and name[3:] in collections:
+        return DERIVED.index(f"kind{collections.index(name[3:])}")
+    if name in DERIVED and not name.startswith("kind"):
+        return DERIVED.index(name)
+    if name in raw_columns:
+        return N_DERIVED + raw_columns.index(name)
+    return -1
+
+
+@nb.njit(cache=True)
+def _sign(x: float) -> float:
+    return 1.0 if x >= 0.0 else -1.0
+
+
+@nb.njit(cache=True)
+def _node_bank(x, kind, jpt, jeta, jphi, je, jpx, jpy, jpz, out):
+    """Fill ``out`` (the bank) for one node row ``x`` relative to the jet."""
+    pt = x[0]
+    eta = x[1]
+    phi = x[2]
+    m = x[3]
+    q = x[4]
+    pid = abs(x[5])
+    dxy = x[6]
+    dxyerr = x[7]
+    dz = x[8]
+    dzerr = x[9]
+    pz = pt * math.sinh(eta)
+    p = pt * math.cosh(eta)
+    e = math.sqrt(p * p + m * m)
+    out[0] = e
+    out[1] = math.log(pt) if pt > 0 else np.nan
+    out[2] = math.log(e) if e > 0 else np.nan
+    out[3] = pt / jpt
+    out[4] = e / je
+    out[5] = math.log(pt / jpt) if pt > 0 else np.nan
+    out[6] = math.log(e / je) if e > 0 else np.nan
+    deta = eta - jeta
+    dphi = delta_phi(phi, jphi)
+    out[7] = deta
+    out[8] = deta * _sign(jeta)
+    out[9] = dphi
+    out[10] = math.sqrt(deta * deta + dphi * dphi)
+    out[11] = abs(eta)
+    out[12] = dxy / dxyerr if dxyerr > 0 else 0.0
+    out[13] = dz / dzerr if dzerr > 0 else 0.0
+    # lifetime sign: the track's point of closest approach, dxy * (-sin phi, cos phi) in the
+    # transverse plane and dz along z, projected on the jet direction (cos, sin, sinh eta)
+    proj2 = dxy * math.sin(jphi - phi)
+    s2 = _sign(proj2)
+    out[14] = abs(dxy) * s2
+    out[15] = out[14] / dxyerr if dxyerr > 0 else 0.0
+    ip3 = math.sqrt(dxy * dxy + dz * dz)
+    s3 = _sign(proj2 + dz * math.sinh(jeta))
+    out[16] = ip3 * s3
+    if ip3 > 0:
+        err3 = math.sqrt((dxy * dxyerr) ** 2 + (dz * dzerr) ** 2) / ip3
+        out[17] = out[16] / err3 if err3 > 0 else 0.0
+    else:
+        out[17] = 0.0
+    px = pt * math.cos(phi)
+    py = pt * math.sin(phi)
+    jp = math.sqrt(jpx * jpx + jpy * jpy + jpz * jpz)
+    ppar = (px * jpx + py * jpy + pz * jpz) / jp
+    pperp2 = p * p - ppar * ppar
+    out[18] = math.sqrt(pperp2) / p if (pperp2 > 0 and p > 0) else 0.0
+    out[19] = ppar / jp
+    out[20] = 1.0 if pid == 11 else 0.0
+    out[21] = 1.0 if pid == 13 else 0.0
+    out[22] = 1.0 if pid == 22 else 0.0
+    had = pid != 0 and pid != 11 and pid != 13 and pid != 22
+    out[23] = 1.0 if (had and q != 0) else 0.0
+    out[24] = 1.0 if (had and q == 0) else 0.0
+    for k in range(4):
+        out[25 + k] = 1.0 if kind == k else 0.0
+    for c in range(x.shape[0]):
+        out[29 + c] = x[c]
+
+
+@nb.njit(cache=True)
+def fill_block(
+    sel_evt, sel_local, joff, jpt, jeta, jphi, jmass,
+    noff, X, kind, use_link, radius, loff, ljet, lcand,
+    min_pt, sort_idx, feat_idx, wrap,
+    out_feat, out_mask, out_count,
+):  # fmt: skip
+    """Fill one node block for every selected jet; returns (non-finite values, bad links).
+
+    ``sel_evt``/``sel_local``: event index and index within the event of each selected jet.
+    ``use_link``: associate through the link table (``loff``, ``ljet``, ``lcand``, per event)
+    instead of ΔR < ``radius`` to the jet axis. Non-finite feature values are written as 0
+    and counted.
+    """
+    n_sel = sel_evt.shape[0]
+    n_feat = feat_idx.shape[0]
+    length = out_feat.shape[2]
+    n_bank = 29 + X.shape[1]
+    max_nodes = 0
+    for ev in range(noff.shape[0] - 1):
+        max_nodes = max(max_nodes, noff[ev + 1] - noff[ev])
+    cand = np.empty(max(max_nodes, 1), np.int64)
+    keys = np.empty(max(max_nodes, 1), np.float64)
+    banks = np.empty((max(max_nodes, 1), n_bank), np.float64)
+    r2max = radius * radius
+    nonfinite = 0
+    bad_links = 0
+    for j in range(n_sel):
+        ev = sel_evt[j]
+        gj = joff[ev] + sel_local[j]
+        pt_j = jpt[gj]
+        eta_j = jeta[gj]
+        phi_j = jphi[gj]
+        pz_j = pt_j * math.sinh(eta_j)
+        p_j = pt_j * math.cosh(eta_j)
+        e_j = math.sqrt(p_j * p_j + jmass[gj] * jmass[gj])
+        px_j = pt_j * math.cos(phi_j)
+        py_j = pt_j * math.sin(phi_j)
+        n0 = noff[ev]
+        nn = noff[ev + 1] - n0
+        # 1. candidate nodes of this jet
+        nc = 0
+        if use_link:
+            for li in range(loff[ev], loff[ev + 1]):
+                if ljet[li] != sel_local[j]:
+                    continue
+                c = lcand[li]
+                if c < 0 or c >= nn:
+                    bad_links += 1
+                    continue
+                if X[n0 + c, 0] >= min_pt:
+                    cand[nc] = n0 + c
+                    nc += 1
+        else:
+            for c in range(n0, n0 + nn):
+                if X[c, 0] < min_pt:
+                    continue
+                de = X[c, 1] - eta_j
+                dp = delta_phi(X[c, 2], phi_j)
+                if de * de + dp * dp < r2max:
+                    cand[nc] = c
+                    nc += 1
+        out_count[j] = nc
+        if nc == 0:
+            continue
+        # 2. features of each candidate, and the sort key
+        for i in range(nc):
+            _node_bank(X[cand[i]], kind[cand[i]], pt_j, eta_j, phi_j, e_j, px_j, py_j, pz_j, banks[i])
+            k = banks[i, sort_idx]
+            keys[i] = -k if k == k else np.inf  # descending; NaN last
+        order = np.argsort(keys[:nc], kind="mergesort")
+        # 3. the first `length` nodes, then padding
+        nk = min(nc, length)
+        for s in range(nk):
+            b = banks[order[s]]
+            for f in range(n_feat):
+                v = b[feat_idx[f]]
+                if not math.isfinite(v):
+                    v = 0.0
+                    nonfinite += 1
+                out_feat[j, f, s] = v
+            out_mask[j, 0, s] = 1.0
+        if wrap:
+            for s in range(nk, length):
+                for f in range(n_feat):
+                    out_feat[j, f, s] = out_feat[j, f, s % nk]
+    return nonfinite, bad_links

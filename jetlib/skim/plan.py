@@ -1,0 +1,218 @@
+"""Resolve a skim config against an input schema into a plan: which branches to read,
+how each block's node matrix is laid out, and which bank entries become features.
+
+The plan is built once on the client and shipped to the workers (it pickles small)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from jetlib.config.inputs import NODE_ROLES, NODE_ROLES_REQUIRED, InputSchema
+from jetlib.config.skim import LabelScheme, SkimConfig, load_presets
+from jetlib.config.expr import Expression
+from jetlib.errors import ConfigError, near_matches
+from jetlib.kernels.nodes import DERIVED, bank_index
+
+__all__ = ["BlockPlan", "SkimPlan", "make_plan", "JET_DERIVED", "EVENT_FEATURES"]
+
+JET_DERIVED = ("pt", "eta", "phi", "mass", "energy", "log_pt")
+EVENT_FEATURES = ("rho", "npv")
+GEN_FIELDS = ("pt", "eta", "phi", "mass", "pdgId", "status", "statusFlags", "genPartIdxMother")
+GENJET_FIELDS = ("pt", "eta", "phi", "mass")
+
+
+@dataclass(frozen=True)
+class BlockPlan:
+    name: str
+    collections: tuple[str, ...]
+    raw_columns: tuple[str, ...]  # columns of the node matrix X: ROLES, then other fields
+    branches: dict[str, tuple[str | None, ...]]  # collection -> branch per raw column (None: zeros)
+    use_link: bool
+    link_branches: tuple[str, str] | None  # (jetIdx, candIdx)
+    radius: float
+    length: int
+    min_pt: float
+    sort_idx: int
+    feat_idx: tuple[int, ...]
+    features: tuple[str, ...]
+    wrap: bool
+
+
+@dataclass(frozen=True)
+class SkimPlan:
+    schema: InputSchema
+    config: SkimConfig
+    labels: LabelScheme
+    tree: str
+    jet_branches: dict[str, str]  # jet field -> branch (pt, eta, phi, mass, jetId, expression names, raw features)
+    jet_optional: dict[str, str]  # hadronFlavour, partonFlavour when the schema has them
+    jet_features: tuple[str, ...]
+    event_branches: dict[str, str]
+    blocks: dict[str, BlockPlan]
+    gen_branches: dict[str, str]
+    genjet_branches: dict[str, str]
+    genjetnu_branches: dict[str, str]
+    preset: dict | None
+    preset_branches: dict[str, dict[str, str]]  # collection -> field -> branch
+    dropped: dict[str, list[str]] = field(default_factory=dict)  # what the schema cannot feed
+
+    def branches(self) -> list[str]:
+        """Every branch the skim reads (required ones; optional ones are checked per file)."""
+        out: list[str] = []
+        add = lambda b: b is not None and b not in out and out.append(b)  # noqa: E731
+        for b in self.jet_branches.values():
+            add(b)
+        for b in self.event_branches.values():
+            add(b)
+        for bp in self.blocks.values():
+            for brs in bp.branches.values():
+                for b in brs:
+                    add(b)
+            if bp.link_branches:
+                for b in bp.link_branches:
+                    add(b)
+        for d in (self.gen_branches, self.genjet_branches, self.genjetnu_branches):
+            for b in d.values():
+                add(b)
+        for d in self.preset_branches.values():
+            for b in d.values():
+                add(b)
+        return out
+
+    def optional_branches(self) -> list[str]:
+        return list(self.jet_optional.values())
+
+
+def _col(schema: InputSchema, name: str, where: str):
+    if name not in schema.collections:
+        raise ConfigError(
+            f"collection {name!r} is not in input schema {schema.name!r} ({', '.join(schema.collections)})",
+            source=schema.source,
+            key=where,
+        )
+    return schema.collections[name]
+
+
+def make_plan(schema: InputSchema, config: SkimConfig, labels: LabelScheme) -> SkimPlan:
+    """Check a skim config against an input schema and build the skim plan."""
+    src = config.source
+    dropped: dict[str, list[str]] = {}
+    jc = _col(schema, config.jets.collection, "jets.collection")
+    jet_branches: dict[str, str] = {}
+    for f in ("pt", "eta", "phi", "mass") + (("jetId",) if config.jets.jet_id_mask else ()):
+        if f not in jc.fields:
+            raise ConfigError(f"jet collection {jc.name} has no required field {f!r}", source=schema.source, key=f"collections.{jc.name}")
+        jet_branches[f] = jc.fields[f]
+    if config.jets.expression:
+        expr = Expression(config.jets.expression, source=f"{src} [jets.expression]")
+        for n in expr.names:
+            if n not in jc.fields:
+                raise ConfigError(
+                    f"unknown jet field {n!r} in expression; fields: {', '.join(jc.fields)}", source=src, key="jets.expression"
+                )
+            jet_branches[n] = jc.fields[n]
+    jet_optional = {f: jc.optional[f] for f in ("hadronFlavour", "partonFlavour") if f in jc.optional}
+    jet_optional.update({f: jc.fields[f] for f in ("hadronFlavour", "partonFlavour") if f in jc.fields})
+
+    # -- blocks ------------------------------------------------------------------------
+    blocks: dict[str, BlockPlan] = {}
+    for b in config.blocks.values():
+        cols = [c for c in b.collections if schema.has(c)]
+        missing = [c for c in b.collections if not schema.has(c)]
+        if not cols or (b.association == "link" and not schema.has(b.link or "")):
+            dropped.setdefault("blocks", []).append(b.name)
+            continue
+        if missing:
+            dropped.setdefault(f"blocks.{b.name}.collections", []).extend(missing)
+        for c in cols:
+            for r in NODE_ROLES_REQUIRED:
+                if r not in schema.collections[c].all_fields:
+                    raise ConfigError(f"node collection {c} has no field {r!r}", source=schema.source, key=f"collections.{c}")
+        kept = [c for c in b.collections if c in cols]
+        feats = [f for f in b.features if not (f.startswith("is_") and f[3:] in missing)]
+        if len(feats) != len(b.features):
+            dropped.setdefault(f"blocks.{b.name}.features", []).extend(f for f in b.features if f not in feats)
+        extra: list[str] = []
+        for f in list(feats) + [b.sort_by]:
+            if f in DERIVED or f in NODE_ROLES or (f.startswith("is_") and f[3:] in kept) or f in extra:
+                continue
+            if not any(f in schema.collections[c].all_fields for c in cols):
+                known = sorted(set(DERIVED[:25]) | {f"is_{c}" for c in kept} | {x for c in cols for x in schema.collections[c].all_fields})
+                near = near_matches(f, known)
+                hint = f"; did you mean {near[0]!r}?" if near else ""
+                raise ConfigError(
+                    f"feature {f!r} is neither derived nor a field of {', '.join(cols)}{hint}", source=src, key=f"blocks.{b.name}.features"
+                )
+            extra.append(f)
+        raw_columns = tuple(NODE_ROLES) + tuple(extra)
+        branches = {c: tuple(schema.collections[c].all_fields.get(r) for r in raw_columns) for c in cols}
+        link = None
+        if b.association == "link":
+            lc = schema.collections[b.link]
+            if not {"jetIdx", "candIdx"} <= set(lc.all_fields):
+                raise ConfigError(f"link collection {b.link} needs fields jetIdx and candIdx", source=schema.source, key=f"collections.{b.link}")
+            link = (lc.all_fields["jetIdx"], lc.all_fields["candIdx"])
+        fidx = tuple(bank_index(f, list(raw_columns), kept) for f in feats)
+        sidx = bank_index(b.sort_by, list(raw_columns), kept)
+        blocks[b.name] = BlockPlan(
+            name=b.name, collections=tuple(cols), raw_columns=raw_columns, branches=branches,
+            use_link=b.association == "link", link_branches=link, radius=b.radius, length=b.length,
+            min_pt=b.min_pt, sort_idx=sidx, feat_idx=fidx, features=tuple(feats), wrap=b.padding == "wrap",
+        )  # fmt: skip
+
+    # -- jet-level features ------------------------------------------------------------
+    jet_features: list[str] = []
+    event_branches = {k: schema.event[k] for k in ("run", "lumi", "event") if k in schema.event}
+    for f in config.jets.features:
+        if f in JET_DERIVED:
+            pass
+        elif f.startswith("n_") and f[2:] in config.blocks:
+            if f[2:] not in blocks:
+                dropped.setdefault("jets.features", []).append(f)
+                continue
+        elif f in EVENT_FEATURES:
+            if f not in schema.event:
+                raise ConfigError(f"jet feature {f!r} needs event field {f!r} in the input schema", source=schema.source, key="event")
+            event_branches[f] = schema.event[f]
+        elif f in jc.all_fields:
+            jet_branches[f] = jc.all_fields[f]
+        else:
+            known = list(JET_DERIVED) + list(EVENT_FEATURES) + [f"n_{x}" for x in config.blocks] + list(jc.all_fields)
+            near = near_matches(f, known)
+            raise ConfigError(
+                f"unknown jet feature {f!r}" + (f"; did you mean {near[0]!r}?" if near else f"; known: {', '.join(known)}"),
+                source=src,
+                key="jets.features",
+            )
+        jet_features.append(f)
+
+    # -- GEN ---------------------------------------------------------------------------
+    gp = _col(schema, "GenPart", "collections.GenPart")
+    gen = {f: gp.all_fields[f] for f in GEN_FIELDS if f in gp.all_fields}
+    if len(gen) != len(GEN_FIELDS):
+        raise ConfigError(f"GenPart needs fields {', '.join(GEN_FIELDS)}", source=schema.source, key="collections.GenPart")
+    gj = _col(schema, "GenJet", "collections.GenJet")
+    genjet = {f: gj.all_fields[f] for f in GENJET_FIELDS}
+    genjetnu = {}
+    if schema.has("GenJetWithNu"):
+        genjetnu = {f: schema.collections["GenJetWithNu"].all_fields[f] for f in GENJET_FIELDS}
+    elif "gen_pt_with_nu" in config.truth:
+        dropped.setdefault("truth", []).append("gen_pt_with_nu (no GenJetWithNu in the schema: equals gen_pt)")
+
+    # -- event selection preset ----------------------------------------------------------
+    preset = None
+    preset_branches: dict[str, dict[str, str]] = {}
+    if config.event_selection:
+        preset = load_presets()[config.event_selection]
+        needs = {"muons": "Muon", "electrons": "Electron", "jets": config.jets.collection}
+        for key, cname in needs.items():
+            if key in preset or (key != "jets" and preset.get("opposite_sign_emu")):
+                c = _col(schema, cname, f"event_selection {config.event_selection}")
+                fields = ["pt", "eta", "phi", "mass"] + (["charge"] if key != "jets" else []) + (["iso"] if key != "jets" else [])
+                preset_branches[cname] = {f: c.all_fields[f] for f in fields if f in c.all_fields}
+    return SkimPlan(
+        schema=schema, config=config, labels=labels, tree=schema.tree, jet_branches=jet_branches,
+        jet_optional=jet_optional, jet_features=tuple(jet_features), event_branches=event_branches,
+        blocks=blocks, gen_branches=gen, genjet_branches=genjet, genjetnu_branches=genjetnu,
+        preset=preset, preset_branches=preset_branches, dropped=dropped,
+    )  # fmt: skip

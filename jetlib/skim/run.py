@@ -1,0 +1,302 @@
+"""Run a skim on Dask distributed: plan tasks, submit them, commit results to the manifest.
+
+The client (this process), not the workers, appends to the manifest, once per task key, so
+a task that runs twice is recorded once. Re-running the same command does only the tasks
+not yet ``done``; a changed configuration refuses to mix into an existing store.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from jetlib._version import __version__
+from jetlib.config.inputs import load_input_schema
+from jetlib.config.skim import load_label_scheme, load_skim_config
+from jetlib.errors import StoreError
+from jetlib.skim.plan import SkimPlan, make_plan
+from jetlib.skim.process import observers, shard_layout
+from jetlib.skim.task import Task, count_entries, run_task
+from jetlib.source.filelist import InputFile, parse_filelist
+from jetlib.store.manifest import Manifest
+from jetlib.store.shards import COMPRESSIONS, FORMATS
+from jetlib.store.store import FORMAT_VERSION, META_NAME, write_meta
+
+__all__ = ["skim", "SkimSummary", "build_meta", "DEFAULT_ENTRIES_PER_TASK"]
+
+DEFAULT_ENTRIES_PER_TASK = 5000
+
+
+@dataclass
+class SkimSummary:
+    store: Path
+    done: int = 0
+    failed: int = 0
+    skipped: int = 0
+    already_done: int = 0
+    events: int = 0
+    jets: int = 0
+    seconds: float = 0.0
+    time_split: dict[str, float] = field(default_factory=dict)
+    failures: list[dict] = field(default_factory=list)
+    peak_rss_mb: float = 0.0
+    workers: int = 0
+    dashboard: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.failed == 0
+
+
+def build_meta(plan: SkimPlan, *, fmt: str, compression: str, entries_per_task: int) -> dict[str, Any]:
+    import awkward
+    import numba
+    import numpy
+    import uproot
+
+    layout = shard_layout(plan)
+    cfg = plan.config
+    blocks = {
+        n: {
+            "features": list(b.features), "length": b.length, "dtype": "float32", "layout": "(N, F, L) features first",
+            "padding": "wrap" if b.wrap else "zero", "collections": list(b.collections),
+            "association": "link" if b.use_link else f"dr<{b.radius}", "min_pt": b.min_pt,
+            "sort_by": cfg.blocks[n].sort_by,
+        }
+        for n, b in plan.blocks.items()
+    }  # fmt: skip
+    hashed = {
+        "skim_config": cfg.raw, "labels": plan.labels.raw, "input_schema": plan.schema.raw,
+        "format": fmt, "compression": compression, "entries_per_task": entries_per_task,
+    }  # fmt: skip
+    digest = hashlib.sha256(json.dumps(hashed, sort_keys=True).encode()).hexdigest()[:16]
+    return {
+        "format_version": FORMAT_VERSION,
+        "created_by": f"jetlib {__version__}",
+        "shards": {"format": fmt, "compression": compression, "entries_per_task": entries_per_task},
+        "blocks": blocks,
+        "jet_features": list(plan.jet_features),
+        "observers": list(observers(plan)),
+        "labels": {"scheme": plan.labels.name, "classes": list(plan.labels.classes), "raw": plan.labels.raw},
+        "truth": list(cfg.truth),
+        "event_selection": {"preset": cfg.event_selection, "cuts": plan.preset} if cfg.event_selection else None,
+        "nan_policy": cfg.nan_policy,
+        "dropped": plan.dropped,
+        "arrays": layout.to_json(),
+        "skim_config": cfg.raw,
+        "config_hash": digest,
+        "input_schema": {"name": plan.schema.name, "raw": plan.schema.raw},
+        "software": {
+            "jetlib": __version__, "python": platform.python_version(), "numpy": numpy.__version__,
+            "awkward": awkward.__version__, "uproot": uproot.__version__, "numba": numba.__version__,
+        },  # fmt: skip
+    }
+
+
+def _prepare_store(out: Path, meta: dict, overwrite: bool) -> None:
+    meta_path = out / META_NAME
+    if meta_path.exists():
+        old = json.loads(meta_path.read_text())
+        if old.get("config_hash") != meta["config_hash"]:
+            if not overwrite:
+                raise StoreError(
+                    f"{out}: this store was made with another configuration (hash {old.get('config_hash')} vs "
+                    f"{meta['config_hash']}); pass --overwrite to replace it, or choose a new --out"
+                )
+            _clear_store(out)
+        elif overwrite:
+            _clear_store(out)
+    elif out.exists() and any(out.iterdir()):
+        raise StoreError(f"{out}: exists, is not empty and is not a jetlib store; choose a new --out")
+    (out / "shards").mkdir(parents=True, exist_ok=True)
+    write_meta(out, meta)
+
+
+def _clear_store(out: Path) -> None:
+    """Remove what jetlib wrote there, and nothing else."""
+    for name in ("shards", "weights", "stats"):
+        if (out / name).is_dir():
+            shutil.rmtree(out / name)
+    for name in (META_NAME, "manifest.jsonl"):
+        if (out / name).exists():
+            (out / name).unlink()
+
+
+def _client(scheduler: str | None, workers: int | None, dashboard_address: str | None):
+    from distributed import Client, LocalCluster
+
+    if scheduler:
+        return Client(scheduler), None
+    n = workers or max(1, len(os.sched_getaffinity(0)))
+    cluster = LocalCluster(
+        n_workers=n, threads_per_worker=1, processes=True,
+        dashboard_address=dashboard_address or None, host="127.0.0.1",
+    )  # fmt: skip
+    return Client(cluster), cluster
+
+
+def skim(
+    inputs: str | Path | list[str],
+    out: str | Path,
+    *,
+    schema: str | Path = "miniaod",
+    config: str | Path = "default",
+    labels: str | Path | None = None,
+    fmt: str = "hdf5",
+    compression: str = "none",
+    entries_per_task: int = DEFAULT_ENTRIES_PER_TASK,
+    scheduler: str | None = None,
+    workers: int | None = None,
+    dashboard_address: str | None = "127.0.0.1:8787",
+    overwrite: bool = False,
+    fail_fast: bool = False,
+    skip_bad_files: bool = False,
+    progress: bool = True,
+    console=None,
+) -> SkimSummary:
+    """Skim the files of ``inputs`` (a file list path, or a list of paths) into the store ``out``.
+
+    Args:
+        inputs: file list (paths, globs, ``root://`` URLs, ``#`` comments) or a list of paths.
+        out: store folder; created, or resumed if it holds a store of the same configuration.
+        schema, config, labels: bundled names or YAML paths (labels default to the config's).
+        fmt, compression: shard format (hdf5 | parquet) and compression (none | lz4 | zstd | gzip).
+        entries_per_task: events per task and shard (bounds worker memory and shard size).
+        scheduler: address of an existing Dask scheduler; else a LocalCluster of ``workers``.
+        overwrite: replace a store made with another configuration.
+        fail_fast: stop at the first failed task. skip_bad_files: record damaged inputs as
+            ``skipped`` (not ``failed``), so that they do not fail the run.
+
+    Returns:
+        A :class:`SkimSummary`; the manifest in the store has every task's record.
+    """
+    from rich.console import Console
+
+    console = console or Console(stderr=True)
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
+    if compression not in COMPRESSIONS:
+        raise ValueError(f"unknown compression {compression!r}; use one of {', '.join(COMPRESSIONS)}")
+    if entries_per_task < 1:
+        raise ValueError("entries_per_task must be >= 1")
+    cfg = load_skim_config(config)
+    plan = make_plan(load_input_schema(schema), cfg, load_label_scheme(labels or cfg.labels))
+    out = Path(out)
+    meta = build_meta(plan, fmt=fmt, compression=compression, entries_per_task=entries_per_task)
+    if isinstance(inputs, list | tuple):
+        files = [InputFile(str(Path(p).resolve()) if "://" not in str(p) else str(p), i + 1,
+                           None if ("://" in str(p) or Path(p).exists()) else "file not found")
+                 for i, p in enumerate(inputs)]  # fmt: skip
+    else:
+        files = parse_filelist(inputs)
+    if not files:
+        raise ValueError(f"{inputs}: the file list has no entries")
+    _prepare_store(out, meta, overwrite)
+    manifest = Manifest.of(out)
+    latest = manifest.latest()
+    ids = {k: r["task_id"] for k, r in latest.items() if "task_id" in r}
+    next_id = max(ids.values(), default=-1) + 1
+    summary = SkimSummary(out)
+    bad_status = "skipped" if skip_bad_files else "failed"
+    t_start = time.perf_counter()
+
+    def commit(rec: dict) -> None:
+        if rec["status"] == "failed" and skip_bad_files and rec.get("error") != "WorkerError":
+            rec["status"] = "skipped"
+        manifest.append(rec)
+        latest[rec["task"]] = rec
+        if rec["status"] == "done":
+            summary.done += 1
+            summary.events += rec.get("events", 0)
+            summary.jets += rec.get("jets", 0)
+            for k, v in rec.get("seconds", {}).items():
+                summary.time_split[k] = summary.time_split.get(k, 0.0) + v
+            summary.peak_rss_mb = max(summary.peak_rss_mb, rec.get("peak_rss_mb", 0.0))
+        else:
+            setattr(summary, rec["status"], getattr(summary, rec["status"]) + 1)
+            summary.failures.append(rec)
+
+    def file_record(f: str, status: str, **kw) -> dict:
+        key = f"{f}:file"
+        nonlocal next_id
+        if key not in ids:
+            ids[key] = next_id
+            next_id += 1
+        return {"task": key, "task_id": ids[key], "kind": "file", "file": f, "status": status, **kw}
+
+    for f in files:
+        if f.problem:
+            commit(file_record(f.path, bad_status, error="FileNotFoundError", reason=f"{f.path}: {f.problem}", entries=0))
+    readable = [f.path for f in files if not f.problem]
+
+    client, cluster = _client(scheduler, workers, dashboard_address)
+    try:
+        summary.workers = len(client.scheduler_info()["workers"])
+        summary.dashboard = client.dashboard_link if dashboard_address or scheduler else None
+        if summary.dashboard:
+            console.print(f"[bold]Dask dashboard:[/] {summary.dashboard}  ({summary.workers} workers)")
+        # 1. entries per file, on the workers (opening 500 remote files is work too)
+        tasks: list[Task] = []
+        counts = client.gather(client.map(count_entries, readable, tree=plan.tree, pure=False))
+        for path, c in zip(readable, counts):
+            if c["status"] != "ok":
+                commit(file_record(path, bad_status, entries=0, error=c["error"], reason=c["reason"]))
+                continue
+            n = c["entries"]
+            if latest.get(f"{path}:file", {}).get("status") in ("failed", "skipped"):
+                # it opened this time: the ranges below account for it now
+                commit(file_record(path, "done", entries=n, reason="opened on a later run; see its entry ranges"))
+            ranges = [(s, min(s + entries_per_task, n)) for s in range(0, n, entries_per_task)] or [(0, 0)]
+            for s, e in ranges:
+                key = f"{path}:{s}-{e}"
+                if key not in ids:
+                    ids[key] = next_id
+                    next_id += 1
+                task = Task(key, ids[key], path, s, e, n)
+                prev = latest.get(key)
+                if prev and prev["status"] == "done" and all((out / "shards" / sh["name"]).exists() for sh in prev["shards"]):
+                    summary.already_done += 1
+                    continue
+                tasks.append(task)
+        # 2. the skim itself
+        from distributed import as_completed
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+        plan_f = client.scatter(plan, broadcast=True)
+        futures = {}
+        for t in tasks:
+            fut = client.submit(run_task, plan_f, t, str(out.resolve()), fmt, compression,
+                                key=f"skim-{meta['config_hash'][:8]}-{t.task_id:05d}", pure=False)  # fmt: skip
+            futures[fut] = t
+        columns = (TextColumn("[bold]skim"), BarColumn(), MofNCompleteColumn(), TextColumn("tasks"),
+                   TextColumn("{task.fields[jets]:,} jets"), TimeElapsedColumn(), TimeRemainingColumn())  # fmt: skip
+        with Progress(*columns, console=console, disable=not progress, transient=False) as bar:
+            pid = bar.add_task("skim", total=len(tasks), jets=0)
+            for fut in as_completed(list(futures)):
+                t = futures[fut]
+                try:
+                    rec = fut.result()
+                except Exception as err:  # a bug or a dead worker (KilledWorker): record, go on
+                    rec = {"task": t.key, "task_id": t.task_id, "kind": "range", "file": t.path, "start": t.start,
+                           "stop": t.stop, "entries": t.entries, "status": "failed", "error": "WorkerError",
+                           "reason": f"{type(err).__name__}: {err}", "events": 0, "jets": 0, "shards": []}  # fmt: skip
+                commit(rec)
+                bar.update(pid, advance=1, jets=summary.jets)
+                if fail_fast and rec["status"] == "failed":
+                    for other in futures:
+                        other.cancel()
+                    console.print(f"[red]--fail-fast: stopping after the failure of {t.key}[/]")
+                    break
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+    summary.seconds = time.perf_counter() - t_start
+    return summary

@@ -1,0 +1,121 @@
+"""One skim task: an entry range of one file → one shard, run on a Dask worker.
+
+The worker writes its shard atomically and returns a record; only the client writes the
+manifest. Damaged inputs return a ``failed`` record at once (no retry); transient errors on
+remote files are retried with backoff.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import socket
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from jetlib.errors import InputFileError, MissingBranchError
+from jetlib.skim.plan import SkimPlan
+from jetlib.source.filelist import is_remote
+from jetlib.source.open import CORRUPT_ERRORS, check_branches, open_tree
+
+__all__ = ["Task", "run_task", "count_entries", "shard_name"]
+
+RETRIES = 3
+BACKOFF_S = 2.0
+
+
+@dataclass(frozen=True)
+class Task:
+    key: str  # "<path>:<start>-<stop>": stable across runs
+    task_id: int
+    path: str
+    start: int
+    stop: int
+    entries: int  # entries of the whole file
+
+
+def shard_name(task_id: int, fmt: str) -> str:
+    from jetlib.store.shards import shard_suffix
+
+    return f"part-{task_id:05d}{shard_suffix(fmt)}"
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _with_retries(fn, path: str):
+    """Call ``fn``; retry OSError/TimeoutError with backoff for remote files only (a local
+    OSError is a damaged or missing file, not a network hiccup)."""
+    for attempt in range(RETRIES + 1):
+        try:
+            return fn()
+        except (InputFileError, MissingBranchError):
+            raise
+        except (OSError, TimeoutError):
+            if not is_remote(path) or attempt == RETRIES:
+                raise
+            time.sleep(BACKOFF_S * 2**attempt)
+    raise AssertionError("unreachable")
+
+
+def _failure(err: BaseException) -> dict:
+    cause = getattr(err, "cause", None) or type(err).__name__
+    return {"status": "failed", "error": cause, "reason": str(err)}
+
+
+def count_entries(path: str, tree: str) -> dict:
+    """Entries of ``tree`` in ``path``, or a failure record (runs on a worker)."""
+    try:
+        t = _with_retries(lambda: open_tree(path, tree), path)
+        return {"status": "ok", "entries": int(t.num_entries)}
+    except (InputFileError, MissingBranchError, OSError, *CORRUPT_ERRORS) as err:
+        return _failure(err)
+
+
+def run_task(plan: SkimPlan, task: Task, store: str, fmt: str, compression: str) -> dict:
+    """Skim ``task`` into ``<store>/shards/`` and return its manifest record."""
+    from jetlib.skim.process import process_chunk, shard_layout
+    from jetlib.source.read import read_chunk
+    from jetlib.store.shards import write_shard
+
+    rec: dict = {"task": task.key, "task_id": task.task_id, "kind": "range", "file": task.path,
+                 "start": task.start, "stop": task.stop, "entries": task.entries,
+                 "worker": f"{socket.gethostname()}:{os.getpid()}"}  # fmt: skip
+    t0 = time.perf_counter()
+
+    def read():
+        t = open_tree(task.path, plan.tree)
+        keys = set(check_branches(task.path, t, plan.branches(), plan.schema.name))
+        try:
+            return read_chunk(t, plan, task.start, task.stop, keys)
+        except CORRUPT_ERRORS as err:  # damaged baskets show up only when read
+            raise InputFileError(task.path, f"cannot read entries {task.start}-{task.stop} ({type(err).__name__}: {err})",
+                                 cause=type(err).__name__) from err  # fmt: skip
+
+    try:
+        chunk = _with_retries(read, task.path)
+        t1 = time.perf_counter()
+        layout = shard_layout(plan)
+        arrays, counters = process_chunk(plan, chunk, layout)
+    except (InputFileError, MissingBranchError, OSError, FloatingPointError) as err:
+        # bad input: recorded, never retried; programming errors propagate to the client
+        rec.update(_failure(err))
+        rec.update(events=0, jets=0, shards=[], seconds=round(time.perf_counter() - t0, 3))
+        return rec
+    t2 = time.perf_counter()
+    name = shard_name(task.task_id, fmt)
+    info = write_shard(Path(store) / "shards" / name, arrays, layout, fmt=fmt, compression=compression,
+                       attrs={"task": task.key})  # fmt: skip
+    t3 = time.perf_counter()
+    rec.update(
+        status="done", events=chunk.n_events, jets=info.jets, shards=[info.to_json()], counters=counters,
+        read_bytes=chunk.nbytes, peak_rss_mb=round(_peak_rss_mb(), 1),
+        seconds={"read": round(t1 - t0, 4), "kernels": round(t2 - t1, 4), "write": round(t3 - t2, 4)},
+    )  # fmt: skip
+    return rec
+
+
+def task_to_json(task: Task) -> dict:
+    return asdict(task)

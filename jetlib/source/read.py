@@ -1,0 +1,129 @@
+"""Read one entry range of the branches a skim plan needs, as flat NumPy arrays + offsets.
+
+Collections come back from uproot as awkward arrays; we take ``ak.to_packed`` of each (so no
+IndexedArray's unfiltered contents reach a kernel) and hand the kernels offsets and contents.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import awkward as ak
+import numpy as np
+
+from jetlib.skim.plan import BlockPlan, SkimPlan
+
+__all__ = ["Jagged", "Chunk", "read_chunk", "merge_nodes"]
+
+
+@dataclass
+class Jagged:
+    offsets: np.ndarray  # int64, (n_events + 1,)
+    fields: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def counts(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+
+@dataclass
+class Chunk:
+    n_events: int
+    event: dict[str, np.ndarray]
+    jets: Jagged
+    blocks: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]  # name -> (offsets, X, kind)
+    links: dict[str, Jagged]
+    gen: Jagged
+    genjet: Jagged
+    genjetnu: Jagged | None
+    preset: dict[str, Jagged]
+    nbytes: int
+
+
+def _split(a: ak.Array, name: str) -> tuple[np.ndarray, np.ndarray]:
+    layout = ak.to_packed(a).layout
+    if not isinstance(layout, ak.contents.ListOffsetArray):
+        layout = layout.to_ListOffsetArray64(True)
+    offsets = np.asarray(layout.offsets.data, dtype=np.int64)
+    if not isinstance(layout.content, ak.contents.NumpyArray):
+        raise ValueError(f"branch {name} is not a jagged array of numbers ({a.type})")
+    content = np.asarray(layout.content.data)
+    if offsets[0] != 0:
+        content = content[offsets[0] :]
+        offsets = offsets - offsets[0]
+    return offsets, content
+
+
+def _jagged(arrays: dict[str, ak.Array], branches: dict[str, str]) -> Jagged:
+    out = Jagged(np.zeros(1, np.int64))
+    first = True
+    for f, b in branches.items():
+        off, content = _split(arrays[b], b)
+        if first:
+            out.offsets = off
+            first = False
+        elif off.shape != out.offsets.shape or not np.array_equal(off, out.offsets):
+            raise ValueError(f"branch {b} has different counts from the other branches of its collection")
+        out.fields[f] = content
+    return out
+
+
+def merge_nodes(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Interleave per-event node lists of several collections (each (offsets, X)):
+    collection 0's nodes of an event first, then collection 1's... Returns (offsets, X, kind)."""
+    if len(parts) == 1:
+        off, x = parts[0]
+        return off, x, np.zeros(x.shape[0], np.int8)
+    counts = [np.diff(o) for o, _ in parts]
+    total = np.sum(counts, axis=0)
+    offsets = np.zeros(total.shape[0] + 1, np.int64)
+    np.cumsum(total, out=offsets[1:])
+    X = np.empty((int(offsets[-1]), parts[0][1].shape[1]), np.float32)
+    kind = np.empty(int(offsets[-1]), np.int8)
+    before = np.zeros_like(total)
+    for k, ((off, x), cnt) in enumerate(zip(parts, counts)):
+        evt = np.repeat(np.arange(cnt.shape[0]), cnt)
+        local = np.arange(x.shape[0]) - off[evt]
+        dest = offsets[evt] + before[evt] + local
+        X[dest] = x
+        kind[dest] = k
+        before += cnt
+    return offsets, X, kind
+
+
+def _block(arrays, bp: BlockPlan, n_events: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    parts = []
+    for cname, brs in bp.branches.items():
+        present = {c: b for c, b in zip(bp.raw_columns, brs) if b is not None}
+        jag = _jagged(arrays, present)
+        n = int(jag.offsets[-1])
+        X = np.zeros((n, len(bp.raw_columns)), np.float32)
+        for i, c in enumerate(bp.raw_columns):
+            if c in jag.fields:
+                X[:, i] = jag.fields[c]
+        parts.append((jag.offsets, X))
+    return merge_nodes(parts)
+
+
+def read_chunk(t, plan: SkimPlan, start: int, stop: int, keys: set[str]) -> Chunk:
+    """Read entries [start, stop) of tree ``t`` for ``plan``; ``keys`` are the file's branch
+    names (optional branches absent from the file are skipped)."""
+    wanted = plan.branches() + [b for b in plan.optional_branches() if b in keys]
+    arrays = t.arrays(wanted, entry_start=start, entry_stop=stop, library="ak", how=dict)
+    nbytes = sum(int(a.layout.nbytes) for a in arrays.values())
+    n = stop - start
+    event = {k: np.asarray(arrays[b]) for k, b in plan.event_branches.items()}
+    jet_fields = dict(plan.jet_branches)
+    jet_fields.update({f: b for f, b in plan.jet_optional.items() if b in keys})
+    jets = _jagged(arrays, jet_fields)
+    blocks = {name: _block(arrays, bp, n) for name, bp in plan.blocks.items()}
+    links = {
+        name: _jagged(arrays, {"jetIdx": bp.link_branches[0], "candIdx": bp.link_branches[1]})
+        for name, bp in plan.blocks.items()
+        if bp.link_branches
+    }
+    gen = _jagged(arrays, plan.gen_branches)
+    genjet = _jagged(arrays, plan.genjet_branches)
+    genjetnu = _jagged(arrays, plan.genjetnu_branches) if plan.genjetnu_branches else None
+    preset = {c: _jagged(arrays, brs) for c, brs in plan.preset_branches.items()}
+    return Chunk(n, event, jets, blocks, links, gen, genjet, genjetnu, preset, nbytes)

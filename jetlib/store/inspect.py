@@ -1,0 +1,51 @@
+"""A summary of a store, for ``jetlib inspect``."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from jetlib.store.store import Store
+
+__all__ = ["describe"]
+
+
+def describe(path: str | Path) -> dict:
+    """Blocks, array shapes, jets per class (from the ``label`` column only), sizes, status."""
+    s = Store(path)
+    shards = s.shards()
+    counts = np.zeros(len(s.classes), np.int64)
+    for _, a in s.iter_read(["label"]):
+        counts += np.bincount(a["label"], minlength=len(s.classes))
+    status = Counter(r["status"] for r in s.manifest.latest().values())
+    arrays = {}
+    for name, spec in s.layout.arrays.items():
+        if name.endswith("_features") and name != "jet_features":
+            content = ", ".join(s.blocks[name[: -len("_features")]]["features"])
+        elif name == "jet_features":
+            content = ", ".join(s.jet_features)
+        elif name == "label_onehot":
+            content = ", ".join(s.classes)
+        elif name == "truth":
+            content = ", ".join(s.truth)
+        else:
+            content = ""
+        if len(content) > 60:
+            content = content[:57] + "..."
+        arrays[name] = (str(("N", *spec.inner)).replace("'", ""), spec.dtype, content)
+    return {
+        "jets": int(counts.sum()),
+        "shards": len(shards),
+        "bytes": sum(x.bytes for x in shards),
+        "format": s.format,
+        "compression": s.meta["shards"]["compression"],
+        "status": dict(status),
+        "schema": s.meta["input_schema"]["name"],
+        "config_hash": s.meta["config_hash"],
+        "arrays": arrays,
+        "label_scheme": s.meta["labels"]["scheme"],
+        "classes": dict(zip(s.classes, counts.tolist())),
+        "dropped": s.meta.get("dropped", {}),
+    }
