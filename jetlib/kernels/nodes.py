@@ -98,8 +98,11 @@ def _node_bank(x, kind, jpt, jeta, jphi, je, jpx, jpy, jpz, out):
     py = pt * math.sin(phi)
     jp = math.sqrt(jpx * jpx + jpy * jpy + jpz * jpz)
     ppar = (px * jpx + py * jpy + pz * jpz) / jp
-    pperp2 = p * p - ppar * ppar
-    out[18] = math.sqrt(pperp2) / p if (pperp2 > 0 and p > 0) else 0.0
+    # |p x j| / |j| rather than sqrt(p^2 - ppar^2), which cancels for nodes near the axis
+    cx = py * jpz - pz * jpy
+    cy = pz * jpx - px * jpz
+    cz = px * jpy - py * jpx
+    out[18] = math.sqrt(cx * cx + cy * cy + cz * cz) / (jp * p) if p > 0 else 0.0
     out[19] = ppar / jp
     out[20] = 1.0 if pid == 11 else 0.0
     out[21] = 1.0 if pid == 13 else 0.0
@@ -131,9 +134,13 @@ def fill_block(
     n_feat = feat_idx.shape[0]
     length = out_feat.shape[2]
     n_bank = 29 + X.shape[1]
+    # scratch for one jet's candidates: a link table may list a node twice, so a jet can
+    # have more candidates than its event has nodes
     max_nodes = 0
     for ev in range(noff.shape[0] - 1):
         max_nodes = max(max_nodes, noff[ev + 1] - noff[ev])
+        if use_link:
+            max_nodes = max(max_nodes, loff[ev + 1] - loff[ev])
     cand = np.empty(max(max_nodes, 1), np.int64)
     keys = np.empty(max(max_nodes, 1), np.float64)
     banks = np.empty((max(max_nodes, 1), n_bank), np.float64)
@@ -166,9 +173,13 @@ def fill_block(
                 if X[n0 + c, 0] >= min_pt:
                     cand[nc] = n0 + c
                     nc += 1
+                elif not math.isfinite(X[n0 + c, 0]):
+                    nonfinite += 1  # a node without a valid pT is dropped, and counted
         else:
             for c in range(n0, n0 + nn):
-                if X[c, 0] < min_pt:
+                if not X[c, 0] >= min_pt:
+                    if not math.isfinite(X[c, 0]):
+                        nonfinite += 1
                     continue
                 de = X[c, 1] - eta_j
                 dp = delta_phi(X[c, 2], phi_j)

@@ -135,10 +135,9 @@ def _client(scheduler: str | None, workers: int | None, dashboard_address: str |
     if scheduler:
         return Client(scheduler), None
     n = workers or max(1, len(os.sched_getaffinity(0)))
-    cluster = LocalCluster(
-        n_workers=n, threads_per_worker=1, processes=True,
-        dashboard_address=dashboard_address or None, host="127.0.0.1",
-    )  # fmt: skip
+    # no address asked for: a random loopback port, never all interfaces (PITFALLS.md)
+    cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
+                           dashboard_address=dashboard_address or "127.0.0.1:0")  # fmt: skip
     return Client(cluster), cluster
 
 

@@ -1,0 +1,166 @@
+"""End to end: ROOT files → skim on a LocalCluster → store, read back without jetlib."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import awkward as ak
+import h5py
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import uproot
+from conftest import NANO, write_miniaod
+
+from jetlib.errors import StoreError
+from jetlib.skim.run import skim
+from jetlib.store import Store
+
+KW = dict(workers=1, dashboard_address=None, progress=False, entries_per_task=200)
+
+
+@pytest.fixture(scope="module")
+def hdf5_store(miniaod_files, tmp_path_factory):
+    out = tmp_path_factory.mktemp("s") / "store"
+    s = skim([str(p) for p in miniaod_files], out, fmt="hdf5", **KW)
+    assert s.ok and s.done == 4  # 2 files x 300 events in tasks of 200
+    return out
+
+
+def test_store_matches_inputs(hdf5_store, miniaod_files):
+    store = Store(hdf5_store)
+    recs = [r for r in store.manifest.latest().values() if r["kind"] == "range"]
+    assert sum(r["events"] for r in recs) == 600
+    # read with plain h5py, no jetlib
+    parts = []
+    for sh in store.shards():
+        with h5py.File(sh.path, "r") as f:
+            parts.append({k: f[k][:] for k in ("jet_pt", "event", "jet_index", "pf_features", "pf_mask", "jet_features")})
+            assert f["pf_features"].shape[1:] == (40, 50) and f["pf_mask"].shape[1:] == (1, 50)
+            assert f["pf_features"].chunks is None  # contiguous: memory-mappable
+    got = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    assert len(got["jet_pt"]) == store.n_jets == sum(r["jets"] for r in recs)
+    # independent reference with awkward: the selected jets and their PF candidates
+    ref_pt, ref_npf, ref_lead = [], [], []
+    for path in miniaod_files:
+        a = uproot.open(path)["Events"].arrays(["Jet_pt", "Jet_eta", "Jet_jetId", "JetPFCand_jetIdx", "JetPFCand_candIdx", "PFCand_pt"])
+        sel = (a.Jet_pt > 15) & (abs(a.Jet_eta) < 2.5) & ((a.Jet_jetId & 2) == 2)
+        for ev in range(len(a)):
+            for j in np.flatnonzero(ak.to_numpy(sel[ev])):
+                ref_pt.append(a.Jet_pt[ev][j])
+                linked = ak.to_numpy(a.JetPFCand_candIdx[ev][a.JetPFCand_jetIdx[ev] == j])
+                pts = ak.to_numpy(a.PFCand_pt[ev])[linked]
+                ref_npf.append(len(pts))
+                ref_lead.append(pts.max() if len(pts) else 0.0)
+    np.testing.assert_array_equal(got["jet_pt"], np.array(ref_pt, np.float32))
+    feats = Store(hdf5_store).blocks["pf"]["features"]
+    npf = got["jet_features"][:, Store(hdf5_store).jet_features.index("n_pf")]
+    np.testing.assert_array_equal(npf, ref_npf)
+    np.testing.assert_array_equal(got["pf_mask"].sum(axis=(1, 2)), np.minimum(ref_npf, 50))
+    np.testing.assert_allclose(got["pf_features"][:, feats.index("pt"), 0], ref_lead, rtol=1e-6)
+    # sorted by pT, zero padding after the real nodes
+    pt = got["pf_features"][:, feats.index("pt"), :]
+    assert (np.diff(pt, axis=1)[got["pf_mask"][:, 0, 1:] == 1] <= 0).all()
+    assert (pt[got["pf_mask"][:, 0, :] == 0] == 0).all()
+
+
+def test_parquet_has_the_same_content(hdf5_store, miniaod_files, tmp_path):
+    out = tmp_path / "pq"
+    assert skim([str(p) for p in miniaod_files], out, fmt="parquet", compression="lz4", **KW).ok
+    a, b = Store(hdf5_store), Store(out)
+    names = list(a.layout.arrays)
+    ra, rb = a.read(names), b.read(names)
+    for n in names:
+        np.testing.assert_array_equal(ra[n], rb[n], err_msg=n)
+    # plain pyarrow sees named columns
+    t = pq.read_table(b.shards()[0].path, columns=["pf_log_pt", "jet_pt", "label_b", "gen_pt"])
+    assert t.column("pf_log_pt").type.list_size == 50
+
+
+def test_resume_does_only_unfinished_work(hdf5_store, miniaod_files, tmp_path):
+    out = tmp_path / "copy"
+    shutil.copytree(hdf5_store, out)
+    before = {s.name: s.checksum for s in Store(out).shards()}
+    s = skim([str(p) for p in miniaod_files], out, **KW)
+    assert s.done == 0 and s.already_done == 4
+    # lose a shard: only its task runs again, and it comes back identical
+    victim = sorted(before)[1]
+    (out / "shards" / victim).unlink()
+    s = skim([str(p) for p in miniaod_files], out, **KW)
+    assert s.done == 1 and s.already_done == 3
+    assert {x.name: x.checksum for x in Store(out).shards()} == before
+
+
+def test_changed_config_is_refused(hdf5_store, miniaod_files, tmp_path):
+    out = tmp_path / "copy"
+    shutil.copytree(hdf5_store, out)
+    with pytest.raises(StoreError, match="another configuration"):
+        skim([str(p) for p in miniaod_files], out, fmt="parquet", **KW)
+    assert skim([str(p) for p in miniaod_files], out, fmt="parquet", overwrite=True, **KW).ok
+
+
+def test_bad_inputs_are_recorded_and_good_files_complete(tmp_path):
+    good = write_miniaod(tmp_path / "good.root", 150, seed=3)
+    nojets = write_miniaod(tmp_path / "nojets.root", 50, seed=4, max_jets=0)
+    nan = write_miniaod(tmp_path / "nan.root", 50, seed=5, nan_pf=True)
+    empty = write_miniaod(tmp_path / "empty.root", 0, seed=6)
+    missing_branch = write_miniaod(tmp_path / "nobranch.root", 50, seed=7, drop=("PFCand_dxy",))
+    trunc = tmp_path / "truncated.root"
+    trunc.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    notroot = tmp_path / "notroot.root"
+    notroot.write_text("this is not a ROOT file\n")
+    filelist = tmp_path / "files.txt"
+    filelist.write_text("\n".join([
+        "# a comment", "", str(good), str(nojets), str(nan), str(empty), str(missing_branch),
+        str(trunc), str(notroot), str(tmp_path / "does_not_exist.root"),
+    ]))  # fmt: skip
+    s = skim(filelist, tmp_path / "store", **KW)
+    assert not s.ok
+    latest = Store(tmp_path / "store").manifest.latest()
+    by_file = {}
+    for r in latest.values():
+        by_file.setdefault(r["file"].rsplit("/", 1)[-1], []).append(r)
+    status = lambda f: {r["status"] for r in by_file[f]}  # noqa: E731
+    assert status("good.root") == status("nojets.root") == status("nan.root") == status("empty.root") == {"done"}
+    assert sum(r["jets"] for r in by_file["good.root"]) > 0
+    assert sum(r["jets"] for r in by_file["nojets.root"]) == 0
+    assert sum(r["counters"]["nonfinite_pf"] for r in by_file["nan.root"]) > 0
+    reasons = {f: by_file[f][0] for f in ("nobranch.root", "truncated.root", "notroot.root", "does_not_exist.root")}
+    assert all(r["status"] == "failed" for r in reasons.values())
+    assert "PFCand_dxy" in reasons["nobranch.root"]["reason"] and "near matches" in reasons["nobranch.root"]["reason"]
+    assert "truncated" in reasons["truncated.root"]["reason"]
+    assert "not a ROOT file" in reasons["notroot.root"]["reason"]
+    assert "not found" in reasons["does_not_exist.root"]["reason"]
+    # the good file's output is complete: same jets as skimming it alone
+    alone = skim([str(good)], tmp_path / "alone", **KW)
+    assert alone.jets == sum(r["jets"] for r in by_file["good.root"])
+    # --skip-bad-files records them as skipped and the run is ok
+    s2 = skim(filelist, tmp_path / "store2", skip_bad_files=True, **KW)
+    assert s2.ok and s2.skipped == 4
+
+
+@pytest.mark.skipif(not NANO.exists(), reason="../shared/data not present")
+def test_real_nanoaod(tmp_path):
+    s = skim([str(NANO)], tmp_path / "nano", schema="nanoaod", **KW)
+    assert s.ok and s.events == 200 and s.jets > 200
+    store = Store(tmp_path / "nano")
+    assert set(store.blocks) == {"sv", "lep"}
+    assert "pf" in store.meta["dropped"]["blocks"]
+    a = store.read(["jet_pt", "label", "truth", "hadron_flavour", "sv_mask", "sv_features"])
+    ref = uproot.open(NANO)["Events"].arrays(["Jet_pt", "Jet_eta", "Jet_jetId"])
+    sel = (ref.Jet_pt > 15) & (abs(ref.Jet_eta) < 2.5) & ((ref.Jet_jetId & 2) == 2)
+    np.testing.assert_array_equal(a["jet_pt"], ak.to_numpy(ak.flatten(ref.Jet_pt[sel])))
+    classes = store.classes
+    # pu <=> no gen jet within dR 0.4, computed independently with awkward
+    g = uproot.open(NANO)["Events"].arrays(["Jet_eta", "Jet_phi", "GenJet_eta", "GenJet_phi"])
+    pairs = ak.cartesian([g.Jet_eta[sel], g.GenJet_eta], nested=True)
+    phis = ak.cartesian([g.Jet_phi[sel], g.GenJet_phi], nested=True)
+    dphi = (phis["0"] - phis["1"] + np.pi) % (2 * np.pi) - np.pi
+    dr2 = (pairs["0"] - pairs["1"]) ** 2 + dphi**2
+    matched = ak.to_numpy(ak.flatten(ak.fill_none(ak.min(dr2, axis=2), 99.0) < 0.16))
+    np.testing.assert_array_equal(a["label"] == classes.index("pu"), ~matched)
+    # pu jets have no truth kinematics; matched jets do
+    pu = a["label"] == classes.index("pu")
+    assert (a["truth"][pu] == 0).all() and (a["truth"][~pu][:, 0] > 0).all()
+    assert json.loads((tmp_path / "nano" / "jetlib.json").read_text())["input_schema"]["name"] == "nanoaod"

@@ -1,0 +1,117 @@
+"""Hand-built GEN events: one per truth class, checked against the expected label."""
+
+from __future__ import annotations
+
+
+import numpy as np
+import pytest
+
+from jetlib.config.skim import load_label_scheme
+from jetlib.kernels.truth import FINE, TRUTH_TARGETS, hadron_flavour, label_jets
+
+PROMPT, HARD, FROM_HARD, LAST = 1, 1 << 7, 1 << 8, 1 << 13
+JET = (0.5, 1.0)  # eta, phi of the reco jet
+
+
+def P(pdg, pt=20.0, eta=0.5, phi=1.0, mass=0.0, status=1, flags=0, mother=-1):
+    return dict(pdg=pdg, pt=pt, eta=eta, phi=phi, mass=mass, status=status, flags=flags, mother=mother)
+
+
+def label_of(particles, *, genjet=True, genjet_nu_pt=None, jet=JET):
+    g = {k: np.array([p[k] for p in particles], dtype=np.float32 if k in ("pt", "eta", "phi", "mass") else np.int64)
+         for k in ("pdg", "pt", "eta", "phi", "mass", "status", "flags", "mother")}  # fmt: skip
+    goff = np.array([0, len(particles)], np.int64)
+    gj = [(40.0, jet[0] + 0.05, jet[1] - 0.05, 5.0)] if genjet else []
+    gjoff = np.array([0, len(gj)], np.int64)
+    gja = np.array(gj, np.float32).reshape(-1, 4)
+    nu = [(genjet_nu_pt, jet[0], jet[1])] if genjet_nu_pt else []
+    gna = np.array(nu, np.float32).reshape(-1, 3)
+    fine = np.zeros(1, np.int32)
+    truth = np.zeros((1, len(TRUTH_TARGETS)), np.float32)
+    label_jets(np.array([0]), np.array([jet[0]]), np.array([jet[1]]),
+               goff, g["pt"], g["eta"], g["phi"], g["mass"], g["pdg"], g["status"], g["flags"], g["mother"],
+               gjoff, gja[:, 0].copy(), gja[:, 1].copy(), gja[:, 2].copy(), gja[:, 3].copy(),
+               True, np.array([0, len(nu)], np.int64), gna[:, 0].copy(), gna[:, 1].copy(), gna[:, 2].copy(),
+               0.4, 5.0, 5.0, fine, truth)  # fmt: skip
+    return FINE[fine[0]], truth[0]
+
+
+def quark(pdg, **kw):
+    return P(pdg, status=23, flags=HARD | FROM_HARD | LAST, **kw)
+
+
+def tau_event(pdg, n_ch, n_pi0, leptonic=False):
+    parts = [P(23, pt=50, eta=0.0, phi=0.0, mass=91, status=62), P(pdg, pt=40, status=2, flags=PROMPT | FROM_HARD | LAST, mother=0)]
+    charge = -1 if pdg > 0 else 1
+    parts.append(P(16 if pdg > 0 else -16, pt=5, mother=1))
+    if leptonic:
+        parts += [P(13 * (1 if pdg > 0 else -1), pt=20, mother=1), P(-14, pt=5, mother=1)]
+        return parts
+    signs = [charge] * ((n_ch + 1) // 2) + [-charge] * (n_ch // 2)
+    parts += [P(211 * s, pt=10, mother=1) for s in signs]
+    parts += [P(111, pt=8, status=2, mother=1) for _ in range(n_pi0)]
+    parts += [P(22, pt=4, mother=len(parts) - 1)] if n_pi0 else []  # a photon from the last pi0
+    return parts
+
+
+CASES = {
+    "pu": ([quark(21)], False),
+    "e": ([P(24, status=62), P(11, pt=30, flags=PROMPT | FROM_HARD | LAST, mother=0), quark(1)], True),
+    "mu": ([P(23, status=62), P(-13, pt=30, flags=PROMPT | FROM_HARD | LAST, mother=0)], True),
+    "taup_1h0p": (tau_event(-15, 1, 0), True),
+    "taup_1h1p": (tau_event(-15, 1, 1), True),
+    "taum_1h2p": (tau_event(15, 1, 2), True),
+    "taum_3h0p": (tau_event(15, 3, 0), True),
+    "taup_3h1p": (tau_event(-15, 3, 1), True),
+    # B* -> B -> D: one B hadron (the last of the chain), its D does not make it c
+    "b": ([quark(5), P(513, status=2, mother=0), P(511, status=2, mother=1), P(-411, status=2, mother=2),
+           P(13, pt=6, mother=2)], True),  # non-prompt muon from the B: not "mu"  # fmt: skip
+    "bb": ([quark(21), P(521, status=2, mother=0), P(-5122, status=2, eta=0.6, mother=0)], True),
+    "c": ([quark(4), P(421, status=2, mother=0)], True),
+    "cc": ([quark(21), P(421, status=2, mother=0), P(-431, status=2, phi=1.1, mother=0)], True),
+    "uds": ([quark(3), quark(21, eta=1.2)], True),  # nearest parton is the s quark
+    "g": ([quark(21, eta=0.45), quark(2, eta=0.8)], True),
+    "undef": ([quark(21, eta=2.0)], True),  # a gen jet, but nothing of GEN within dR 0.4
+}
+
+
+@pytest.mark.parametrize("expected", list(CASES))
+def test_each_class_by_hand(expected):
+    parts, genjet = CASES[expected]
+    assert label_of(parts, genjet=genjet)[0] == expected
+
+
+def test_leptonic_tau_is_not_a_tau_jet():
+    assert label_of(tau_event(15, 0, 0, leptonic=True) + [quark(1, eta=0.55)])[0] == "uds"
+
+
+def test_far_objects_do_not_match():
+    far = dict(eta=JET[0] + 0.5)
+    assert label_of([quark(5), P(511, status=2, mother=0, **far)])[0] == "undef"
+    assert label_of([P(11, pt=30, flags=PROMPT, **far)])[0] == "undef"
+    assert label_of([P(11, pt=3, flags=PROMPT)])[0] == "undef"  # below prompt_lepton_min_pt
+
+
+def test_truth_kinematics():
+    fine, truth = label_of([quark(1)], genjet_nu_pt=44.0)
+    assert fine == "uds"
+    np.testing.assert_allclose(truth, [40.0, JET[0] + 0.05, JET[1] - 0.05, 5.0, 44.0], rtol=1e-6)
+    _, truth = label_of([quark(1)], genjet=False)
+    assert (truth == 0).all()
+
+
+@pytest.mark.parametrize(
+    ("pdg", "flav"),
+    [(511, 5), (-521, 5), (5122, 5), (553, 5), (541, 5), (421, 4), (-4122, 4), (443, 4), (211, 2), (2212, 2), (321, 3), (5101, 0), (21, 0), (15, 0)],
+)
+def test_hadron_flavour(pdg, flav):
+    assert hadron_flavour(pdg) == flav
+
+
+def test_label_schemes_cover_every_category():
+    for name in ("default", "merged"):
+        s = load_label_scheme(name)
+        assert len(s.fine_to_class) == len(FINE) and min(s.fine_to_class) >= 0
+    merged = load_label_scheme("merged")
+    assert merged.classes[merged.fine_to_class[FINE.index("bb")]] == "b"
+    assert merged.classes[merged.fine_to_class[FINE.index("taum_3h1p")]] == "tau3p"
