@@ -22,7 +22,7 @@ app = typer.Typer(
 )
 
 #: command modules, in the order their commands appear in --help
-_COMMANDS = ["generate", "skim", "inspect", "weights", "export"]
+_COMMANDS = ["demo", "generate", "skim", "inspect", "weights", "export"]
 
 for _name in _COMMANDS:
     try:

@@ -1,0 +1,78 @@
+"""Truth jets of each process: type, kinematics, and how many per event.
+
+Jet types (what the truth labeller should find): b, bb, c, cc, uds, g, undef (a gen jet with
+no hard parton), tau (hadronic, by mode and charge), tau_lep (leptonic tau), e, mu (prompt
+leptons), pu (a reco jet with no gen jet).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["TYPES", "PROCESSES", "TAU_MODES", "truth_jets"]
+
+TYPES = ("b", "bb", "c", "cc", "uds", "g", "undef", "tau", "tau_lep", "e", "mu", "pu")
+T = {t: i for i, t in enumerate(TYPES)}
+PROCESSES = ("ttbar", "qcd", "ztautau", "zmumu")
+# hadronic tau modes (charged, pi0) and their relative rates
+TAU_MODES = ((1, 0), (1, 1), (1, 2), (3, 0), (3, 1))
+TAU_MODE_P = np.array([0.17, 0.38, 0.14, 0.14, 0.07]) / 0.90
+
+
+def _pt(rng, n, pt0, index):
+    """Falling spectrum: a power law from ``pt0``, capped at 1000 GeV."""
+    return np.minimum(pt0 * rng.random(n) ** (-1.0 / index), 1000.0 * rng.uniform(0.9, 1.0, n))
+
+
+def _qcd_types(rng, n):
+    return rng.choice([T["g"], T["uds"], T["c"], T["b"], T["bb"], T["cc"]], n, p=[0.52, 0.30, 0.06, 0.05, 0.04, 0.03])
+
+
+def truth_jets(rng, process: np.ndarray) -> dict[str, np.ndarray]:
+    """Truth jets of a batch of events (``process``: process index per event), grouped by event."""
+    evt, typ, pt = [], [], []
+    n_ev = len(process)
+    for p, name in enumerate(PROCESSES):
+        ev = np.flatnonzero(process == p)
+        k = len(ev)
+        if not k:
+            continue
+        if name == "ttbar":
+            lep = rng.random(k) < 0.45  # semileptonic: one W -> l nu
+            kinds = [np.full(k, T["b"]), np.full(k, T["b"]),
+                     np.where(lep, np.where(rng.random(k) < 0.5, T["e"], T["mu"]), np.where(rng.random(k) < 0.3, T["c"], T["uds"])),
+                     np.where(lep, -1, T["uds"])]  # fmt: skip
+            pts = [_pt(rng, k, 30, 2.2) for _ in range(4)]
+        elif name == "qcd":
+            kinds = [_qcd_types(rng, k), _qcd_types(rng, k), np.where(rng.random(k) < 0.5, _qcd_types(rng, k), -1)]
+            lead = _pt(rng, k, 25, 2.0)
+            pts = [lead, lead * rng.uniform(0.6, 1.0, k), _pt(rng, k, 15, 2.5)]
+        elif name == "ztautau":
+            kinds = [np.where(rng.random(k) < 0.65, T["tau"], T["tau_lep"]) for _ in range(2)]
+            pts = [_pt(rng, k, 20, 3.0) for _ in range(2)]
+        else:  # zmumu
+            kinds = [np.full(k, T["mu"]), np.full(k, T["mu"])]
+            pts = [_pt(rng, k, 25, 3.0) for _ in range(2)]
+        # initial-state radiation: a gluon jet, or a gen jet with no hard parton (undef)
+        kinds.append(np.where(rng.random(k) < 0.4, np.where(rng.random(k) < 0.5, T["g"], T["undef"]), -1))
+        pts.append(_pt(rng, k, 15, 2.8))
+        for kk, pp in zip(kinds, pts):
+            keep = kk >= 0
+            evt.append(ev[keep])
+            typ.append(kk[keep])
+            pt.append(pp[keep])
+    # pileup jets: reco jets with no gen jet
+    npu = rng.poisson(0.5, n_ev)
+    evt.append(np.repeat(np.arange(n_ev), npu))
+    typ.append(np.full(npu.sum(), T["pu"]))
+    pt.append(_pt(rng, int(npu.sum()), 15, 4.0))
+    evt_a, typ_a, pt_a = np.concatenate(evt), np.concatenate(typ), np.concatenate(pt)
+    order = np.argsort(evt_a, kind="stable")
+    evt_a, typ_a, pt_a = evt_a[order], typ_a[order], pt_a[order]
+    n = len(evt_a)
+    eta = np.clip(rng.normal(0, 1.6, n), -4.6, 4.6)
+    phi = rng.uniform(-np.pi, np.pi, n)
+    tau_mode = rng.choice(len(TAU_MODES), n, p=TAU_MODE_P)
+    tau_charge = rng.choice([-1, 1], n)
+    return {"evt": evt_a, "type": typ_a, "pt": pt_a, "eta": eta, "phi": phi, "tau_mode": tau_mode,
+            "tau_charge": tau_charge, "semilep": rng.random(n) < 0.2}  # fmt: skip
