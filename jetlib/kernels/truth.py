@@ -61,6 +61,21 @@ def _is_ancestor(mother, start, target, begin):
 
 
 @nb.njit(cache=True)
+def _nearest(begin, end, eta, phi, eta_j, phi_j, r2):
+    """Index in [begin, end) of the object nearest to the jet axis within dR^2 < r2, or -1."""
+    best = -1
+    bestd = r2
+    for i in range(begin, end):
+        de = eta[i] - eta_j
+        dp = delta_phi(phi[i], phi_j)
+        d = de * de + dp * dp
+        if d < bestd:
+            bestd = d
+            best = i
+    return best
+
+
+@nb.njit(cache=True)
 def label_jets(
     sel_evt, jeta, jphi,
     goff, g_pt, g_eta, g_phi, g_mass, g_pdg, g_status, g_flags, g_mother,
@@ -153,15 +168,7 @@ def label_jets(
         eta_j = jeta[j]
         phi_j = jphi[j]
         # -- truth kinematics: nearest gen jet ------------------------------------------
-        best = -1
-        bestd = r2
-        for i in range(gjoff[ev], gjoff[ev + 1]):
-            de = gj_eta[i] - eta_j
-            dp = delta_phi(gj_phi[i], phi_j)
-            d = de * de + dp * dp
-            if d < bestd:
-                bestd = d
-                best = i
+        best = _nearest(gjoff[ev], gjoff[ev + 1], gj_eta, gj_phi, eta_j, phi_j, r2)
         for c in range(5):
             out_truth[j, c] = 0.0
         if best < 0:
@@ -173,15 +180,7 @@ def label_jets(
         out_truth[j, 3] = gj_mass[best]
         out_truth[j, 4] = gj_pt[best]
         if has_nu:
-            bn = -1
-            bnd = r2
-            for i in range(gnoff[ev], gnoff[ev + 1]):
-                de = gn_eta[i] - eta_j
-                dp = delta_phi(gn_phi[i], phi_j)
-                d = de * de + dp * dp
-                if d < bnd:
-                    bnd = d
-                    bn = i
+            bn = _nearest(gnoff[ev], gnoff[ev + 1], gn_eta, gn_phi, eta_j, phi_j, r2)
             if bn >= 0:
                 out_truth[j, 4] = gn_pt[bn]
         # -- label ---------------------------------------------------------------------
