@@ -20,6 +20,7 @@ def register(app: typer.Typer) -> None:
         import time
 
         from rich.console import Console
+        from rich.markup import escape
 
         from jetlib.generate import generate as run
 
@@ -28,7 +29,7 @@ def register(app: typer.Typer) -> None:
         try:
             paths = run(out, events=events, processes=[p.strip() for p in process.split(",") if p.strip()], files=files, seed=seed)
         except ValueError as err:
-            console.print(f"[red]error:[/] {err}")
+            console.print(f"[red]error:[/] {escape(str(err))}")
             raise typer.Exit(2) from None
         dt = time.perf_counter() - t0
         console.print(f"wrote {events:,} events in {len(paths)} files to {out}/ ({events / dt:,.0f} events/s)")

@@ -12,6 +12,7 @@ def register(app: typer.Typer) -> None:
     def inspect(store: Path = typer.Argument(..., help="Store folder.")) -> None:
         """Show a store: blocks and shapes, jets per class, size, manifest status."""
         from rich.console import Console
+        from rich.markup import escape
         from rich.table import Table
 
         from jetlib.errors import StoreError
@@ -21,7 +22,7 @@ def register(app: typer.Typer) -> None:
         try:
             d = describe(store)
         except StoreError as err:
-            console.print(f"[red]error:[/] {err}")
+            console.print(f"[red]error:[/] {escape(str(err))}")
             raise typer.Exit(2) from None
         console.print(
             f"[bold]{store}[/]: {d['jets']:,} jets in {d['shards']} {d['format']} shards "

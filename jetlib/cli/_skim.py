@@ -31,6 +31,7 @@ def register(app: typer.Typer) -> None:
         Re-running the same command resumes: only unfinished tasks run.
         """
         from rich.console import Console
+        from rich.markup import escape
         from rich.table import Table
 
         from jetlib.errors import ConfigError, StoreError
@@ -45,7 +46,7 @@ def register(app: typer.Typer) -> None:
                 skip_bad_files=skip_bad_files, progress=progress, console=console,
             )  # fmt: skip
         except (ConfigError, StoreError, ValueError) as err:
-            console.print(f"[red]error:[/] {err}")
+            console.print(f"[red]error:[/] {escape(str(err))}")
             raise typer.Exit(2) from None
         t = Table(title=f"skim → {s.store}", show_header=True)
         for c in ("done", "failed", "skipped", "already done", "events", "jets", "jets/s", "time"):

@@ -1,0 +1,52 @@
+"""``jetlib export weaver`` and ``jetlib export cmssw``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    export = typer.Typer(help="Write a store's inputs, standardisation and weights for other tools.", no_args_is_help=True)
+    app.add_typer(export, name="export")
+
+    def _blocks(blocks: str | None) -> list[str] | None:
+        return [b.strip() for b in blocks.split(",") if b.strip()] if blocks else None
+
+    @export.command()
+    def weaver(
+        store: Path = typer.Argument(..., help="Store folder (Parquet shards)."),
+        weights: str = typer.Option("flat", help="Stored sampling weights to include; 'none' for no weights section."),
+        standardize: bool = typer.Option(True, help="Include the stored standardisation (jetlib stats)."),
+        blocks: str = typer.Option(None, help="Blocks to export, e.g. 'pf,sv,jet' (default: all)."),
+    ) -> None:
+        """weaver-core data config (YAML) on stdout: `jetlib export weaver store/ > data.yaml`."""
+        from jetlib.errors import StoreError
+        from jetlib.export import dump_yaml, weaver_config
+
+        try:
+            cfg = weaver_config(store, weights=None if weights == "none" else weights,
+                                standardize=standardize, blocks=_blocks(blocks))  # fmt: skip
+        except StoreError as err:
+            typer.echo(f"error: {err}", err=True)
+            raise typer.Exit(2) from None
+        typer.echo(dump_yaml(cfg), nl=False)
+
+    @export.command()
+    def cmssw(
+        store: Path = typer.Argument(..., help="Store folder."),
+        blocks: str = typer.Option(None, help="Blocks to export, e.g. 'pf,sv,jet' (default: all)."),
+    ) -> None:
+        """CMSSW ONNX preprocess.json on stdout: `jetlib export cmssw store/ > preprocess.json`."""
+        import json
+
+        from jetlib.errors import StoreError
+        from jetlib.export import cmssw_preprocess
+
+        try:
+            out = cmssw_preprocess(store, blocks=_blocks(blocks))
+        except StoreError as err:
+            typer.echo(f"error: {err}", err=True)
+            raise typer.Exit(2) from None
+        typer.echo(json.dumps(out, indent=2))

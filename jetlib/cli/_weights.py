@@ -1,0 +1,92 @@
+"""``jetlib weights`` and ``jetlib stats``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+
+def _fail(console, err: Exception) -> None:
+    from rich.markup import escape
+
+    console.print(f"[red]error:[/] {escape(str(err))}")
+    raise typer.Exit(2)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def weights(
+        store: Path = typer.Argument(..., help="Store folder."),
+        bins: str = typer.Option(
+            "pt,eta", help="Binned observers: 'pt,eta' (defaults) or 'pt=15:1000:log25,eta=-2.5:2.5:10' or 'pt=15|30|1000'."
+        ),
+        method: str = typer.Option("flat", help="flat: uniform in the bins for every class; ref: shaped like --reference."),
+        reference: str = typer.Option(None, help="Reference class for --method ref."),
+        class_weights: str = typer.Option(None, help="Up/down-sample classes, e.g. 'b=2,c=2' (others 1)."),
+        threshold: float = typer.Option(10.0, help="Percentile guarding low-count bins (weaver's reweight_threshold)."),
+        flow: str = typer.Option("clip", help="Jets outside the bins: clip into the edge bins, or drop (weight 0)."),
+        name: str = typer.Option(None, help="Save as weights/<name>.json (default: the method)."),
+        plot: bool = typer.Option(False, "--plot", help="Write PNGs: per-class pT/η before/after, weight maps."),
+        scheduler: str = typer.Option(None, help="Dask scheduler address for a large store (default: local threads)."),
+    ) -> None:
+        """Per-class pT/η sampling weights and class weights, saved in STORE/weights/."""
+        from rich.console import Console
+        from rich.table import Table
+
+        from jetlib.errors import ConfigError, StoreError
+        from jetlib.weights import compute_weights
+
+        console = Console()
+        try:
+            w = compute_weights(
+                store, bins=bins, method=method, reference=reference, class_weights=class_weights,
+                threshold=threshold, flow=flow, name=name, plot=plot, scheduler=scheduler,
+            )  # fmt: skip
+        except (ConfigError, StoreError, ImportError) as err:
+            _fail(console, err)
+        shape = " × ".join(f"{v} {len(e) - 1}" for v, e in zip(w.variables, w.edges))
+        t = Table(title=f"{w.method} weights over {shape} bins → {store}/weights/{w.name}.json")
+        for c in ("class", "jets", "outside bins", "class weight", "expected after sampling", "fraction"):
+            t.add_column(c, justify="right" if c != "class" else "left")
+        exp = w.expected_counts()
+        tot = sum(exp.values()) or 1.0
+        flow_jets = w.extra.get("flow_jets", {})
+        for i, c in enumerate(w.classes):
+            n = int(w.counts[i].sum()) + (flow_jets.get(c, 0) if w.flow == "drop" else 0)
+            if n == 0:
+                continue
+            t.add_row(c, f"{n:,}", f"{flow_jets.get(c, 0):,}", f"{w.class_weights[c]:g}", f"{exp[c]:,.0f}", f"{exp[c] / tot:.3f}")
+        console.print(t)
+        empty = [c for i, c in enumerate(w.classes) if w.counts[i].sum() == 0]
+        if empty:
+            console.print(f"classes with no jets (weight 0): {', '.join(empty)}")
+        for p in w.extra.get("plots", []):
+            console.print(f"plot: {p}")
+
+    @app.command()
+    def stats(
+        store: Path = typer.Argument(..., help="Store folder."),
+        clip: float = typer.Option(5.0, help="Clip standardised values to ±CLIP."),
+    ) -> None:
+        """Standardisation (median, 16/84% scale, clip) of every node and jet feature, over
+        real nodes only; saved in STORE/stats/stats.json."""
+        from rich.console import Console
+        from rich.table import Table
+
+        from jetlib.errors import StoreError
+        from jetlib.stats import compute_stats
+
+        console = Console()
+        try:
+            st = compute_stats(store, clip=clip, progress=True)
+        except StoreError as err:
+            _fail(console, err)
+        t = Table(title=f"standardisation of {st.jets:,} jets → {store}/stats/stats.json")
+        for c in ("array", "feature", "values", "p16", "median", "p84", "scale"):
+            t.add_column(c, justify="left" if c in ("array", "feature") else "right", no_wrap=True)
+        for name, fs in st.arrays.items():
+            for i, f in enumerate(fs.features):
+                t.add_row(name if i == 0 else "", f, f"{fs.extra['count'][i]:,}", f"{fs.extra['p16'][i]:.4g}",
+                          f"{fs.center[i]:.4g}", f"{fs.extra['p84'][i]:.4g}", f"{fs.scale[i]:.4g}")  # fmt: skip
+        console.print(t)

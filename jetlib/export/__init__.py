@@ -1,0 +1,151 @@
+"""Hand a store's layout, standardisation and weights to other tools.
+
+- :func:`weaver_config`: a weaver-core data config (YAML) that reads the store's Parquet
+  shards: every block as an input with its length, padding and the stored standardisation,
+  the one-hot label columns, the observers, and the sampling weights as ``reweight_hists``.
+- :func:`cmssw_preprocess`: the ``preprocess.json`` that CMSSW's ONNX jet-tagger producers
+  read (input names, lengths, per-variable median / norm_factor / bounds / pad).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from jetlib.errors import StoreError
+from jetlib.stats import Stats, load_stats
+from jetlib.store.store import Store
+from jetlib.weights import SamplingWeights, load_weights
+
+__all__ = ["weaver_config", "cmssw_preprocess", "dump_yaml"]
+
+
+def _inputs(s: Store, stats: Stats | None, blocks: list[str] | None) -> dict[str, dict[str, Any]]:
+    """name -> {length, pad_mode, vars: [[column, center, scale, min, max, pad]]}."""
+    names = list(s.blocks) if blocks is None else blocks
+    unknown = [b for b in names if b not in s.blocks and b != "jet"]
+    if unknown:
+        raise StoreError(f"{s.path}: no block {unknown[0]!r}; blocks are {', '.join(s.blocks)} and jet")
+    out: dict[str, dict[str, Any]] = {}
+    for b in names:
+        if b == "jet":
+            continue
+        info = s.blocks[b]
+        fs = stats.arrays.get(f"{b}_features") if stats else None
+        rows = []
+        for i, f in enumerate(info["features"]):
+            col = f"{b}_{f}"
+            if fs is None:
+                rows.append([col, None])
+            else:
+                rows.append([col, float(fs.center[i]), float(fs.scale[i]), float(fs.lo[i]), float(fs.hi[i]), 0])
+        pad = "wrap" if info.get("padding") == "wrap" else "constant"
+        out[f"{b}_features"] = {"length": int(info["length"]), "pad_mode": pad, "vars": rows}
+        out[f"{b}_mask"] = {"length": int(info["length"]), "pad_mode": "constant", "vars": [[f"{b}_mask", None]]}
+    if blocks is None or "jet" in blocks:
+        fs = stats.arrays.get("jet_features") if stats else None
+        rows = []
+        for i, f in enumerate(s.jet_features):
+            col = f"jet_{f}"
+            rows.append([col, None] if fs is None else
+                        [col, float(fs.center[i]), float(fs.scale[i]), float(fs.lo[i]), float(fs.hi[i]), 0])  # fmt: skip
+        out["jet_features"] = {"length": None, "vars": rows}
+    return out
+
+
+def weaver_config(
+    store: str | Path | Store,
+    *,
+    weights: str | None = "flat",
+    standardize: bool = True,
+    blocks: list[str] | None = None,
+) -> dict[str, Any]:
+    """A weaver-core data config for the store's Parquet shards.
+
+    Args:
+        store: store folder or :class:`Store`.
+        weights: name of stored sampling weights to export as ``reweight_hists``
+            (``None``: no weights section). They must be 2D (weaver bins two variables).
+        standardize: put the stored standardisation in the inputs (else weaver's
+            ``center: null``, no standardisation).
+        blocks: blocks to export (default all, plus ``jet``).
+
+    Returns:
+        The config as a dict; :func:`dump_yaml` writes it.
+
+    Note:
+        weaver standardises every slot of a fixed-length column, padding included (it
+        expects jagged inputs that it pads itself); the ``*_mask`` inputs tell a model which
+        slots are real.
+    """
+    s = store if isinstance(store, Store) else Store(store)
+    if s.format != "parquet":
+        raise StoreError(f"{s.path}: weaver reads Parquet or ROOT; this store has {s.format} shards. "
+                         "Skim with `--format parquet` to train with weaver")  # fmt: skip
+    stats = load_stats(s) if standardize else None
+    cfg: dict[str, Any] = {
+        "treename": None,
+        "selection": None,
+        "new_variables": None,
+        "preprocess": {"method": "manual", "data_fraction": 1.0, "params": None},
+        "inputs": _inputs(s, stats, blocks),
+        "labels": {"type": "simple", "value": [f"label_{c}" for c in s.classes]},
+        "observers": [n for n, spec in s.layout.arrays.items() if spec.inner == () and n != "label"] + list(s.truth),
+    }
+    if weights:
+        w: SamplingWeights = load_weights(s, weights)
+        if len(w.variables) != 2:
+            raise StoreError(f"weights {weights!r} bin {len(w.variables)} variable(s); weaver's reweighting needs exactly 2 "
+                             f"(re-run `jetlib weights {s.path} --bins pt,eta`)")  # fmt: skip
+        live = [i for i, c in enumerate(w.classes) if w.counts[i].sum() > 0]
+        cfg["weights"] = {
+            "use_precomputed_weights": False,
+            "reweight_method": w.method,
+            "reweight_vars": {v: [float(x) for x in e] for v, e in zip(w.variables, w.edges)},
+            "reweight_classes": [f"label_{w.classes[i]}" for i in live],
+            "class_weights": [float(w.class_weights[w.classes[i]]) for i in live],
+            "reweight_threshold": float(w.threshold),
+            "reweight_discard_under_overflow": w.flow == "drop",
+            "reweight_hists": {f"label_{w.classes[i]}": w.tables[i].astype(float).tolist() for i in live},
+        }
+    return cfg
+
+
+def cmssw_preprocess(store: str | Path | Store, *, blocks: list[str] | None = None) -> dict[str, Any]:
+    """CMSSW's ``preprocess.json`` for an ONNX tagger trained on this store."""
+    s = store if isinstance(store, Store) else Store(store)
+    stats = load_stats(s)
+    inputs = _inputs(s, stats, blocks)
+    out: dict[str, Any] = {"output_names": [f"label_{c}" for c in s.classes], "input_names": list(inputs)}
+    for name, spec in inputs.items():
+        infos = {}
+        for row in spec["vars"]:
+            standardised = len(row) > 2
+            infos[row[0]] = {
+                "median": row[1] if standardised else 0,
+                "norm_factor": row[2] if standardised else 1,
+                "replace_inf_value": 0,
+                "lower_bound": row[3] if standardised else -1e32,
+                "upper_bound": row[4] if standardised else 1e32,
+                "pad": 0,
+            }
+        out[name] = {"var_names": [r[0] for r in spec["vars"]], "var_infos": infos,
+                     "var_length": spec["length"] if spec["length"] is not None else 1}  # fmt: skip
+    return out
+
+
+def dump_yaml(cfg: dict[str, Any]) -> str:
+    """YAML text with one variable per line (readable diffs)."""
+    import yaml
+
+    class _Dumper(yaml.SafeDumper):
+        pass
+
+    def _seq(dumper, data):
+        flow = all(not isinstance(x, (list, dict)) for x in data)
+        return dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=flow)
+
+    _Dumper.add_representer(list, _seq)
+    return "# weaver-core data config written by `jetlib export weaver`\n" + yaml.dump(
+        cfg, Dumper=_Dumper, sort_keys=False, width=200
+    )

@@ -1,0 +1,189 @@
+"""Feature standardisation, kept in the store (``stats/stats.json``).
+
+For every feature of every node block and of the jet features: the median as centre,
+``1 / max(p84 - median, median - p16)`` as scale (weaver's choice: robust to tails), and
+clip bounds ``±clip`` applied after scaling. Computed over real nodes only, never the
+padding, from all shards, exactly (see :mod:`jetlib.stats.quantiles`).
+
+Examples:
+    >>> stats = compute_stats("store/")                                   # doctest: +SKIP
+    >>> x = stats.apply("pf_features", batch["pf_features"], batch["pf_mask"])  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from jetlib.errors import StoreError
+from jetlib.stats.quantiles import exact_percentiles, real_values
+from jetlib.store.shards import read_shard
+from jetlib.store.store import Store
+
+__all__ = ["FeatureStats", "Stats", "compute_stats", "load_stats", "SAMPLE_JETS"]
+
+STATS_DIR = "stats"
+#: jets read in the first (bracketing) pass, spread over all shards
+SAMPLE_JETS = 20_000
+_SLICE = 64
+
+
+@dataclass
+class FeatureStats:
+    """Standardisation of one array's features (axis 1)."""
+
+    features: list[str]
+    center: np.ndarray  # (F,) float32
+    scale: np.ndarray
+    lo: np.ndarray
+    hi: np.ndarray
+    extra: dict[str, list] = field(default_factory=dict)  # p16, p84, count: for people, not used
+
+    def to_json(self) -> dict[str, Any]:
+        d = {"features": self.features}
+        for k in ("center", "scale", "lo", "hi"):
+            d[k] = getattr(self, k).tolist()
+        return d | self.extra
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> FeatureStats:
+        arr = {k: np.asarray(d[k], np.float32) for k in ("center", "scale", "lo", "hi")}
+        return cls(list(d["features"]), **arr, extra={k: v for k, v in d.items() if k not in arr and k != "features"})
+
+
+@dataclass
+class Stats:
+    """Standardisation of a store: ``arrays["pf_features"]``, ..., ``arrays["jet_features"]``."""
+
+    arrays: dict[str, FeatureStats]
+    clip: float = 5.0
+    jets: int = 0
+    config_hash: str = ""
+
+    def apply(self, name: str, x: np.ndarray, mask: np.ndarray | None = None, *, out: np.ndarray | None = None) -> np.ndarray:
+        """``clip((x - center) * scale, lo, hi)`` per feature (axis 1); where ``mask`` is 0
+        (padding) the result is 0.
+
+        Args:
+            name: ``"<block>_features"`` or ``"jet_features"``.
+            x: (N, F, L) or (N, F).
+            mask: (N, 1, L), optional.
+            out: float32 output of x's shape (may be ``x`` itself).
+        """
+        if name not in self.arrays:
+            raise KeyError(f"no standardisation for {name!r}; have {', '.join(self.arrays)}")
+        fs = self.arrays[name]
+        if x.ndim < 2 or x.shape[1] != len(fs.features):
+            raise ValueError(f"{name}: expected {len(fs.features)} features on axis 1, got shape {x.shape}")
+        shape = (1, -1) + (1,) * (x.ndim - 2)
+        if out is None:
+            out = np.empty(x.shape, np.float32)
+        np.subtract(x, fs.center.reshape(shape), out=out)
+        np.multiply(out, fs.scale.reshape(shape), out=out)
+        np.clip(out, fs.lo.reshape(shape), fs.hi.reshape(shape), out=out)
+        if mask is not None:
+            np.multiply(out, mask, out=out)
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        return {"method": "exact percentiles p16/p50/p84 over real nodes", "clip": self.clip, "jets": self.jets,
+                "config_hash": self.config_hash, "arrays": {k: v.to_json() for k, v in self.arrays.items()}}  # fmt: skip
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Stats:
+        return cls({k: FeatureStats.from_json(v) for k, v in d["arrays"].items()}, float(d["clip"]),
+                   int(d["jets"]), d.get("config_hash", ""))  # fmt: skip
+
+
+def _feature_arrays(s: Store) -> dict[str, tuple[list[str], str | None]]:
+    """array name -> (feature names, mask array name or None)."""
+    out: dict[str, tuple[list[str], str | None]] = {}
+    for b, info in s.blocks.items():
+        out[f"{b}_features"] = (list(info["features"]), f"{b}_mask")
+    out["jet_features"] = (list(s.jet_features), None)
+    return out
+
+
+def _sample_ranges(jets: int, fraction: float) -> list[tuple[int, int]]:
+    """Evenly spaced slices of ``_SLICE`` jets covering about ``fraction`` of a shard."""
+    if fraction >= 1:
+        return [(0, jets)]
+    n_slices = max(1, int(round(jets * fraction / _SLICE)))
+    starts = np.linspace(0, max(jets - _SLICE, 0), n_slices).astype(int)
+    return [(int(a), int(min(a + _SLICE, jets))) for a in np.unique(starts)]
+
+
+def compute_stats(store: str | Path | Store, *, clip: float = 5.0, sample_jets: int = SAMPLE_JETS,
+                  progress: bool = False) -> Stats:  # fmt: skip
+    """Compute the standardisation of every feature and save ``<store>/stats/stats.json``.
+
+    Args:
+        store: store folder or :class:`Store`.
+        clip: bounds ``±clip`` after scaling (weaver's default 5).
+        sample_jets: jets in the bracketing pass (more: fewer retries, more memory).
+        progress: show a progress bar.
+
+    Returns:
+        :class:`Stats`.
+    """
+    s = store if isinstance(store, Store) else Store(store)
+    shards = [x for x in s.shards() if x.jets]
+    total = sum(x.jets for x in shards)
+    if total == 0:
+        raise StoreError(f"{s.path}: the store has no jets (no done shards); run `jetlib skim` first")
+    fraction = sample_jets / total
+    arrays = _feature_arrays(s)
+    names = [n for a, (_, m) in arrays.items() for n in (a, m) if n]
+
+    def shard_values(sample: bool):
+        """One read of each shard (or of its sample slices) serves every array."""
+        it = shards
+        if progress and not sample:
+            from rich.progress import track
+
+            it = track(shards, description="stats", transient=True)
+        for sh in it:
+            for a, b in _sample_ranges(sh.jets, fraction) if sample else [(0, sh.jets)]:
+                d = read_shard(sh.path, s.layout, names, start=a, stop=b)
+                yield {k: real_values(d[k], d[m] if m else None) for k, (_, m) in arrays.items()}
+
+    out: dict[str, FeatureStats] = {}
+    q = [16.0, 50.0, 84.0]
+    results = exact_percentiles(lambda: shard_values(True), lambda: shard_values(False),
+                                {k: len(f) for k, (f, _) in arrays.items()}, q)  # fmt: skip
+    for k, (feats, _) in arrays.items():
+        p, counts = results[k]
+        p16, med, p84 = p[:, 0], p[:, 1], p[:, 2]
+        width = np.maximum(p84 - med, med - p16)
+        scale = np.where((width > 0) & np.isfinite(width), 1.0 / np.where(width > 0, width, 1.0), 1.0)
+        center = np.nan_to_num(med, nan=0.0)
+        out[k] = FeatureStats(
+            feats, center.astype(np.float32), scale.astype(np.float32),
+            np.full(len(feats), -clip, np.float32), np.full(len(feats), clip, np.float32),
+            extra={"p16": np.nan_to_num(p16).tolist(), "p84": np.nan_to_num(p84).tolist(), "count": counts.tolist()},
+        )  # fmt: skip
+    stats = Stats(out, float(clip), total, s.meta.get("config_hash", ""))
+    folder = s.path / STATS_DIR
+    folder.mkdir(exist_ok=True)
+    tmp = folder / "stats.json.tmp"
+    tmp.write_text(json.dumps(stats.to_json(), indent=1) + "\n")
+    os.replace(tmp, folder / "stats.json")
+    return stats
+
+
+def load_stats(store: str | Path | Store) -> Stats:
+    """Load ``stats/stats.json``; a :class:`StoreError` says to run ``jetlib stats`` when it is
+    absent or out of date."""
+    s = store if isinstance(store, Store) else Store(store)
+    path = s.path / STATS_DIR / "stats.json"
+    if not path.is_file():
+        raise StoreError(f"{s.path}: no standardisation yet; run `jetlib stats {s.path}`")
+    st = Stats.from_json(json.loads(path.read_text()))
+    if st.jets != s.n_jets or (st.config_hash and st.config_hash != s.meta.get("config_hash", "")):
+        raise StoreError(f"{path}: computed for {st.jets:,} jets but the store now has {s.n_jets:,}; re-run `jetlib stats {s.path}`")
+    return st

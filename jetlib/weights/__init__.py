@@ -1,0 +1,268 @@
+"""Per-class pT/η sampling weights, kept in the store (``weights/<name>.json``).
+
+These weights decide which jets a training *samples* (accept/reject), so that every class
+is uniform in (pT, η) or shaped like a reference class, and the classes are balanced by
+class weights. They are not loss weights.
+
+Examples:
+    >>> w = compute_weights("store/", bins="pt,eta", method="flat")      # doctest: +SKIP
+    >>> w.expected_counts()                                             # doctest: +SKIP
+    >>> p = w.lookup({"jet_pt": pt, "jet_eta": eta}, label)            # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from jetlib.errors import ConfigError, StoreError, near_matches
+from jetlib.store.store import Store
+from jetlib.weights.binning import parse_bins
+from jetlib.weights.hist import FLOW_POLICIES, ClassHistograms, clip_into, fill_histograms
+from jetlib.weights.methods import METHODS, balance, flat_table, ref_table
+
+__all__ = ["SamplingWeights", "compute_weights", "load_weights", "parse_class_weights", "DEFAULT_THRESHOLD"]
+
+#: weaver's ``reweight_threshold`` default (a percentile, see :mod:`jetlib.weights.methods`)
+DEFAULT_THRESHOLD = 10.0
+WEIGHTS_DIR = "weights"
+
+
+@dataclass
+class SamplingWeights:
+    """A weight table per class over the bins of ``variables``.
+
+    ``tables[c]`` holds weaver-compatible weights (the most constrained class peaks at 0.9);
+    :meth:`lookup` returns acceptance probabilities scaled so that the largest is 1.
+    """
+
+    name: str
+    method: str
+    variables: list[str]
+    edges: list[np.ndarray]
+    classes: list[str]
+    class_weights: dict[str, float]
+    tables: np.ndarray  # (C, n1, n2, ...)
+    counts: np.ndarray  # (C, n1, n2, ...) jets per class and bin before sampling
+    flow: str = "clip"
+    threshold: float = DEFAULT_THRESHOLD
+    reference: str | None = None
+    jets: int = 0
+    config_hash: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    # -- per jet ---------------------------------------------------------------------------
+    def bin_index(self, columns: dict[str, np.ndarray]) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
+        """Bin indices per variable and a mask of jets inside the edges (always all with ``clip``)."""
+        idx, inside = [], None
+        for v, e in zip(self.variables, self.edges):
+            if v not in columns:
+                raise KeyError(f"weights {self.name!r} need column {v!r}; got {sorted(columns)}")
+            x = np.asarray(columns[v], np.float64)
+            ok = (x >= e[0]) & (x < e[-1])
+            inside = ok if inside is None else inside & ok
+            if self.flow == "clip":
+                x = clip_into(x, e)
+            idx.append(np.clip(np.searchsorted(e, x, side="right") - 1, 0, len(e) - 2))
+        assert inside is not None
+        return tuple(idx), (np.ones_like(inside) if self.flow == "clip" else inside)
+
+    def lookup(self, columns: dict[str, np.ndarray], label: np.ndarray) -> np.ndarray:
+        """Acceptance probability in [0, 1] (float64) of each jet; the largest over all
+        classes and bins is 1.
+
+        Args:
+            columns: the binned observers, e.g. ``{"jet_pt": ..., "jet_eta": ...}``.
+            label: integer class of each jet.
+        """
+        idx, inside = self.bin_index(columns)
+        top = self.tables.max()
+        if top <= 0:
+            return np.zeros(len(label))
+        p = self.tables[(np.asarray(label, np.intp), *idx)] / top
+        return np.where(inside, p, 0.0)
+
+    # -- summaries ---------------------------------------------------------------------------
+    def acceptance(self) -> np.ndarray:
+        """The tables scaled to a maximum of 1 (what :meth:`lookup` returns per bin)."""
+        top = self.tables.max()
+        return self.tables / top if top > 0 else self.tables
+
+    def expected_counts(self) -> dict[str, float]:
+        """Expected jets per class in one pass over the store with accept/reject sampling."""
+        e = (self.acceptance() * self.counts).reshape(len(self.classes), -1).sum(axis=1)
+        return dict(zip(self.classes, e.tolist()))
+
+    # -- persistence ---------------------------------------------------------------------------
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "method": self.method,
+            "variables": self.variables,
+            "edges": [e.tolist() for e in self.edges],
+            "classes": self.classes,
+            "class_weights": self.class_weights,
+            "flow": self.flow,
+            "threshold": self.threshold,
+            "reference": self.reference,
+            "jets": self.jets,
+            "config_hash": self.config_hash,
+            "expected_counts": self.expected_counts(),
+            "tables": self.tables.tolist(),
+            "counts": self.counts.tolist(),
+            **self.extra,
+        }
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> SamplingWeights:
+        known = {"name", "method", "variables", "edges", "classes", "class_weights", "flow", "threshold",
+                 "reference", "jets", "config_hash", "tables", "counts", "expected_counts"}  # fmt: skip
+        return cls(
+            name=d["name"], method=d["method"], variables=list(d["variables"]),
+            edges=[np.asarray(e, np.float64) for e in d["edges"]], classes=list(d["classes"]),
+            class_weights={k: float(v) for k, v in d["class_weights"].items()},
+            tables=np.asarray(d["tables"], np.float64), counts=np.asarray(d["counts"], np.float64),
+            flow=d["flow"], threshold=float(d["threshold"]), reference=d.get("reference"),
+            jets=int(d["jets"]), config_hash=d.get("config_hash", ""),
+            extra={k: v for k, v in d.items() if k not in known},
+        )  # fmt: skip
+
+    def save(self, store: str | Path) -> Path:
+        folder = Path(store) / WEIGHTS_DIR
+        folder.mkdir(exist_ok=True)
+        path = folder / f"{self.name}.json"
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(self.to_json(), indent=1) + "\n")
+        os.replace(tmp, path)
+        return path
+
+
+def parse_class_weights(spec: str | dict[str, float] | None, classes: list[str]) -> dict[str, float]:
+    """``"b=2,c=2"`` (or a dict) → a weight for every class (default 1)."""
+    out = {c: 1.0 for c in classes}
+    if not spec:
+        return out
+    items = spec.items() if isinstance(spec, dict) else [p.split("=", 1) for p in str(spec).split(",") if p.strip()]
+    for item in items:
+        if len(item) != 2:
+            raise ConfigError(f"class weight {'='.join(item)!r}: use name=value, e.g. b=2", key="class_weights")
+        k, v = item[0].strip(), item[1]
+        if k not in out:
+            hint = near_matches(k, classes)
+            raise ConfigError(
+                f"class weight for {k!r}: no such class" + (f"; did you mean {', '.join(hint)}?" if hint else f"; classes are {', '.join(classes)}"),
+                key="class_weights",
+            )
+        try:
+            out[k] = float(v)
+        except ValueError:
+            raise ConfigError(f"class weight {k}={v!r} is not a number", key="class_weights") from None
+        if not out[k] >= 0:
+            raise ConfigError(f"class weight {k}={v} must be >= 0", key="class_weights")
+    return out
+
+
+def tables_from_histograms(
+    hists: ClassHistograms, *, method: str, threshold: float, reference: str | None, class_weights: dict[str, float]
+) -> np.ndarray:
+    """The weight tables for ``method`` (no I/O; used by :func:`compute_weights` and tests)."""
+    counts = hists.counts
+    if method == "flat":
+        tables = np.stack([flat_table(c, threshold) for c in counts])
+    elif method == "ref":
+        if reference is None:
+            raise ConfigError("method 'ref' needs a reference class (--reference b)", key="reference")
+        if reference not in hists.classes:
+            hint = near_matches(reference, hists.classes)
+            raise ConfigError(f"reference class {reference!r} does not exist" + (f"; did you mean {', '.join(hint)}?" if hint else ""), key="reference")
+        ref = counts[hists.classes.index(reference)]
+        if ref.sum() == 0:
+            raise ConfigError(f"reference class {reference!r} has no jets in this store", key="reference")
+        tables = np.stack([ref_table(c, ref, threshold) for c in counts])
+    else:
+        raise ConfigError(f"unknown method {method!r}; use one of {METHODS}", key="method")
+    cw = np.array([class_weights[c] for c in hists.classes], np.float64)
+    return balance(tables, counts, cw)
+
+
+def compute_weights(
+    store: str | Path | Store,
+    *,
+    bins: str = "pt,eta",
+    method: str = "flat",
+    reference: str | None = None,
+    class_weights: str | dict[str, float] | None = None,
+    threshold: float = DEFAULT_THRESHOLD,
+    flow: str = "clip",
+    name: str | None = None,
+    plot: bool = False,
+    scheduler: str | None = None,
+) -> SamplingWeights:
+    """Compute sampling weights from the store's jets and save them in ``<store>/weights/``.
+
+    Args:
+        store: store folder or :class:`Store`.
+        bins: ``--bins`` grammar of :func:`jetlib.weights.binning.parse_bins`.
+        method: ``flat`` or ``ref``.
+        reference: reference class for ``ref``.
+        class_weights: ``"b=2,c=2"`` or a dict; classes not named get 1.
+        threshold: percentile against low-count bins (weaver's ``reweight_threshold``).
+        flow: ``clip`` jets outside the edges into the edge bins, or ``drop`` them (weight 0).
+        name: file name under ``weights/`` (default: the method).
+        plot: also write PNGs next to the JSON (needs ``jetlib[plot]``).
+        scheduler: Dask scheduler address for a large store (default: local threads).
+
+    Returns:
+        The :class:`SamplingWeights`, also saved as ``weights/<name>.json``.
+    """
+    s = store if isinstance(store, Store) else Store(store)
+    if flow not in FLOW_POLICIES:
+        raise ConfigError(f"flow {flow!r}; use one of {FLOW_POLICIES}", key="flow")
+    if not 0 <= threshold < 100:
+        raise ConfigError(f"threshold {threshold} must be a percentile in [0, 100)", key="threshold")
+    observers = [n for n, spec in s.layout.arrays.items() if spec.inner == ()]
+    variables, edges = parse_bins(bins, [o for o in observers if o != "label"], s.meta)
+    cw = parse_class_weights(class_weights, s.classes)
+    if s.n_jets == 0:
+        raise StoreError(f"{s.path}: the store has no jets (no done shards); run `jetlib skim` first")
+    hists = fill_histograms(s, variables, edges, flow=flow, scheduler=scheduler)
+    tables = tables_from_histograms(hists, method=method, threshold=threshold, reference=reference, class_weights=cw)
+    w = SamplingWeights(
+        name=name or method, method=method, variables=variables, edges=edges, classes=list(s.classes),
+        class_weights=cw, tables=tables, counts=hists.counts, flow=flow, threshold=threshold,
+        reference=reference, jets=s.n_jets, config_hash=s.meta.get("config_hash", ""),
+        extra={"flow_jets": dict(zip(s.classes, hists.flow.tolist()))},
+    )  # fmt: skip
+    w.save(s.path)
+    if plot:
+        from jetlib.weights.plot import plot_weights
+
+        w.extra["plots"] = [str(p) for p in plot_weights(w, s.path / WEIGHTS_DIR)]
+        w.save(s.path)
+    return w
+
+
+def load_weights(store: str | Path | Store, name: str = "flat") -> SamplingWeights:
+    """Load ``weights/<name>.json``; a :class:`StoreError` says how to make it when absent
+    or when the store changed since (other jets or another configuration)."""
+    s = store if isinstance(store, Store) else Store(store)
+    path = s.path / WEIGHTS_DIR / f"{name}.json"
+    if not path.is_file():
+        have = sorted(p.stem for p in (s.path / WEIGHTS_DIR).glob("*.json"))
+        raise StoreError(
+            f"{s.path}: no sampling weights named {name!r}"
+            + (f" (have: {', '.join(have)})" if have else "")
+            + f"; run `jetlib weights {s.path} --method {name if name in METHODS else 'flat'}`"
+        )
+    w = SamplingWeights.from_json(json.loads(path.read_text()))
+    if w.jets != s.n_jets or (w.config_hash and w.config_hash != s.meta.get("config_hash", "")):
+        raise StoreError(
+            f"{path}: computed for {w.jets:,} jets but the store now has {s.n_jets:,} "
+            f"(or another configuration); re-run `jetlib weights {s.path}`"
+        )
+    return w

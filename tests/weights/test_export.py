@@ -1,0 +1,90 @@
+"""Exports: weaver-core data config and CMSSW preprocess.json, from the stored stats/weights;
+and the CLI commands end to end."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from jetlib.cli import app
+from jetlib.errors import StoreError
+from jetlib.export import cmssw_preprocess, dump_yaml, weaver_config
+from jetlib.stats import compute_stats
+from jetlib.weights import compute_weights
+
+
+@pytest.fixture
+def parquet_store(store_factory):
+    path = store_factory(fmt="parquet")
+    compute_stats(path)
+    compute_weights(path)
+    return path
+
+
+def test_weaver_config(parquet_store):
+    cfg = yaml.safe_load(dump_yaml(weaver_config(parquet_store)))
+    pf = cfg["inputs"]["pf_features"]
+    assert pf["length"] == 8 and pf["pad_mode"] == "constant"
+    assert [v[0] for v in pf["vars"]] == ["pf_log_pt", "pf_deta", "pf_dphi", "pf_charge"]
+    st = json.loads((parquet_store / "stats" / "stats.json").read_text())["arrays"]["pf_features"]
+    assert pf["vars"][0][1:] == pytest.approx([st["center"][0], st["scale"][0], -5, 5, 0])
+    assert cfg["inputs"]["pf_mask"]["vars"] == [["pf_mask", None]]
+    assert cfg["labels"] == {"type": "simple", "value": ["label_b", "label_c", "label_uds", "label_g"]}
+    w = cfg["weights"]
+    assert w["reweight_vars"].keys() == {"jet_pt", "jet_eta"} and w["reweight_method"] == "flat"
+    saved = json.loads((parquet_store / "weights" / "flat.json").read_text())
+    np.testing.assert_allclose(np.array(w["reweight_hists"]["label_b"]), saved["tables"][0])
+    assert "jet_pt" in cfg["observers"] and "gen_pt" in cfg["observers"]
+
+
+def test_weaver_config_needs_parquet_and_2d(store_factory):
+    h5 = store_factory("h5")
+    with pytest.raises(StoreError, match="parquet"):
+        weaver_config(h5)
+    pq_store = store_factory("pq", fmt="parquet")
+    compute_weights(pq_store, bins="pt", name="flat")
+    with pytest.raises(StoreError, match="exactly 2"):
+        weaver_config(pq_store, standardize=False)
+
+
+def test_weaver_accepts_the_config(parquet_store, tmp_path):
+    cfgmod = pytest.importorskip("weaver.utils.data.config")
+    path = tmp_path / "data.yaml"
+    path.write_text(dump_yaml(weaver_config(parquet_store)))
+    dc = cfgmod.DataConfig.load(str(path))
+    assert dc.input_shapes["pf_features"] == (-1, 4, 8)
+    assert dc.reweight_branches == ("jet_pt", "jet_eta")
+
+
+def test_cmssw_preprocess(parquet_store):
+    j = cmssw_preprocess(parquet_store)
+    assert j["input_names"] == ["pf_features", "pf_mask", "sv_features", "sv_mask", "jet_features"]
+    info = j["sv_features"]["var_infos"]["sv_mass"]
+    assert set(info) == {"median", "norm_factor", "replace_inf_value", "lower_bound", "upper_bound", "pad"}
+    assert j["sv_features"]["var_length"] == 3 and j["jet_features"]["var_length"] == 1
+    assert j["pf_mask"]["var_infos"]["pf_mask"]["norm_factor"] == 1
+
+
+def test_cli(store_factory, tmp_path):
+    path = store_factory(fmt="parquet")
+    r = CliRunner()
+    res = r.invoke(app, ["weights", str(path), "--bins", "pt=15:1000:log25,eta=-2.5:2.5:10", "--method", "flat",
+                         "--class-weights", "b=2,c=2"])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert (path / "weights" / "flat.json").is_file()
+    res = r.invoke(app, ["weights", str(path), "--method", "ref", "--reference", "b"])
+    assert res.exit_code == 0, res.output
+    res = r.invoke(app, ["weights", str(path), "--bins", "pt=oops"])
+    assert res.exit_code == 2 and "cannot parse" in res.output
+    res = r.invoke(app, ["stats", str(path)])
+    assert res.exit_code == 0 and (path / "stats" / "stats.json").is_file()
+    res = r.invoke(app, ["export", "weaver", str(path)])
+    assert res.exit_code == 0 and yaml.safe_load(res.output)["labels"]["type"] == "simple"
+    res = r.invoke(app, ["export", "cmssw", str(path)])
+    assert res.exit_code == 0 and "pf_features" in json.loads(res.output)
+    res = r.invoke(app, ["export", "weaver", str(tmp_path / "nowhere")])
+    assert res.exit_code == 2

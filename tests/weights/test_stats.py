@@ -1,0 +1,81 @@
+"""Standardisation equals np.percentile over the unpadded values, whatever the sampling."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from jetlib.errors import StoreError
+from jetlib.stats import compute_stats, load_stats
+from jetlib.stats.quantiles import exact_percentiles
+from jetlib.store import Store
+
+
+def _reference(store):
+    s = Store(store)
+    out = {}
+    for b in s.blocks:
+        d = s.read([f"{b}_features", f"{b}_mask"])
+        m = d[f"{b}_mask"][:, 0, :] > 0
+        out[f"{b}_features"] = [d[f"{b}_features"][:, f, :][m] for f in range(d[f"{b}_features"].shape[1])]
+    jf = s.read(["jet_features"])["jet_features"]
+    out["jet_features"] = [jf[:, f] for f in range(jf.shape[1])]
+    return out
+
+
+@pytest.mark.parametrize("fmt", ["hdf5", "parquet"])
+@pytest.mark.parametrize("sample_jets", [20_000, 50, 1])
+def test_stats_equal_numpy_percentiles(store_factory, fmt, sample_jets):
+    path = store_factory(fmt=fmt, jets_per_shard=(900, 1300, 40))
+    st = compute_stats(path, sample_jets=sample_jets)
+    for name, values in _reference(path).items():
+        fs = st.arrays[name]
+        for f, v in enumerate(values):
+            p16, med, p84 = np.percentile(v, [16, 50, 84])
+            assert fs.center[f] == pytest.approx(med, rel=1e-6, abs=1e-7), (name, f)
+            assert fs.extra["p16"][f] == pytest.approx(p16, rel=1e-6, abs=1e-7)
+            assert fs.extra["p84"][f] == pytest.approx(p84, rel=1e-6, abs=1e-7)
+            width = max(p84 - med, med - p16)
+            assert fs.scale[f] == pytest.approx(1 / width if width > 0 else 1.0, rel=1e-5)
+            assert fs.extra["count"][f] == len(v)
+
+
+def test_exact_percentiles_recovers_from_a_misleading_sample():
+    rng = np.random.default_rng(3)
+    data = [rng.normal(size=(2, 5000)).astype(np.float32) for _ in range(4)]
+    data[0][1] = 7.0  # ties, and values the sample below never sees
+    biased = [np.sort(d, axis=1)[:, :50] for d in data[1:2]]  # the sample holds only low values
+    res = exact_percentiles(lambda: ({"x": b} for b in biased), lambda: ({"x": d} for d in data), {"x": 2}, [16, 50, 84])
+    p, n = res["x"]
+    allv = np.concatenate(data, axis=1)
+    np.testing.assert_allclose(p, np.percentile(allv, [16, 50, 84], axis=1).T, rtol=1e-6)
+    assert n.tolist() == [20000, 20000]
+
+
+def test_apply_standardises_and_keeps_padding_zero(store_factory):
+    path = store_factory()
+    st = compute_stats(path, clip=3.0)
+    d = Store(path).read(["pf_features", "pf_mask", "jet_features"])
+    x, m = d["pf_features"], d["pf_mask"]
+    fs = st.arrays["pf_features"]
+    got = st.apply("pf_features", x, m)
+    ref = np.clip((x - fs.center[None, :, None]) * fs.scale[None, :, None], -3, 3) * m
+    np.testing.assert_allclose(got, ref, rtol=1e-6)
+    assert np.all(got[np.broadcast_to(m == 0, got.shape)] == 0)
+    assert got.min() >= -3 and got.max() <= 3
+    j = st.apply("jet_features", d["jet_features"])
+    fj = st.arrays["jet_features"]
+    np.testing.assert_allclose(j, np.clip((d["jet_features"] - fj.center) * fj.scale, -3, 3), rtol=1e-6)
+    with pytest.raises(KeyError, match="lt_features"):
+        st.apply("lt_features", x)
+
+
+def test_load_and_errors(store_factory):
+    path = store_factory(failed=1)
+    with pytest.raises(StoreError, match="jetlib stats"):
+        load_stats(path)
+    st = compute_stats(path)
+    assert load_stats(path).arrays["sv_features"].features == st.arrays["sv_features"].features
+    empty = store_factory("empty", jets_per_shard=())
+    with pytest.raises(StoreError, match="no jets"):
+        compute_stats(empty)

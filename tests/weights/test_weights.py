@@ -1,0 +1,197 @@
+"""Sampling weights against an independent reimplementation of weaver-core's WeightMaker,
+and by their effect: flat spectra (chi²) and class fractions after accept/reject sampling."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from jetlib.errors import ConfigError, StoreError
+from jetlib.store import Store
+from jetlib.weights import compute_weights, load_weights
+from jetlib.weights.binning import parse_bins
+
+PT = np.geomspace(15, 1000, 21)
+ETA = np.linspace(-2.5, 2.5, 11)
+
+
+def weaver_reference(pt, eta, label, classes, method, class_weights, threshold=10.0, ref_class=0):
+    """weaver-core's algorithm written out plainly for 2D (np.histogram2d, clipped into range)."""
+    x = np.clip(pt, PT[0], PT[-1])
+    y = np.clip(eta, ETA[0], ETA[-1])
+    raw = {}
+    for k in range(len(classes)):
+        h, _, _ = np.histogram2d(x[label == k], y[label == k], bins=[PT, ETA])
+        raw[k] = h.astype(np.float32)
+    result, events = {}, {}
+    for k in range(len(classes)):
+        if method == "flat":
+            h = raw[k]
+            thr = np.median(h[h > 0]) * 0.01
+            ref = np.percentile(h[h > thr], threshold)
+            with np.errstate(divide="ignore"):
+                w = np.clip(np.nan_to_num(ref / h, posinf=0), 0, 1)
+        else:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                ratio = np.nan_to_num(raw[ref_class] / raw[k], posinf=0)
+            upper = np.percentile(ratio[ratio > 0], 100 - threshold)
+            w = np.clip(ratio / upper, 0, 1)
+        result[k] = w
+        events[k] = np.sum(raw[k] * w) / class_weights[k]
+    m = min(events.values()) * 0.9
+    return np.stack([result[k] * m / events[k] for k in range(len(classes))]), np.stack([raw[k] for k in raw])
+
+
+def _columns(store):
+    return Store(store).read(["jet_pt", "jet_eta", "label"])
+
+
+@pytest.mark.parametrize("method", ["flat", "ref"])
+def test_tables_equal_weaver_reference(store_factory, method):
+    path = store_factory(jets_per_shard=(3000, 2500, 1500))
+    cw = {"b": 2.0, "c": 1.5, "uds": 1.0, "g": 0.5}
+    w = compute_weights(path, bins="pt=15:1000:log20,eta=-2.5:2.5:10", method=method, reference="b", class_weights=cw)
+    a = _columns(path)
+    ref, raw = weaver_reference(a["jet_pt"], a["jet_eta"], a["label"], w.classes, method, [cw[c] for c in w.classes])
+    np.testing.assert_allclose(w.counts, raw)
+    np.testing.assert_allclose(w.tables, ref, rtol=1e-5, atol=1e-9)
+
+
+def _sample(w, cols, seed):
+    p = w.lookup({"jet_pt": cols["jet_pt"], "jet_eta": cols["jet_eta"]}, cols["label"])
+    assert p.min() >= 0 and p.max() == pytest.approx(1.0)
+    # a seed sequence unlike the store's (default_rng(0) also drew the store's labels and pT)
+    return np.random.default_rng([seed, 2024]).random(len(p)) < p
+
+
+def test_sampled_spectra_are_flat_and_class_fractions_follow_class_weights(store_factory):
+    path = store_factory(jets_per_shard=(60_000, 60_000), class_probs=[0.4, 0.3, 0.2, 0.1])
+    cw = {"b": 2.0, "c": 1.0, "uds": 1.0, "g": 0.5}
+    w = compute_weights(path, bins="pt=15:200:log8,eta=-2.5:2.5:5", class_weights=cw)
+    cols = _columns(path)
+    pt_e, eta_e = w.edges
+    accepted = np.zeros(len(w.classes))
+    n_rep = 20  # repeat the sampling (epochs) to beat the noise of single passes
+    hists = np.zeros_like(w.counts)
+    for rep in range(n_rep):
+        keep = _sample(w, cols, rep)
+        for k in range(len(w.classes)):
+            sel = keep & (cols["label"] == k)
+            accepted[k] += sel.sum()
+            x = np.clip(cols["jet_pt"][sel], pt_e[0], np.nextafter(pt_e[-1], 0))
+            hists[k] += np.histogram2d(x, cols["jet_eta"][sel], bins=[pt_e, eta_e])[0]
+    # flat: in the bins whose weight is below 1 (not limited by the low-count threshold) the
+    # sampled counts are the same constant for every bin; chi² against their mean
+    acc = w.acceptance()
+    for k, c in enumerate(w.classes):
+        full = (acc[k] > 0) & (w.tables[k] * w.counts[k] > 0) & (w.tables[k] < w.tables[k].max() - 1e-12)
+        full &= w.counts[k] * acc[k] >= 0.999 * np.max(w.counts[k] * acc[k])
+        obs = hists[k][full] / n_rep
+        expected = (w.counts[k] * acc[k])[full]
+        assert full.sum() >= 5, c
+        np.testing.assert_allclose(expected, expected.mean(), rtol=1e-6)  # flat by construction
+        chi2 = np.sum((obs - expected) ** 2 / (expected / n_rep))
+        ndf = full.sum()
+        assert chi2 < ndf + 5 * np.sqrt(2 * ndf), (c, chi2, ndf)
+    # class fractions ∝ class weights, within binomial errors
+    exp = np.array([w.expected_counts()[c] for c in w.classes])
+    np.testing.assert_allclose(exp / exp.sum(), np.array([2, 1, 1, 0.5]) / 4.5, rtol=1e-9)
+    frac = accepted / accepted.sum()
+    err = np.sqrt(frac * (1 - frac) / accepted.sum())
+    assert np.all(np.abs(frac - exp / exp.sum()) < 5 * err + 1e-4), (frac, exp / exp.sum())
+    assert accepted / n_rep == pytest.approx(exp, rel=0.05)
+
+
+def test_saved_and_loaded(store_factory):
+    path = store_factory()
+    w = compute_weights(path, method="flat", name="mine")
+    d = json.loads((path / "weights" / "mine.json").read_text())
+    assert d["method"] == "flat" and d["variables"] == ["jet_pt", "jet_eta"] and len(d["edges"]) == 2
+    back = load_weights(path, "mine")
+    np.testing.assert_array_equal(back.tables, w.tables)
+    with pytest.raises(StoreError, match="jetlib weights"):
+        load_weights(path, "nope")
+
+
+def test_stale_weights_refused(store_factory):
+    path = store_factory()
+    compute_weights(path)
+    from jetlib.store import Manifest
+
+    rec = Manifest.of(path).records()[0]
+    Manifest.of(path).append({**rec, "status": "failed"})  # one shard less now
+    with pytest.raises(StoreError, match="re-run"):
+        load_weights(path)
+
+
+def test_class_without_jets_and_single_jet(store_factory):
+    path = store_factory(jets_per_shard=(400,), class_probs=[0.5, 0.5, 0.0, 0.0])
+    w = compute_weights(path)
+    assert w.expected_counts()["uds"] == 0 and not w.tables[2].any()
+    assert w.expected_counts()["b"] > 0
+    one = store_factory("one", jets_per_shard=(1,))
+    w1 = compute_weights(one)
+    cols = _columns(one)
+    assert w1.lookup(cols, cols["label"]).tolist() == [1.0]
+
+
+def test_flow_policies(store_factory):
+    path = store_factory()
+    cols = _columns(path)
+    w = compute_weights(path, bins="pt=15:40:5,eta=-1:1:4", flow="drop", name="drop")
+    outside = (cols["jet_pt"] >= 40) | (np.abs(cols["jet_eta"]) >= 1)
+    assert sum(w.extra["flow_jets"].values()) == outside.sum()
+    assert w.counts.sum() == (~outside).sum()
+    p = w.lookup(cols, cols["label"])
+    assert np.all(p[outside] == 0)
+    wc = compute_weights(path, bins="pt=15:40:5,eta=-1:1:4", flow="clip", name="clip")
+    assert wc.counts.sum() == len(cols["label"])
+    assert np.all(wc.lookup(cols, cols["label"])[outside] >= 0)
+
+
+def test_failed_files_are_ignored(store_factory):
+    path = store_factory(failed=2)
+    w = compute_weights(path)
+    assert w.counts.sum() == sum((500, 700, 300)) == w.jets
+
+
+def test_bad_specs(store_factory):
+    path = store_factory()
+    with pytest.raises(ConfigError, match="did you mean"):
+        compute_weights(path, bins="ptt")
+    with pytest.raises(ConfigError, match="cannot parse"):
+        compute_weights(path, bins="pt=1:2:x")
+    with pytest.raises(ConfigError, match="reference"):
+        compute_weights(path, method="ref")
+    with pytest.raises(ConfigError, match="no such class"):
+        compute_weights(path, class_weights="q=2")
+    with pytest.raises(ConfigError, match="unknown method"):
+        compute_weights(path, method="magic")
+
+
+def test_parse_bins_defaults_follow_the_skim_cut():
+    names, edges = parse_bins("pt,eta", ["jet_pt", "jet_eta"], {"skim_config": {"jets": {"min_pt": 20, "max_abs_eta": 2.4}}})
+    assert names == ["jet_pt", "jet_eta"]
+    assert edges[0][0] == 20 and edges[1][0] == -2.4 and edges[1][-1] == 2.4
+    _, e = parse_bins("pt=15|30|1000", ["jet_pt"])
+    assert e[0].tolist() == [15, 30, 1000]
+
+
+def test_one_dimensional_weights(store_factory):
+    path = store_factory()
+    w = compute_weights(path, bins="pt=15:500:log10", name="pt_only")
+    assert w.tables.shape == (4, 10)
+    cols = _columns(path)
+    assert w.lookup(cols, cols["label"]).max() == pytest.approx(1.0)
+
+
+def test_plots_written(store_factory):
+    pytest.importorskip("matplotlib")
+    pytest.importorskip("mplhep")
+    path = store_factory()
+    w = compute_weights(path, plot=True)
+    names = sorted(p.rsplit("/", 1)[1] for p in w.extra["plots"])
+    assert names == ["flat_jet_eta.png", "flat_jet_pt.png", "flat_maps.png"]
+    assert all((path / "weights" / n).stat().st_size > 1000 for n in names)
