@@ -1,0 +1,137 @@
+"""The epoch plan: which jets go into which batch, identical in every process.
+
+Every worker and every DDP rank computes the same plan from ``(seed, epoch)`` (only index
+arithmetic, no data) and reads just the batches assigned to it, so that every jet appears
+once per epoch, none twice, and a run resumes from a batch number.
+
+Units are contiguous runs of jets in one shard. Shuffling permutes units; with
+``shuffle="jets"`` the jets of a window of units (the shuffle buffer) are permuted too.
+Sampling weights drop jets unit by unit with uniforms drawn from ``(seed, epoch, shard,
+start)``, so the kept jets do not depend on how the plan is split among workers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["Unit", "Piece", "make_units", "epoch_batches"]
+
+
+@dataclass(frozen=True)
+class Unit:
+    shard: int
+    start: int
+    stop: int
+
+
+#: part of a batch: rows of one shard, a slice (contiguous) or sorted indices
+Piece = tuple[int, "slice | np.ndarray"]
+
+
+def make_units(jets_per_shard: list[int], unit_jets: int) -> list[Unit]:
+    out = []
+    for s, n in enumerate(jets_per_shard):
+        for a in range(0, n, unit_jets):
+            out.append(Unit(s, a, min(a + unit_jets, n)))
+    return out
+
+
+def _pieces(shards: np.ndarray, rows: np.ndarray) -> list[Piece]:
+    """Group a batch's (shard, row) pairs by shard with rows sorted (for memory locality);
+    a run of consecutive rows becomes a slice."""
+    order = np.lexsort((rows, shards))
+    shards, rows = shards[order], rows[order]
+    cuts = np.flatnonzero(np.diff(shards)) + 1
+    out: list[Piece] = []
+    for s, r in zip(np.split(shards, cuts), np.split(rows, cuts)):
+        if r[-1] - r[0] + 1 == len(r):
+            out.append((int(s[0]), slice(int(r[0]), int(r[-1]) + 1)))
+        else:
+            out.append((int(s[0]), r))
+    return out
+
+
+def epoch_batches(
+    units: list[Unit],
+    *,
+    batch_size: int,
+    shuffle: bool | str,
+    seed: int,
+    epoch: int,
+    buffer_jets: int,
+    accept: Callable[[Unit], np.ndarray] | None = None,
+    drop_last: bool = False,
+) -> Iterator[list[Piece]]:
+    """Yield the batches of one epoch, in order, as lists of pieces.
+
+    Args:
+        units: the store cut into contiguous units.
+        shuffle: False (store order), ``"slices"`` (units in random order, jets in a unit
+            stay together: a batch of one unit is a view of the shard), or ``"jets"``/True
+            (jets permuted within a buffer of ``buffer_jets``).
+        accept: per-unit acceptance probabilities for weighted sampling (None: keep all).
+    """
+    rng = np.random.default_rng([seed, epoch])
+    order = rng.permutation(len(units)) if shuffle else np.arange(len(units))
+    jet_level = shuffle is True or shuffle == "jets"
+    pend_s: list[np.ndarray] = []
+    pend_r: list[np.ndarray] = []
+    pend_n = 0
+    win_s: list[np.ndarray] = []
+    win_r: list[np.ndarray] = []
+    win_n = 0
+
+    def emit(final: bool) -> Iterator[list[Piece]]:
+        nonlocal pend_s, pend_r, pend_n
+        if pend_n < batch_size and not final:
+            return
+        s, r = np.concatenate(pend_s), np.concatenate(pend_r)
+        k = 0
+        while pend_n - k >= batch_size:
+            yield _pieces(s[k : k + batch_size], r[k : k + batch_size])
+            k += batch_size
+        if final and pend_n - k > 0 and not drop_last:
+            yield _pieces(s[k:], r[k:])
+            k = pend_n
+        pend_s, pend_r, pend_n = [s[k:]], [r[k:]], pend_n - k
+
+    for i in order:
+        u = units[i]
+        n = u.stop - u.start
+        if accept is None and not jet_level and n == batch_size:
+            yield [(u.shard, slice(u.start, u.stop))]  # zero copy: the batch is one slice of a shard
+            continue
+        rows = np.arange(u.start, u.stop)
+        if accept is not None:
+            p = accept(u)
+            uni = np.random.default_rng([seed, epoch, u.shard, u.start, 1]).random(n)
+            rows = rows[uni < p]
+        if not len(rows):
+            continue
+        shard = np.full(len(rows), u.shard, np.int64)
+        if jet_level:
+            win_s.append(shard)
+            win_r.append(rows)
+            win_n += len(rows)
+            if win_n >= buffer_jets:
+                perm = rng.permutation(win_n)
+                pend_s.append(np.concatenate(win_s)[perm])
+                pend_r.append(np.concatenate(win_r)[perm])
+                pend_n += win_n
+                win_s, win_r, win_n = [], [], 0
+                yield from emit(False)
+        else:
+            pend_s.append(shard)
+            pend_r.append(rows)
+            pend_n += len(rows)
+            yield from emit(False)
+    if win_n:
+        perm = rng.permutation(win_n)
+        pend_s.append(np.concatenate(win_s)[perm])
+        pend_r.append(np.concatenate(win_r)[perm])
+        pend_n += win_n
+    if pend_n:
+        yield from emit(True)

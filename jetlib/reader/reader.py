@@ -1,0 +1,291 @@
+"""``jetlib.Reader``: batches of padded jets straight from the store's shards.
+
+Examples:
+    >>> reader = Reader("store/", blocks=["pf", "sv", "jet"], batch_size=1024, shuffle=True,
+    ...                 seed=1, weights="flat", standardize=True)        # doctest: +SKIP
+    >>> for batch in reader:                                            # doctest: +SKIP
+    ...     batch["pf_features"].shape                                  # (1024, F, 50)
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from jetlib.errors import ShardError, StoreError, near_matches
+from jetlib.reader.plan import Piece, Unit, epoch_batches, make_units
+from jetlib.reader.shards import ShardArrays, open_shard
+from jetlib.store.shards import checksum
+from jetlib.store.store import Store
+
+__all__ = ["ReaderBase"]
+
+SHUFFLE_MODES = (False, True, "jets", "slices")
+
+
+def _torch_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("torch") is not None
+
+
+class ReaderBase:
+    """Iterate a store in batches (a torch ``IterableDataset`` when torch is installed).
+
+    Args:
+        store: store folder or :class:`~jetlib.store.Store`.
+        blocks: node blocks to read, plus ``"jet"`` for the jet features (default: all).
+        batch_size: jets per batch.
+        shuffle: ``True``/``"jets"``: jets shuffled within a buffer of ``buffer_jets`` drawn
+            from shuffled contiguous units (one gather copy per batch); ``"slices"``:
+            batches are contiguous runs of jets taken in random order, each a view of the
+            memory-mapped shard (zero copy); ``False``: store order (zero copy).
+        seed: seed of the shuffle and of the sampling; the same seed gives the same batches.
+        weights: name of stored sampling weights (``jetlib weights``) to sample jets with
+            accept/reject, or None for every jet once per epoch.
+        standardize: apply the stored standardisation (``jetlib stats``); padding stays 0.
+        observers: extra per-jet columns in each batch (``jet_pt``, ``event``, ...).
+        truth: include the ``truth`` targets.
+        rank, world_size: this process's DDP rank and the number of ranks (batches are dealt
+            round-robin to ranks, then to DataLoader workers).
+        drop_last: drop the last, smaller batch.
+        buffer_jets: shuffle buffer for ``shuffle="jets"``.
+        unit_jets: jets per contiguous unit for ``shuffle="jets"``.
+        output: ``"torch"``, ``"numpy"`` or None (torch when installed).
+        verify: check every shard's checksum once, when the reader is created (a full read
+            of the store); ``False`` checks only that the shards exist with the manifest's
+            size.
+
+    Batches are dicts: ``<block>_features`` (B, F, L) float32, ``<block>_mask`` (B, 1, L),
+    ``jet_features`` (B, Fj), ``label`` (B,) int64, ``label_onehot`` (B, C) uint8,
+    ``truth`` (B, T), and the requested observers.
+    """
+
+    def __init__(
+        self,
+        store: str | Path | Store,
+        *,
+        blocks: Sequence[str] | None = None,
+        batch_size: int = 1024,
+        shuffle: bool | str = True,
+        seed: int = 0,
+        weights: str | None = None,
+        standardize: bool = False,
+        observers: Sequence[str] = (),
+        truth: bool = True,
+        rank: int = 0,
+        world_size: int = 1,
+        drop_last: bool = False,
+        buffer_jets: int = 65536,
+        unit_jets: int = 64,
+        output: str | None = None,
+        verify: bool = True,
+    ):
+        s = store if isinstance(store, Store) else Store(store)
+        self.store = s
+        if shuffle not in SHUFFLE_MODES:
+            raise ValueError(f"shuffle={shuffle!r}; use one of {SHUFFLE_MODES}")
+        if batch_size < 1:
+            raise ValueError("batch_size must be >= 1")
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank {rank} outside 0..{world_size - 1}")
+        if output not in (None, "torch", "numpy"):
+            raise ValueError(f"output={output!r}; use 'torch', 'numpy' or None")
+        have = list(s.blocks) + ["jet"]
+        blocks = list(have if blocks is None else blocks)
+        for b in blocks:
+            if b not in have:
+                hint = near_matches(b, have)
+                raise StoreError(
+                    f"{s.path}: the store has no block {b!r}"
+                    + (f" (did you mean {', '.join(hint)}?)" if hint else "")
+                    + f"; its blocks are {', '.join(have)}"
+                )
+        self.blocks = blocks
+        names = []
+        for b in blocks:
+            names += ["jet_features"] if b == "jet" else [f"{b}_features", f"{b}_mask"]
+        names += ["label", "label_onehot"] + (["truth"] if truth else [])
+        for o in observers:
+            if o not in s.layout.arrays or s.layout.arrays[o].inner != ():
+                raise StoreError(f"{s.path}: no observer {o!r}; observers are {', '.join(s.meta.get('observers', []))}")
+            names.append(o)
+        self.names = list(dict.fromkeys(names))
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.seed = seed
+        self.rank, self.world_size = rank, world_size
+        self.drop_last = drop_last
+        self.buffer_jets = buffer_jets
+        self.unit_jets = batch_size if shuffle in (False, "slices") else unit_jets
+        self.output = output or ("torch" if _torch_available() else "numpy")
+        self.epoch = 0
+        self._start_batch = 0  # resume point within the epoch (load_state_dict)
+        self._yielded = 0
+        self.entries = [e for e in s.shards() if e.jets]
+        self.units: list[Unit] = make_units([e.jets for e in self.entries], self.unit_jets)
+        self.weights = None
+        if weights is not None:
+            from jetlib.weights import load_weights
+
+            self.weights = load_weights(s, weights)
+        self.stats = None
+        if standardize:
+            from jetlib.stats import load_stats
+
+            self.stats = load_stats(s)
+        self._check_shards(verify)
+        self._open: dict[int, ShardArrays] = {}
+        self.timings = {"verify_s": self._verify_s}
+
+    # -- checks --------------------------------------------------------------------------
+    def _check_shards(self, verify: bool) -> None:
+        t0 = time.perf_counter()
+        for e in self.entries:
+            if not e.path.is_file():
+                raise ShardError(str(e.path), "shard file is missing; run `jetlib verify` on the store")
+            size = e.path.stat().st_size
+            if size != e.bytes:
+                raise ShardError(str(e.path), f"shard has {size:,} bytes, the manifest says {e.bytes:,}: truncated or replaced")
+            if verify and checksum(e.path) != e.checksum:
+                raise ShardError(str(e.path), "checksum mismatch: the shard changed after it was written; re-skim its input")
+        self._verify_s = time.perf_counter() - t0
+
+    # -- pickling for DataLoader workers: open mappings stay in their process -------------
+    def __getstate__(self) -> dict[str, Any]:
+        d = self.__dict__.copy()
+        d["_open"] = {}
+        return d
+
+    # -- epoch control ---------------------------------------------------------------------
+    def set_epoch(self, epoch: int) -> None:
+        """Use the shuffle and sampling of ``epoch`` (call before each epoch, as with
+        DistributedSampler)."""
+        self.epoch = int(epoch)
+        self._start_batch = 0
+
+    def state_dict(self, batch: int | None = None) -> dict[str, int]:
+        """Where this rank is: epoch and batches consumed in it. Iterating the reader itself
+        counts them; with a DataLoader pass the number of batches the loop received."""
+        return {"epoch": self.epoch, "batch": self._yielded if batch is None else int(batch), "seed": self.seed}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        """Resume: the next iteration starts at ``state["batch"]`` of ``state["epoch"]``."""
+        if state.get("seed", self.seed) != self.seed:
+            raise ValueError(f"state was saved with seed {state['seed']}, this reader has seed {self.seed}")
+        self.epoch = int(state["epoch"])
+        self._start_batch = int(state["batch"])
+
+    # -- iteration ---------------------------------------------------------------------------
+    def _accept(self, u: Unit) -> np.ndarray:
+        assert self.weights is not None
+        sh = self._shard(u.shard)
+        cols = {v: sh[v][u.start : u.stop] for v in self.weights.variables}
+        return self.weights.lookup(cols, sh["label"][u.start : u.stop])
+
+    def _shard(self, i: int) -> ShardArrays:
+        sh = self._open.get(i)
+        if sh is None:
+            e = self.entries[i]
+            extra = list(self.weights.variables) + ["label"] if self.weights is not None else []
+            sh = open_shard(e.path, self.store.layout, list(dict.fromkeys(self.names + extra)), e.jets)
+            if not sh.mapped and len(self._open) >= 4:
+                # decoded shards hold memory: keep a few (the plan visits units of nearby shards)
+                for k in [k for k, v in self._open.items() if not v.mapped][:1]:
+                    del self._open[k]
+            self._open[i] = sh
+        return sh
+
+    def batches(self, *, worker: int = 0, num_workers: int = 1) -> Iterator[dict[str, np.ndarray]]:
+        """NumPy batches of this rank and worker for the current epoch."""
+        plan = epoch_batches(
+            self.units, batch_size=self.batch_size, shuffle=self.shuffle, seed=self.seed, epoch=self.epoch,
+            buffer_jets=self.buffer_jets, accept=self._accept if self.weights is not None else None,
+            drop_last=self.drop_last,
+        )  # fmt: skip
+        for b, pieces in enumerate(plan):
+            if b % self.world_size != self.rank:
+                continue
+            k = b // self.world_size  # index among this rank's batches
+            if k < self._start_batch or (k - self._start_batch) % num_workers != worker:
+                continue
+            yield self._read(pieces)
+
+    def _read(self, pieces: list[Piece]) -> dict[str, np.ndarray]:
+        out: dict[str, np.ndarray] = {}
+        if len(pieces) == 1 and isinstance(pieces[0][1], slice):
+            sh = self._shard(pieces[0][0])
+            for n in self.names:
+                out[n] = sh[n][pieces[0][1]]  # a view of the mapping (or of the decoded shard)
+        else:
+            sizes = [(p.stop - p.start) if isinstance(p, slice) else len(p) for _, p in pieces]
+            total = sum(sizes)
+            for n in self.names:
+                spec = self.store.layout.arrays[n]
+                dst = np.empty((total, *spec.inner), spec.dtype)
+                pos = 0
+                for (i, rows), k in zip(pieces, sizes):
+                    src = self._shard(i)[n]
+                    if isinstance(rows, slice):
+                        dst[pos : pos + k] = src[rows]
+                    else:
+                        np.take(src, rows, axis=0, out=dst[pos : pos + k])
+                    pos += k
+                out[n] = dst
+        if self.stats is not None:
+            for n in self.names:
+                if n == "jet_features":
+                    out[n] = self.stats.apply(n, out[n])
+                elif n.endswith("_features"):
+                    out[n] = self.stats.apply(n, out[n], out[n[: -len("features")] + "mask"])
+        out["label"] = out["label"].astype(np.int64)
+        return out
+
+    def _iterate(self, worker: int, num_workers: int) -> Iterator[dict[str, Any]]:
+        to_torch = self.output == "torch"
+        if to_torch:
+            import torch
+        self._yielded = self._start_batch
+        for batch in self.batches(worker=worker, num_workers=num_workers):
+            self._yielded += 1
+            yield {k: torch.from_numpy(v) for k, v in batch.items()} if to_torch else batch
+        self._start_batch = 0
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        worker, num_workers = 0, 1
+        if self.output == "torch":
+            import torch.utils.data
+
+            info = torch.utils.data.get_worker_info()
+            if info is not None:
+                worker, num_workers = info.id, info.num_workers
+        return self._iterate(worker, num_workers)
+
+    def __len__(self) -> int:
+        """Batches of this rank per epoch (exact without weights)."""
+        if self.weights is not None:
+            raise TypeError("with sampling weights the number of batches varies per epoch; see expected_jets()")
+        n = sum(e.jets for e in self.entries)
+        full, rest = divmod(n, self.batch_size)
+        if self.shuffle in (False, "slices"):  # units never straddle shards: count per shard
+            full = sum(e.jets // self.batch_size for e in self.entries)
+            rest_jets = sum(e.jets % self.batch_size for e in self.entries)
+            full += rest_jets // self.batch_size
+            rest = rest_jets % self.batch_size
+        total = full + (1 if rest and not self.drop_last else 0)
+        return len(range(self.rank, total, self.world_size))
+
+    def expected_jets(self) -> float:
+        """Jets per epoch over all ranks (expected value with sampling weights)."""
+        if self.weights is None:
+            return float(sum(e.jets for e in self.entries))
+        return float(sum(self.weights.expected_counts().values()))
+
+    def __repr__(self) -> str:
+        return (f"Reader({str(self.store.path)!r}, blocks={self.blocks}, batch_size={self.batch_size}, "
+                f"shuffle={self.shuffle!r}, weights={self.weights.name if self.weights else None!r}, "
+                f"standardize={self.stats is not None}, rank={self.rank}/{self.world_size})")  # fmt: skip

@@ -1,0 +1,201 @@
+"""jetlib.Reader: every jet once, values equal the store, zero copy where promised, sampling,
+standardisation, workers/ranks, resume, and clear errors on bad stores."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from jetlib.errors import ShardError, StoreError
+from jetlib.reader import Reader
+from jetlib.store import Store
+
+IDS = ["event", "jet_index"]
+
+
+def _ids(batch):
+    return list(zip(np.asarray(batch["event"]).tolist(), np.asarray(batch["jet_index"]).tolist()))
+
+
+def _reference(path):
+    s = Store(path)
+    a = s.read(s.layout.arrays.keys())
+    key = {k: i for i, k in enumerate(zip(a["event"].tolist(), a["jet_index"].tolist()))}
+    return a, key
+
+
+@pytest.mark.parametrize("shuffle", [False, True, "slices"])
+@pytest.mark.parametrize("fmt,compression", [("hdf5", "none"), ("hdf5", "lz4"), ("parquet", "none")])
+def test_every_jet_once_with_its_values(store_factory, shuffle, fmt, compression):
+    path = store_factory(fmt=fmt, compression=compression)
+    ref, key = _reference(path)
+    r = Reader(path, batch_size=128, shuffle=shuffle, seed=3, observers=IDS, output="numpy", buffer_jets=300)
+    seen = []
+    for b in r:
+        ids = _ids(b)
+        rows = np.array([key[i] for i in ids])
+        for n in ("pf_features", "pf_mask", "sv_features", "jet_features", "label_onehot", "truth"):
+            np.testing.assert_array_equal(b[n], ref[n][rows], err_msg=n)
+        np.testing.assert_array_equal(b["label"], ref["label"][rows])
+        assert b["label"].dtype == np.int64
+        seen += ids
+    assert len(seen) == len(set(seen)) == len(key)
+    assert len(r) == len([1 for _ in r])
+    if shuffle:
+        assert seen != sorted(seen, key=key.get)
+
+
+def test_same_seed_same_batches_and_set_epoch_reshuffles(store_factory):
+    path = store_factory()
+    order = lambda r: [i for b in r for i in _ids(b)]  # noqa: E731
+    a = Reader(path, batch_size=100, seed=1, observers=IDS, output="numpy")
+    b = Reader(path, batch_size=100, seed=1, observers=IDS, output="numpy")
+    first = order(a)
+    assert first == order(b)
+    a.set_epoch(1)
+    second = order(a)
+    assert second != first and sorted(second) == sorted(first)
+
+
+@pytest.mark.parametrize("shuffle", [True, "slices"])
+def test_ranks_and_workers_partition_the_epoch(store_factory, shuffle):
+    path = store_factory()
+    _, key = _reference(path)
+    seen = []
+    for rank in range(2):
+        r = Reader(path, batch_size=64, shuffle=shuffle, rank=rank, world_size=2, observers=IDS, output="numpy")
+        n_rank = 0
+        for w in range(3):
+            for b in r.batches(worker=w, num_workers=3):
+                seen += _ids(b)
+                n_rank += 1
+        assert n_rank == len(r)
+    assert len(seen) == len(set(seen)) == len(key)
+
+
+def test_resume_mid_epoch(store_factory):
+    path = store_factory()
+    r = Reader(path, batch_size=100, seed=5, observers=IDS, output="numpy")
+    r.set_epoch(2)
+    full = [_ids(b) for b in r]
+    it = iter(r)
+    for _ in range(4):
+        next(it)
+    state = r.state_dict()
+    assert state == {"epoch": 2, "batch": 4, "seed": 5}
+    fresh = Reader(path, batch_size=100, seed=5, observers=IDS, output="numpy")
+    fresh.load_state_dict(json.loads(json.dumps(state)))
+    assert [_ids(b) for b in fresh] == full[4:]
+    assert [_ids(b) for b in fresh] == full  # the next pass is a whole epoch again
+
+
+def test_zero_copy_views_of_the_mapping(store_factory):
+    path = store_factory(jets_per_shard=(1000,))
+    r = Reader(path, batch_size=200, shuffle="slices", seed=0, output="numpy")
+    lo, hi = r._shard(0).address_range()
+    assert hi - lo == (path / "shards" / "part-00000.h5").stat().st_size
+    n = 0
+    for b in r:
+        for name, arr in b.items():
+            if name == "label":  # converted to int64 for losses: a copy by design
+                continue
+            assert lo <= arr.ctypes.data and arr.ctypes.data + arr.nbytes <= hi, name
+        n += 1
+    assert n == 5
+    shuffled = Reader(path, batch_size=200, shuffle=True, output="numpy")
+    b = next(iter(shuffled))
+    assert not (lo <= b["pf_features"].ctypes.data < hi)  # a gathered batch is one copy, outside
+
+
+def test_zero_copy_torch_tensors(store_factory):
+    torch = pytest.importorskip("torch")
+    path = store_factory(jets_per_shard=(1000,))
+    r = Reader(path, batch_size=250, shuffle="slices", output="torch")
+    lo, hi = r._shard(0).address_range()
+    for b in r:
+        t = b["pf_features"]
+        assert isinstance(t, torch.Tensor)
+        assert lo <= t.data_ptr() and t.data_ptr() + t.numel() * 4 <= hi
+
+
+def test_standardize_applies_the_stored_stats(store_factory):
+    from jetlib.stats import compute_stats
+
+    path = store_factory()
+    st = compute_stats(path)
+    raw = Reader(path, batch_size=300, shuffle="slices", seed=2, output="numpy")
+    std = Reader(path, batch_size=300, shuffle="slices", seed=2, output="numpy", standardize=True)
+    for a, b in zip(raw, std):
+        np.testing.assert_allclose(b["sv_features"], st.apply("sv_features", a["sv_features"], a["sv_mask"]), rtol=1e-6)
+        np.testing.assert_allclose(b["jet_features"], st.apply("jet_features", a["jet_features"]), rtol=1e-6)
+        np.testing.assert_array_equal(b["pf_mask"], a["pf_mask"])
+    # the mapping was not written through
+    np.testing.assert_array_equal(next(iter(raw))["pf_features"], next(iter(raw))["pf_features"])
+
+
+def test_weighted_sampling_matches_the_weights(store_factory):
+    from jetlib.weights import compute_weights
+
+    path = store_factory(jets_per_shard=(20_000, 20_000), class_probs=[0.5, 0.3, 0.15, 0.05])
+    w = compute_weights(path, bins="pt=15:300:log6,eta=-2.5:2.5:4", class_weights={"b": 2})
+    exp = np.array(list(w.expected_counts().values()))
+    counts = np.zeros(4)
+    epochs = 10
+    r = Reader(path, batch_size=512, weights="flat", seed=7, observers=["jet_pt"], output="numpy")
+    for e in range(epochs):
+        r.set_epoch(e)
+        for b in r:
+            counts += np.bincount(b["label"], minlength=4)
+    np.testing.assert_allclose(counts / epochs, exp, rtol=0.05)
+    assert counts[0] / counts[1] == pytest.approx(2.0, rel=0.08)  # class weight b=2
+    again = Reader(path, batch_size=512, weights="flat", seed=7, observers=IDS, output="numpy")
+    again2 = Reader(path, batch_size=512, weights="flat", seed=7, observers=IDS, output="numpy")
+    assert [_ids(b) for b in again] == [_ids(b) for b in again2]
+
+
+def test_errors_name_the_shard_or_block(store_factory, tmp_path):
+    path = store_factory()
+    with pytest.raises(StoreError, match="no block 'pff'.*did you mean pf"):
+        Reader(path, blocks=["pff"])
+    with pytest.raises(StoreError, match="jetlib weights"):
+        Reader(path, weights="flat")
+    with pytest.raises(StoreError, match="jetlib stats"):
+        Reader(path, standardize=True)
+    shard = path / "shards" / "part-00001.h5"
+    data = bytearray(shard.read_bytes())
+    data[-100] ^= 0xFF  # same size, other content
+    shard.write_bytes(bytes(data))
+    with pytest.raises(ShardError, match="part-00001.h5.*checksum"):
+        Reader(path)
+    shard.write_bytes(bytes(data[:-1000]))
+    with pytest.raises(ShardError, match="part-00001.h5.*truncated"):
+        Reader(path, verify=False)
+    meta = json.loads((path / "jetlib.json").read_text())
+    meta["format_version"] = 99
+    (path / "jetlib.json").write_text(json.dumps(meta))
+    with pytest.raises(StoreError, match="format version 99"):
+        Reader(path)
+
+
+@pytest.mark.torch
+def test_dataloader_workers_every_jet_once_and_errors_surface(store_factory):
+    torch = pytest.importorskip("torch")
+    path = store_factory()
+    _, key = _reference(path)
+    r = Reader(path, batch_size=64, observers=IDS)
+    loader = torch.utils.data.DataLoader(r, batch_size=None, num_workers=2, timeout=60)
+    seen = [i for b in loader for i in _ids(b)]
+    assert len(seen) == len(set(seen)) == len(key)
+    order0 = [i for b in Reader(path, batch_size=64, observers=IDS, output="numpy") for i in _ids(b)]
+    assert seen == order0  # workers deal batches round-robin: the loader yields the plan's order
+    # a shard that breaks after the reader was made: the worker's error reaches the main process
+    shard = path / "shards" / "part-00002.h5"
+    raw = bytearray(shard.read_bytes())
+    raw[:8] = b"\0" * 8  # destroy the HDF5 signature
+    shard.write_bytes(bytes(raw))
+    loader = torch.utils.data.DataLoader(r, batch_size=None, num_workers=2, timeout=60)
+    with pytest.raises(Exception, match="part-00002.h5"):
+        for _ in loader:
+            pass
