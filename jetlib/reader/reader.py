@@ -50,6 +50,8 @@ class ReaderBase:
         standardize: apply the stored standardisation (``jetlib stats``); padding stays 0.
         observers: extra per-jet columns in each batch (``jet_pt``, ``event``, ...).
         truth: include the ``truth`` targets.
+        shards: read only these shards (indices or a slice of ``store.shards()``), e.g. to
+            hold out the last shards for testing.
         rank, world_size: this process's DDP rank and the number of ranks (batches are dealt
             round-robin to ranks, then to DataLoader workers).
         drop_last: drop the last, smaller batch.
@@ -77,6 +79,7 @@ class ReaderBase:
         standardize: bool = False,
         observers: Sequence[str] = (),
         truth: bool = True,
+        shards: Sequence[int] | slice | None = None,
         rank: int = 0,
         world_size: int = 1,
         drop_last: bool = False,
@@ -126,7 +129,10 @@ class ReaderBase:
         self.epoch = 0
         self._start_batch = 0  # resume point within the epoch (load_state_dict)
         self._yielded = 0
-        self.entries = [e for e in s.shards() if e.jets]
+        entries = s.shards()
+        if shards is not None:
+            entries = entries[shards] if isinstance(shards, slice) else [entries[i] for i in shards]
+        self.entries = [e for e in entries if e.jets]
         self.units: list[Unit] = make_units([e.jets for e in self.entries], self.unit_jets)
         self.weights = None
         if weights is not None:
