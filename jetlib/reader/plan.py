@@ -6,6 +6,10 @@ once per epoch, none twice, and a run resumes from a batch number.
 
 Units are contiguous runs of jets in one shard. Shuffling permutes units; with
 ``shuffle="jets"`` the jets of a window of units (the shuffle buffer) are permuted too.
+Memory-mapped shards cost nothing to touch, so their units are permuted over the whole
+store. Shards that must be decoded (Parquet, compressed HDF5) are visited in random order,
+a window of about ``window_jets`` at a time, and units are permuted within a window: the
+reader then keeps one window decoded instead of decoding a shard per unit.
 Sampling weights drop jets unit by unit with uniforms drawn from ``(seed, epoch, shard,
 start)``, so the kept jets do not depend on how the plan is split among workers.
 """
@@ -17,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Unit", "Piece", "make_units", "epoch_batches"]
+__all__ = ["Unit", "Piece", "make_units", "unit_order", "epoch_batches"]
 
 
 @dataclass(frozen=True)
@@ -54,6 +58,32 @@ def _pieces(shards: np.ndarray, rows: np.ndarray) -> list[Piece]:
     return out
 
 
+def unit_order(units: list[Unit], rng: np.random.Generator, window_jets: int | None) -> tuple[np.ndarray, set[int]]:
+    """A random order of ``units``: over the whole store (``window_jets`` None), or shard
+    windows in random order with the units of each window permuted. Also returns the
+    positions in the order where a window ends."""
+    if window_jets is None:
+        return rng.permutation(len(units)), set()
+    by_shard: dict[int, list[int]] = {}
+    for i, u in enumerate(units):
+        by_shard.setdefault(u.shard, []).append(i)
+    shards = list(by_shard)
+    out: list[np.ndarray] = []
+    window: list[int] = []
+    jets = 0
+    for k in rng.permutation(len(shards)):
+        idx = by_shard[shards[k]]
+        window += idx
+        jets += sum(units[i].stop - units[i].start for i in idx)
+        if jets >= window_jets:
+            out.append(np.asarray(window)[rng.permutation(len(window))])
+            window, jets = [], 0
+    if window:
+        out.append(np.asarray(window)[rng.permutation(len(window))])
+    ends = set(np.cumsum([len(w) for w in out]) - 1)
+    return (np.concatenate(out) if out else np.zeros(0, np.int64)), ends
+
+
 def epoch_batches(
     units: list[Unit],
     *,
@@ -64,6 +94,7 @@ def epoch_batches(
     buffer_jets: int,
     accept: Callable[[Unit], np.ndarray] | None = None,
     drop_last: bool = False,
+    window_jets: int | None = None,
 ) -> Iterator[list[Piece]]:
     """Yield the batches of one epoch, in order, as lists of pieces.
 
@@ -73,9 +104,10 @@ def epoch_batches(
             stay together: a batch of one unit is a view of the shard), or ``"jets"``/True
             (jets permuted within a buffer of ``buffer_jets``).
         accept: per-unit acceptance probabilities for weighted sampling (None: keep all).
+        window_jets: shuffle units within shard windows of this many jets (None: globally).
     """
     rng = np.random.default_rng([seed, epoch])
-    order = rng.permutation(len(units)) if shuffle else np.arange(len(units))
+    order, window_ends = unit_order(units, rng, window_jets) if shuffle else (np.arange(len(units)), set())
     jet_level = shuffle is True or shuffle == "jets"
     pend_s: list[np.ndarray] = []
     pend_r: list[np.ndarray] = []
@@ -98,7 +130,7 @@ def epoch_batches(
             k = pend_n
         pend_s, pend_r, pend_n = [s[k:]], [r[k:]], pend_n - k
 
-    for i in order:
+    for pos, i in enumerate(order):
         u = units[i]
         n = u.stop - u.start
         if accept is None and not jet_level and n == batch_size:
@@ -109,21 +141,20 @@ def epoch_batches(
             p = accept(u)
             uni = np.random.default_rng([seed, epoch, u.shard, u.start, 1]).random(n)
             rows = rows[uni < p]
-        if not len(rows):
-            continue
         shard = np.full(len(rows), u.shard, np.int64)
         if jet_level:
             win_s.append(shard)
             win_r.append(rows)
             win_n += len(rows)
-            if win_n >= buffer_jets:
+            # a buffer never spans two shard windows, so a batch needs one window decoded
+            if win_n >= buffer_jets or (win_n and pos in window_ends):
                 perm = rng.permutation(win_n)
                 pend_s.append(np.concatenate(win_s)[perm])
                 pend_r.append(np.concatenate(win_r)[perm])
                 pend_n += win_n
                 win_s, win_r, win_n = [], [], 0
                 yield from emit(False)
-        else:
+        elif len(rows):
             pend_s.append(shard)
             pend_r.append(rows)
             pend_n += len(rows)

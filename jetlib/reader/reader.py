@@ -145,6 +145,13 @@ class ReaderBase:
 
             self.stats = load_stats(s)
         self._check_shards(verify)
+        # decoded shards (Parquet, compressed HDF5) are read a window at a time (plan.py);
+        # the reader keeps the window's shards decoded, and the next shard, and no more
+        sh = s.meta["shards"]
+        self.mapped = sh["format"] == "hdf5" and sh["compression"] == "none"
+        biggest = max((e.jets for e in self.entries), default=0)
+        self.window_jets = None if self.mapped else max(buffer_jets, batch_size)
+        self._decoded_budget = (self.window_jets or 0) + 3 * biggest  # a window overshoots by < 1 shard
         self._open: dict[int, ShardArrays] = {}
         self.timings = {"verify_s": self._verify_s}
 
@@ -199,11 +206,15 @@ class ReaderBase:
             e = self.entries[i]
             extra = list(self.weights.variables) + ["label"] if self.weights is not None else []
             sh = open_shard(e.path, self.store.layout, list(dict.fromkeys(self.names + extra)), e.jets)
-            if not sh.mapped and len(self._open) >= 4:
-                # decoded shards hold memory: keep a few (the plan visits units of nearby shards)
-                for k in [k for k, v in self._open.items() if not v.mapped][:1]:
-                    del self._open[k]
+            if not sh.mapped:  # drop the least recently opened decoded shards past the budget
+                held = sum(v.jets for v in self._open.values() if not v.mapped) + sh.jets
+                for k in [k for k, v in self._open.items() if not v.mapped]:
+                    if held <= self._decoded_budget:
+                        break
+                    held -= self._open.pop(k).jets
             self._open[i] = sh
+        else:  # most recently used last
+            self._open[i] = self._open.pop(i)
         return sh
 
     def batches(self, *, worker: int = 0, num_workers: int = 1) -> Iterator[dict[str, np.ndarray]]:
@@ -211,7 +222,7 @@ class ReaderBase:
         plan = epoch_batches(
             self.units, batch_size=self.batch_size, shuffle=self.shuffle, seed=self.seed, epoch=self.epoch,
             buffer_jets=self.buffer_jets, accept=self._accept if self.weights is not None else None,
-            drop_last=self.drop_last,
+            drop_last=self.drop_last, window_jets=self.window_jets,
         )  # fmt: skip
         for b, pieces in enumerate(plan):
             if b % self.world_size != self.rank:
@@ -230,12 +241,14 @@ class ReaderBase:
         else:
             sizes = [(p.stop - p.start) if isinstance(p, slice) else len(p) for _, p in pieces]
             total = sum(sizes)
+            # open each shard once for the batch: the cache may evict one between two arrays
+            shards = {i: self._shard(i) for i, _ in pieces}
             for n in self.names:
                 spec = self.store.layout.arrays[n]
                 dst = np.empty((total, *spec.inner), spec.dtype)
                 pos = 0
                 for (i, rows), k in zip(pieces, sizes):
-                    src = self._shard(i)[n]
+                    src = shards[i][n]
                     if isinstance(rows, slice):
                         dst[pos : pos + k] = src[rows]
                     else:

@@ -47,6 +47,27 @@ def test_every_jet_once_with_its_values(store_factory, shuffle, fmt, compression
         assert seen != sorted(seen, key=key.get)
 
 
+@pytest.mark.parametrize("shuffle", [True, "slices"])
+def test_decoded_shards_are_decoded_once_per_epoch(store_factory, monkeypatch, shuffle):
+    """Parquet shards are read a window at a time: each shard is decoded once per epoch, and
+    the reader never holds more than its budget of decoded jets."""
+    import jetlib.reader.reader as mod
+
+    path = store_factory(fmt="parquet", jets_per_shard=(300, 200, 250, 400, 150, 350))
+    opened = []
+    real = mod.open_shard
+    monkeypatch.setattr(mod, "open_shard", lambda p, *a, **k: opened.append(p.name) or real(p, *a, **k))
+    r = Reader(path, batch_size=64, shuffle=shuffle, seed=2, output="numpy", buffer_jets=400, observers=IDS)
+    held = []
+    seen = []
+    for b in r:
+        held.append(sum(v.jets for v in r._open.values()))
+        seen += _ids(b)
+    assert sorted(opened) == sorted(set(opened)) and len(opened) == 6
+    assert len(seen) == len(set(seen)) == 1650
+    assert max(held) <= 400 + 3 * 400
+
+
 def test_same_seed_same_batches_and_set_epoch_reshuffles(store_factory):
     path = store_factory()
     order = lambda r: [i for b in r for i in _ids(b)]  # noqa: E731
