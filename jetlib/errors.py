@@ -13,7 +13,16 @@ __all__ = [
     "StoreError",
     "ShardError",
     "near_matches",
+    "error_name",
 ]
+
+
+def error_name(err: BaseException) -> str:
+    """``ValueError``, ``zlib.error``, ``uproot.DeserializationError``: the class, with its
+    package where the bare name says little."""
+    cls = type(err)
+    mod = cls.__module__.split(".")[0]
+    return cls.__name__ if mod in ("builtins", "jetlib") else f"{mod}.{cls.__name__}"
 
 
 def near_matches(name: str, candidates: Iterable[str], n: int = 3) -> list[str]:

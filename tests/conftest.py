@@ -80,11 +80,12 @@ def make_store(path: Path, *, jets_per_shard=(500, 700, 300), fmt: str = "hdf5",
         first += n
         name = f"part-{i:05d}{shard_suffix(fmt)}"
         info = write_shard(path / "shards" / name, arrays, layout, fmt=fmt, compression=compression)
-        man.append({"task": f"f{i}.root:0-{n}", "task_id": i, "kind": "range", "status": "done",
-                    "events": n, "jets": n, "shards": [info.to_json()]})  # fmt: skip
+        man.append({"task": f"f{i}.root:0-{n}", "task_id": i, "kind": "range", "file": f"f{i}.root", "start": 0,
+                    "stop": n, "entries": n, "status": "done", "events": n, "jets": n, "shards": [info.to_json()]})  # fmt: skip
     for j in range(failed):
         man.append({"task": f"bad{j}.root:file", "task_id": len(jets_per_shard) + j, "kind": "file",
-                    "status": "failed", "error": "OSError", "reason": "not a ROOT file"})  # fmt: skip
+                    "file": f"bad{j}.root", "entries": 0, "status": "failed", "error": "OSError",
+                    "reason": "not a ROOT file"})  # fmt: skip
     return path
 
 

@@ -22,16 +22,10 @@ app = typer.Typer(
 )
 
 #: command modules, in the order their commands appear in --help
-_COMMANDS = ["demo", "generate", "skim", "inspect", "weights", "export"]
+_COMMANDS = ["demo", "generate", "skim", "inspect", "verify", "weights", "export"]
 
 for _name in _COMMANDS:
-    try:
-        _mod = importlib.import_module(f"jetlib.cli._{_name}")
-    except ModuleNotFoundError as _err:  # a command group not built in this checkout
-        if _err.name != f"jetlib.cli._{_name}":
-            raise
-        continue
-    _mod.register(app)
+    importlib.import_module(f"jetlib.cli._{_name}").register(app)
 
 
 def main() -> None:

@@ -24,6 +24,7 @@ def register(app: typer.Typer) -> None:
         overwrite: bool = typer.Option(False, help="Replace a store made with another configuration."),
         fail_fast: bool = typer.Option(False, help="Stop at the first failed task."),
         skip_bad_files: bool = typer.Option(False, help="Record damaged inputs as skipped; exit 0 if nothing else failed."),
+        task_timeout: float = typer.Option(900.0, help="Seconds allowed to open a file or read a task's entries; past it the task fails (0: no limit)."),
         progress: bool = typer.Option(True, help="Show a progress bar."),
     ) -> None:
         """Skim MiniAOD-like ROOT files into a store of padded, labelled jets.
@@ -37,13 +38,13 @@ def register(app: typer.Typer) -> None:
         from jetlib.errors import ConfigError, StoreError
         from jetlib.skim.run import skim as run_skim
 
-        console = Console(stderr=True)
+        console = Console(stderr=True, soft_wrap=True)  # long paths stay on one line (grep-able)
         try:
             s = run_skim(
                 filelist, out, schema=schema, config=config, labels=labels, fmt=fmt, compression=compression,
                 entries_per_task=entries_per_task, scheduler=scheduler, workers=workers,
                 dashboard_address=dashboard_address or None, overwrite=overwrite, fail_fast=fail_fast,
-                skip_bad_files=skip_bad_files, progress=progress, console=console,
+                skip_bad_files=skip_bad_files, task_timeout=task_timeout or None, progress=progress, console=console,
             )  # fmt: skip
         except (ConfigError, StoreError, ValueError) as err:
             console.print(f"[red]error:[/] {escape(str(err))}")

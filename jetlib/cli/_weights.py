@@ -37,7 +37,7 @@ def register(app: typer.Typer) -> None:
         from jetlib.errors import ConfigError, StoreError
         from jetlib.weights import compute_weights
 
-        console = Console()
+        console = Console(soft_wrap=True)
         try:
             w = compute_weights(
                 store, bins=bins, method=method, reference=reference, class_weights=class_weights,
@@ -77,7 +77,7 @@ def register(app: typer.Typer) -> None:
         from jetlib.errors import StoreError
         from jetlib.stats import compute_stats
 
-        console = Console()
+        console = Console(soft_wrap=True)
         try:
             st = compute_stats(store, clip=clip, progress=True)
         except StoreError as err:

@@ -3,6 +3,11 @@
 The client (this process), not the workers, appends to the manifest, once per task key, so
 a task that runs twice is recorded once. Re-running the same command does only the tasks
 not yet ``done``; a changed configuration refuses to mix into an existing store.
+
+Before anything is submitted, the plan (every task key and its number, which names its
+shard) is written to ``tasks.json``: a re-run numbers its tasks the same way whatever finished
+before, so a resumed store equals an uninterrupted one shard for shard, and ``jetlib verify``
+knows every task that should have a record.
 """
 
 from __future__ import annotations
@@ -20,18 +25,42 @@ from typing import Any
 from jetlib._version import __version__
 from jetlib.config.inputs import load_input_schema
 from jetlib.config.skim import load_label_scheme, load_skim_config
-from jetlib.errors import StoreError
+from jetlib.errors import StoreError, error_name
 from jetlib.skim.plan import SkimPlan, make_plan
 from jetlib.skim.process import observers, shard_layout
-from jetlib.skim.task import Task, count_entries, run_task
+from jetlib.skim.task import DEFAULT_TASK_TIMEOUT_S, Task, count_entries, run_task
 from jetlib.source.filelist import InputFile, parse_filelist
 from jetlib.store.manifest import Manifest
 from jetlib.store.shards import COMPRESSIONS, FORMATS
 from jetlib.store.store import FORMAT_VERSION, META_NAME, write_meta
 
-__all__ = ["skim", "SkimSummary", "build_meta", "DEFAULT_ENTRIES_PER_TASK"]
+__all__ = ["skim", "SkimSummary", "build_meta", "DEFAULT_ENTRIES_PER_TASK", "TASKS_NAME", "load_task_ids"]
 
 DEFAULT_ENTRIES_PER_TASK = 5000
+TASKS_NAME = "tasks.json"
+
+
+def load_task_ids(store: Path) -> dict[str, int]:
+    """Task key -> number, from ``tasks.json`` and (for tasks it lacks) the manifest."""
+    ids: dict[str, int] = {}
+    path = store / TASKS_NAME
+    if path.exists():
+        try:
+            ids.update(json.loads(path.read_text())["tasks"])
+        except (json.JSONDecodeError, KeyError) as err:
+            raise StoreError(f"{path}: unreadable task plan ({err}); re-run with --overwrite") from err
+    for key, rec in Manifest.of(store).latest().items():
+        ids.setdefault(key, rec["task_id"])
+    return ids
+
+
+def _save_task_ids(store: Path, ids: dict[str, int]) -> None:
+    tmp = store / f".{TASKS_NAME}.tmp"
+    with open(tmp, "w") as f:
+        json.dump({"tasks": ids}, f, indent=0)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, store / TASKS_NAME)
 
 
 @dataclass
@@ -124,7 +153,7 @@ def _clear_store(out: Path) -> None:
     for name in ("shards", "weights", "stats"):
         if (out / name).is_dir():
             shutil.rmtree(out / name)
-    for name in (META_NAME, "manifest.jsonl"):
+    for name in (META_NAME, "manifest.jsonl", TASKS_NAME):
         if (out / name).exists():
             (out / name).unlink()
 
@@ -157,6 +186,7 @@ def skim(
     overwrite: bool = False,
     fail_fast: bool = False,
     skip_bad_files: bool = False,
+    task_timeout: float | None = DEFAULT_TASK_TIMEOUT_S,
     progress: bool = True,
     console=None,
 ) -> SkimSummary:
@@ -172,6 +202,8 @@ def skim(
         overwrite: replace a store made with another configuration.
         fail_fast: stop at the first failed task. skip_bad_files: record damaged inputs as
             ``skipped`` (not ``failed``), so that they do not fail the run.
+        task_timeout: wall-clock limit in seconds for opening a file and for reading a task's
+            entries (None or 0: none); a task past it is recorded ``failed`` (TaskTimeout).
 
     Returns:
         A :class:`SkimSummary`; the manifest in the store has every task's record.
@@ -198,9 +230,11 @@ def skim(
     if not files:
         raise ValueError(f"{inputs}: the file list has no entries")
     _prepare_store(out, meta, overwrite)
+    for stale in (out / "shards").glob(".*.tmp-*"):  # left by workers of an interrupted run
+        stale.unlink(missing_ok=True)
     manifest = Manifest.of(out)
     latest = manifest.latest()
-    ids = {k: r["task_id"] for k, r in latest.items() if "task_id" in r}
+    ids = load_task_ids(out)
     next_id = max(ids.values(), default=-1) + 1
     summary = SkimSummary(out)
     bad_status = "skipped" if skip_bad_files else "failed"
@@ -243,7 +277,7 @@ def skim(
             console.print(f"[bold]Dask dashboard:[/] {summary.dashboard}  ({summary.workers} workers)")
         # 1. entries per file, on the workers (opening 500 remote files is work too)
         tasks: list[Task] = []
-        counts = client.gather(client.map(count_entries, readable, tree=plan.tree, pure=False))
+        counts = client.gather(client.map(count_entries, readable, tree=plan.tree, timeout=task_timeout, pure=False))
         for path, c in zip(readable, counts):
             if c["status"] != "ok":
                 commit(file_record(path, bad_status, entries=0, error=c["error"], reason=c["reason"]))
@@ -264,6 +298,7 @@ def skim(
                     summary.already_done += 1
                     continue
                 tasks.append(task)
+        _save_task_ids(out, ids)
         # 2. the skim itself
         from distributed import as_completed
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -271,7 +306,7 @@ def skim(
         plan_f = client.scatter(plan, broadcast=True)
         futures = {}
         for t in tasks:
-            fut = client.submit(run_task, plan_f, t, str(out.resolve()), fmt, compression,
+            fut = client.submit(run_task, plan_f, t, str(out.resolve()), fmt, compression, task_timeout,
                                 key=f"skim-{meta['config_hash'][:8]}-{t.task_id:05d}", pure=False)  # fmt: skip
             futures[fut] = t
         columns = (TextColumn("[bold]skim"), BarColumn(), MofNCompleteColumn(), TextColumn("tasks"),
@@ -285,7 +320,7 @@ def skim(
                 except Exception as err:  # a bug or a dead worker (KilledWorker): record, go on
                     rec = {"task": t.key, "task_id": t.task_id, "kind": "range", "file": t.path, "start": t.start,
                            "stop": t.stop, "entries": t.entries, "status": "failed", "error": "WorkerError",
-                           "reason": f"{type(err).__name__}: {err}", "events": 0, "jets": 0, "shards": []}  # fmt: skip
+                           "reason": f"{error_name(err)}: {err}", "events": 0, "jets": 0, "shards": []}  # fmt: skip
                 commit(rec)
                 bar.update(pid, advance=1, jets=summary.jets)
                 if fail_fast and rec["status"] == "failed":

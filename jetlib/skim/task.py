@@ -2,7 +2,8 @@
 
 The worker writes its shard atomically and returns a record; only the client writes the
 manifest. Damaged inputs return a ``failed`` record at once (no retry); transient errors on
-remote files are retried with backoff.
+remote files are retried with backoff; a task that runs past its wall-clock limit (a read
+hanging on a dead server or a stuck mount) returns a ``failed`` record with ``TaskTimeout``.
 """
 
 from __future__ import annotations
@@ -10,19 +11,52 @@ from __future__ import annotations
 import os
 import resource
 import socket
+import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from jetlib.errors import InputFileError, MissingBranchError
+from jetlib.errors import InputFileError, MissingBranchError, error_name
 from jetlib.skim.plan import SkimPlan
 from jetlib.source.filelist import is_remote
 from jetlib.source.open import CORRUPT_ERRORS, check_branches, open_tree
 
-__all__ = ["Task", "run_task", "count_entries", "shard_name"]
+__all__ = ["Task", "run_task", "count_entries", "shard_name", "TaskTimeout", "DEFAULT_TASK_TIMEOUT_S"]
 
 RETRIES = 3
 BACKOFF_S = 2.0
+DEFAULT_TASK_TIMEOUT_S = 900.0
+
+
+class TaskTimeout(TimeoutError):
+    """A task ran past its wall-clock limit."""
+
+
+def _with_deadline(fn, seconds: float | None, what: str):
+    """Run ``fn()`` with a wall-clock limit.
+
+    Python cannot interrupt a thread blocked in a read, so ``fn`` runs in a daemon thread
+    and, past the limit, is abandoned: the Dask worker thread returns a failure and goes on
+    with the next task; the stuck thread holds no CPU and dies with the worker process.
+    """
+    if not seconds:
+        return fn()
+    box: dict = {}
+
+    def target():
+        try:
+            box["value"] = fn()
+        except BaseException as err:  # handed to the caller below
+            box["error"] = err
+
+    th = threading.Thread(target=target, name=f"jetlib-task {what}", daemon=True)
+    th.start()
+    th.join(seconds)
+    if th.is_alive():
+        raise TaskTimeout(f"{what}: no result after {seconds:g} s (--task-timeout); the read may hang on a dead server or mount")
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
 
 
 @dataclass(frozen=True)
@@ -61,21 +95,25 @@ def _with_retries(fn, path: str):
 
 
 def _failure(err: BaseException) -> dict:
-    cause = getattr(err, "cause", None) or type(err).__name__
+    cause = getattr(err, "cause", None) or error_name(err)
     return {"status": "failed", "error": cause, "reason": str(err)}
 
 
-def count_entries(path: str, tree: str) -> dict:
+def count_entries(path: str, tree: str, timeout: float | None = DEFAULT_TASK_TIMEOUT_S) -> dict:
     """Entries of ``tree`` in ``path``, or a failure record (runs on a worker)."""
     try:
-        t = _with_retries(lambda: open_tree(path, tree), path)
+        t = _with_deadline(lambda: _with_retries(lambda: open_tree(path, tree), path), timeout, path)
         return {"status": "ok", "entries": int(t.num_entries)}
     except (InputFileError, MissingBranchError, OSError, *CORRUPT_ERRORS) as err:
         return _failure(err)
 
 
-def run_task(plan: SkimPlan, task: Task, store: str, fmt: str, compression: str) -> dict:
-    """Skim ``task`` into ``<store>/shards/`` and return its manifest record."""
+def run_task(plan: SkimPlan, task: Task, store: str, fmt: str, compression: str,
+             timeout: float | None = DEFAULT_TASK_TIMEOUT_S) -> dict:
+    """Skim ``task`` into ``<store>/shards/`` and return its manifest record.
+
+    ``timeout`` bounds the task's wall-clock time (None: no limit).
+    """
     from jetlib.skim.process import process_chunk, shard_layout
     from jetlib.source.read import read_chunk
     from jetlib.store.shards import write_shard
@@ -91,15 +129,15 @@ def run_task(plan: SkimPlan, task: Task, store: str, fmt: str, compression: str)
         try:
             return read_chunk(t, plan, task.start, task.stop, keys)
         except CORRUPT_ERRORS as err:  # damaged baskets show up only when read
-            raise InputFileError(task.path, f"cannot read entries {task.start}-{task.stop} ({type(err).__name__}: {err})",
-                                 cause=type(err).__name__) from err  # fmt: skip
+            raise InputFileError(task.path, f"cannot read entries {task.start}-{task.stop} ({error_name(err)}: {err})",
+                                 cause=error_name(err)) from err  # fmt: skip
 
     try:
-        chunk = _with_retries(read, task.path)
+        chunk = _with_deadline(lambda: _with_retries(read, task.path), timeout, task.key)
         t1 = time.perf_counter()
         layout = shard_layout(plan)
         arrays, counters = process_chunk(plan, chunk, layout)
-    except (InputFileError, MissingBranchError, OSError, FloatingPointError) as err:
+    except (InputFileError, MissingBranchError, OSError, FloatingPointError) as err:  # TaskTimeout is an OSError
         # bad input: recorded, never retried; programming errors propagate to the client
         rec.update(_failure(err))
         rec.update(events=0, jets=0, shards=[], seconds=round(time.perf_counter() - t0, 3))

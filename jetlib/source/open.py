@@ -14,7 +14,7 @@ from pathlib import Path
 
 import uproot
 
-from jetlib.errors import InputFileError, MissingBranchError
+from jetlib.errors import InputFileError, MissingBranchError, error_name
 from jetlib.source.filelist import is_remote
 
 __all__ = ["CORRUPT_ERRORS", "check_header", "open_tree", "check_branches"]
@@ -36,8 +36,10 @@ def check_header(path: str) -> None:
     """Cheap checks on a local file before uproot touches it: exists, ROOT magic, and the
     header's fEND (end of the last record) within the file size (truncation)."""
     p = Path(path)
-    if not p.is_file():
+    if not p.exists():
         raise InputFileError(path, "file not found; check the path in your file list", cause="FileNotFoundError")
+    if not p.is_file():
+        raise InputFileError(path, "not a regular file (a folder, pipe or device); list ROOT files only", cause="NotAFile")
     size = p.stat().st_size
     with open(p, "rb") as f:
         head = f.read(64)
@@ -61,9 +63,13 @@ def open_tree(path: str, tree: str):
     try:
         f = uproot.open(path)
     except FileNotFoundError as err:
-        raise InputFileError(path, "file not found", cause=type(err).__name__) from err
+        raise InputFileError(path, "file not found", cause=error_name(err)) from err
+    except ImportError as err:  # a protocol whose fsspec backend is not installed
+        extra = "xrootd" if path.startswith("root://") else "http"
+        raise InputFileError(path, f"cannot open this URL ({err}); pip install 'jetlib[{extra}]'",
+                             cause="MissingDependency") from err  # fmt: skip
     except CORRUPT_ERRORS as err:
-        raise InputFileError(path, f"cannot open as ROOT ({type(err).__name__}: {err})", cause=type(err).__name__) from err
+        raise InputFileError(path, f"cannot open as ROOT ({error_name(err)}: {err})", cause=error_name(err)) from err
     try:
         keys = f.keys(cycle=False)
         if tree not in keys:
@@ -81,7 +87,7 @@ def open_tree(path: str, tree: str):
     except InputFileError:
         raise
     except CORRUPT_ERRORS as err:
-        raise InputFileError(path, f"cannot read the tree ({type(err).__name__}: {err})", cause=type(err).__name__) from err
+        raise InputFileError(path, f"cannot read the tree ({error_name(err)}: {err})", cause=error_name(err)) from err
 
 
 def tree_keys(t) -> list[str]:

@@ -1,0 +1,58 @@
+"""``jetlib verify``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def verify(
+        store: Path = typer.Argument(..., help="Store folder."),
+        quick: bool = typer.Option(False, "--quick", help="Sizes and row counts only; skip the checksums (no full read)."),
+        inputs: bool = typer.Option(False, "--inputs", help="Also open every input file and compare its entries with the manifest."),
+        allow_failed: bool = typer.Option(False, "--allow-failed", help="Accept failed tasks (an incomplete store)."),
+        progress: bool = typer.Option(True, help="Show a progress bar while checksumming."),
+    ) -> None:
+        """Check a store: every input accounted for, events, jets, checksums, no orphan shards.
+
+        Exits 0 when every check passes, 1 when one fails (each problem named), 2 when the
+        folder is not a store.
+        """
+        from rich.console import Console
+        from rich.markup import escape
+        from rich.table import Table
+
+        from jetlib.errors import StoreError
+        from jetlib.store.verify import verify as run_verify
+
+        console = Console(stderr=True, soft_wrap=True)  # long paths stay on one line (grep-able)
+        try:
+            r = run_verify(store, quick=quick, inputs=inputs, allow_failed=allow_failed, progress=progress)
+        except StoreError as err:
+            console.print(f"[red]error:[/] {escape(str(err))}")
+            raise typer.Exit(2) from None
+        t = Table(title=f"verify {r.store}", show_header=False)
+        t.add_column(style="bold")
+        t.add_column()
+        tasks = ", ".join(f"{r.tasks.get(k, 0):,} {name}" for k, name in
+                          (("done", "done"), ("failed", "failed"), ("skipped", "skipped"), ("missing", "unfinished")))  # fmt: skip
+        t.add_row("input files", f"{r.files:,}" + (f" ({r.checked_inputs:,} re-opened)" if r.checked_inputs else ""))
+        t.add_row("tasks", f"{sum(r.tasks.values()):,}: {tasks}")
+        t.add_row("events read", f"{r.events:,}")
+        t.add_row("jets", f"{r.jets:,} in {r.shards:,} shards, {r.bytes / 1e6:,.1f} MB")
+        t.add_row("checksums", "checked" if r.checked_checksums else "not checked (--quick)")
+        console.print(t)
+        for p in r.warnings:
+            console.print(f"[yellow]warning[/] {p.check}: {escape(p.where)}: {escape(p.message)}")
+        for p in r.errors[:50]:
+            console.print(f"[red]FAIL[/] {p.check}: {escape(p.where)}: {escape(p.message)}")
+        if len(r.errors) > 50:
+            console.print(f"... and {len(r.errors) - 50} more")
+        if r.ok:
+            console.print("[green]OK[/]: every check passed")
+        else:
+            console.print(f"[red]{len(r.errors)} problem(s)[/]")
+            raise typer.Exit(1)

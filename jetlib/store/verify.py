@@ -1,0 +1,222 @@
+"""``jetlib verify``: check a store's invariants, and say which one fails and where.
+
+1. Accounting: every task of the skim's plan (``tasks.json``) has a manifest record, done,
+   failed or skipped; each file's entry ranges tile ``[0, entries)`` with no gap or overlap.
+2. Events: a done range read ``stop - start`` events; with ``inputs=True`` each input file is
+   opened again and its tree must still have the entries the manifest recorded.
+3. Shards: every shard of a done task exists, has the recorded size and number of jets, and
+   (unless ``quick``) the recorded xxh3 checksum; no shard lies in ``shards/`` outside the
+   manifest.
+4. Derived data: weights and stats made from another state of the store are reported as stale.
+
+Failed tasks are accounted for but leave the store incomplete: they fail the check unless
+``allow_failed``. Skipped inputs (``--skip-bad-files``) do not.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from jetlib.errors import StoreError
+from jetlib.store.shards import checksum
+from jetlib.store.store import Store
+
+__all__ = ["verify", "VerifyReport", "Problem"]
+
+_REDO = "delete it and re-run the same `jetlib skim` command to redo its task"
+
+
+@dataclass(frozen=True)
+class Problem:
+    check: str  # accounting | events | shard | orphan | inputs | derived
+    where: str  # a task key, file or shard path
+    message: str
+
+
+@dataclass
+class VerifyReport:
+    store: Path
+    tasks: dict[str, int] = field(default_factory=dict)  # status -> count (+ "missing")
+    files: int = 0
+    events: int = 0
+    jets: int = 0
+    shards: int = 0
+    bytes: int = 0
+    checked_checksums: bool = False
+    checked_inputs: int = 0
+    errors: list[Problem] = field(default_factory=list)
+    warnings: list[Problem] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+def _shard_rows(path: Path) -> int:
+    if path.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        return pq.ParquetFile(path).metadata.num_rows
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        return int(f["label"].shape[0])
+
+
+def _ranges_problem(ranges: list[tuple[int, int]], entries: int) -> str | None:
+    """None if ``ranges`` tile ``[0, entries)`` exactly, else what is wrong."""
+    pos = 0
+    for start, stop in sorted(ranges):
+        if start > pos:
+            return f"entries {pos}-{start} are in no task"
+        if start < pos:
+            return f"entries {start}-{min(pos, stop)} are in two tasks"
+        pos = stop
+    if pos != entries:
+        return f"entries {pos}-{entries} are in no task" if pos < entries else f"tasks run past the {entries} entries"
+    return None
+
+
+def verify(
+    store: str | Path,
+    *,
+    quick: bool = False,
+    inputs: bool = False,
+    allow_failed: bool = False,
+    progress: bool = False,
+) -> VerifyReport:
+    """Check the store at ``store``; see the module docstring for what is checked.
+
+    Args:
+        quick: check shard sizes and row counts but not checksums (no full read).
+        inputs: open every input file again and compare its entries with the manifest.
+        allow_failed: do not count failed tasks as errors.
+        progress: show a progress bar while checksumming.
+
+    Raises:
+        StoreError: ``store`` is not a jetlib store (or of an unknown format version).
+    """
+    from jetlib.skim.run import TASKS_NAME, load_task_ids
+
+    st = Store(store)
+    rep = VerifyReport(st.path, checked_checksums=not quick)
+    err = lambda check, where, msg: rep.errors.append(Problem(check, str(where), msg))  # noqa: E731
+    warn = lambda check, where, msg: rep.warnings.append(Problem(check, str(where), msg))  # noqa: E731
+    latest = st.manifest.latest()
+    planned = load_task_ids(st.path)
+    if not (st.path / TASKS_NAME).exists():
+        warn("accounting", st.path / TASKS_NAME, "no task plan (store from an older jetlib): only recorded tasks are checked")
+
+    # 1. accounting ----------------------------------------------------------------------------
+    counts: dict[str, int] = defaultdict(int)
+    for key in planned:
+        rec = latest.get(key)
+        if rec is None:
+            counts["missing"] += 1
+            err("accounting", key, "planned but never finished (interrupted run?): re-run the same `jetlib skim` command")
+            continue
+        counts[rec["status"]] += 1
+        if rec["status"] == "failed" and not allow_failed:
+            err("accounting", key, f"failed: {rec.get('error')}: {rec.get('reason')}")
+    rep.tasks = dict(counts)
+    by_file: dict[str, list[dict]] = defaultdict(list)
+    file_recs: dict[str, dict] = {}
+    for key, rec in latest.items():
+        if rec.get("kind") == "file":
+            file_recs[rec["file"]] = rec
+        else:
+            by_file[rec["file"]].append(rec)
+    rep.files = len(set(by_file) | set(file_recs))
+    for f, recs in by_file.items():
+        entries = {r["entries"] for r in recs}
+        if len(entries) != 1:
+            err("events", f, f"tasks disagree on the file's entries: {sorted(entries)}")
+            continue
+        (n,) = entries
+        # ranges of the current plan only: an old plan's ranges (other --entries-per-task) are ignored
+        current = [r for r in recs if r["task"] in planned] or recs
+        problem = _ranges_problem([(r["start"], r["stop"]) for r in current if r["stop"] > r["start"]], n)
+        if problem:
+            err("accounting", f, problem)
+        for r in current:
+            if r["status"] == "done" and r.get("events") != r["stop"] - r["start"]:
+                err("events", r["task"], f"read {r.get('events')} events, the range has {r['stop'] - r['start']}")
+            if r["status"] == "done":
+                rep.events += r.get("events", 0)
+
+    # 2. inputs -------------------------------------------------------------------------------
+    if inputs:
+        from jetlib.skim.task import count_entries
+
+        tree = st.meta["input_schema"]["raw"].get("tree", "Events")
+        for f, recs in sorted(by_file.items()):
+            c = count_entries(f, tree)
+            rep.checked_inputs += 1
+            if c["status"] != "ok":
+                warn("inputs", f, f"cannot open it now ({c['error']}: {c['reason']}); entries not re-checked")
+            elif c["entries"] != recs[0]["entries"]:
+                err("inputs", f, f"the tree has {c['entries']} entries, the manifest {recs[0]['entries']}: the file changed")
+
+    # 3. shards -------------------------------------------------------------------------------
+    shards = st.shards()
+    todo = []
+    for s in shards:
+        if not s.path.is_file():
+            err("shard", s.path, f"missing (task {s.task}); re-run the same `jetlib skim` command: it redoes tasks whose shard is gone")
+            continue
+        size = s.path.stat().st_size
+        if size != s.bytes:
+            err("shard", s.path, f"{size} bytes on disk, {s.bytes} in the manifest: truncated or replaced; {_REDO}")
+            continue
+        try:
+            rows = _shard_rows(s.path)
+        except Exception as e:  # any unreadable file is a finding, not a crash
+            err("shard", s.path, f"unreadable ({type(e).__name__}: {e}); {_REDO}")
+            continue
+        if rows != s.jets:
+            err("shard", s.path, f"{rows} jets on disk, {s.jets} in the manifest")
+        todo.append(s)
+        rep.jets += s.jets
+        rep.bytes += s.bytes
+    rep.shards = len(shards)
+    if not quick:
+        from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+
+        with Progress(TextColumn("[bold]checksums"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+                      disable=not progress, transient=True) as bar:  # fmt: skip
+            pid = bar.add_task("sum", total=sum(s.bytes for s in todo))
+            for s in todo:
+                if checksum(s.path) != s.checksum:
+                    err("shard", s.path, f"checksum mismatch: the file was modified or corrupted; {_REDO}")
+                bar.advance(pid, s.bytes)
+    known = {s.name for s in shards}
+    for p in sorted((st.path / "shards").iterdir()) if (st.path / "shards").is_dir() else []:
+        if p.name.startswith("."):
+            warn("orphan", p, "temporary file of an interrupted write; the next skim run removes it")
+        elif p.name not in known:
+            err("orphan", p, "shard on disk that no done task records (interrupted run?): re-run the skim or delete it")
+
+    # 4. derived data -----------------------------------------------------------------------
+    for kind, folder in (("weights", st.path / "weights"), ("stats", st.path / "stats")):
+        for p in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+            try:
+                d = json.loads(p.read_text())
+            except json.JSONDecodeError:
+                warn("derived", p, "unreadable JSON")
+                continue
+            n_jets = sum(s.jets for s in shards)
+            if d.get("jets") not in (None, n_jets) or (d.get("config_hash") or None) not in (None, st.meta["config_hash"]):
+                warn("derived", p, f"{kind} made from another state of the store: recompute with `jetlib {kind}`")
+    return rep
+
+
+def raise_if_bad(report: VerifyReport) -> None:
+    """Raise :class:`StoreError` listing the first problems of a failed report."""
+    if report.ok:
+        return
+    lines = [f"{p.check}: {p.where}: {p.message}" for p in report.errors[:10]]
+    more = f"\n... and {len(report.errors) - 10} more" if len(report.errors) > 10 else ""
+    raise StoreError(f"{report.store}: verify failed\n" + "\n".join(lines) + more)

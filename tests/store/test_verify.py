@@ -1,0 +1,98 @@
+"""jetlib verify on a real skimmed store: passes when intact, and names the shard, task or
+file when a shard is deleted, corrupted, truncated or orphaned, or a task never finished."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from jetlib.cli import app
+from jetlib.generate import generate
+from jetlib.skim.run import skim
+from jetlib.store import Store
+from jetlib.store.verify import verify
+
+
+@pytest.fixture(scope="module")
+def skimmed(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("v")
+    files = generate(d / "data", events=1200, files=2, seed=9, progress=False)
+    s = skim([str(f) for f in files], d / "store", workers=1, entries_per_task=200, dashboard_address=None, progress=False)
+    assert s.ok and s.done == 6
+    return d / "store"
+
+
+@pytest.fixture
+def store(skimmed, tmp_path) -> Path:
+    out = tmp_path / "store"
+    shutil.copytree(skimmed, out)
+    return out
+
+
+def _where(report) -> set[str]:
+    return {Path(p.where).name for p in report.errors}
+
+
+def test_intact_store_passes_with_exact_counts(store):
+    r = verify(store, inputs=True)
+    assert r.ok, r.errors
+    assert r.tasks == {"done": 6} and r.files == 2 and r.events == 1200 and r.checked_inputs == 2
+    assert r.jets == Store(store).n_jets == sum(json.loads(l)["jets"] for l in (store / "manifest.jsonl").read_text().splitlines())
+    res = CliRunner().invoke(app, ["verify", str(store), "--no-progress"])
+    assert res.exit_code == 0 and "every check passed" in res.output
+
+
+def test_deleted_shard_is_named(store):
+    victim = Store(store).shards()[2].name
+    (store / "shards" / victim).unlink()
+    r = verify(store)
+    assert not r.ok and _where(r) == {victim} and "missing" in r.errors[0].message
+    res = CliRunner().invoke(app, ["verify", str(store), "--no-progress"])
+    assert res.exit_code == 1 and victim in res.output
+
+
+def test_flipped_bit_fails_the_checksum_and_quick_mode_skips_it(store):
+    victim = Store(store).shards()[1]
+    b = bytearray(victim.path.read_bytes())
+    b[len(b) // 2] ^= 1
+    victim.path.write_bytes(bytes(b))
+    r = verify(store)
+    assert _where(r) == {victim.name} and "checksum" in r.errors[0].message
+    assert verify(store, quick=True).ok  # sizes and row counts still agree
+
+
+def test_truncated_and_orphan_shards_are_named(store):
+    shards = Store(store).shards()
+    with open(shards[0].path, "r+b") as f:
+        f.truncate(shards[0].bytes // 2)
+    shutil.copy(shards[3].path, store / "shards" / "part-99999.h5")
+    r = verify(store, quick=True)
+    assert _where(r) == {shards[0].name, "part-99999.h5"}
+    assert {p.check for p in r.errors} == {"shard", "orphan"}
+
+
+def test_unfinished_tasks_and_changed_inputs(store):
+    lines = (store / "manifest.jsonl").read_text().splitlines()
+    (store / "manifest.jsonl").write_text("\n".join(lines[:4]) + "\n")  # as if the client died
+    r = verify(store)
+    assert r.tasks == {"done": 4, "missing": 2}
+    assert {p.check for p in r.errors} == {"accounting", "orphan"}  # the two shards are on disk, unrecorded
+    assert sum("never finished" in p.message for p in r.errors) == 2
+
+
+def test_failed_tasks_fail_unless_allowed(store_factory):
+    path = store_factory(failed=2)  # a synthetic store: no task plan, two failed files
+    r = verify(path)
+    assert r.tasks == {"done": 3, "failed": 2} and [p.check for p in r.warnings] == ["accounting"]
+    assert {p.where for p in r.errors} == {"bad0.root:file", "bad1.root:file"}
+    assert all("not a ROOT file" in p.message for p in r.errors)
+    assert verify(path, allow_failed=True).ok
+
+
+def test_not_a_store_exits_2(tmp_path):
+    res = CliRunner().invoke(app, ["verify", str(tmp_path)])
+    assert res.exit_code == 2 and "not a jetlib store" in res.output
