@@ -109,7 +109,11 @@ def _write_hdf5(tmp: Path, arrays, layout: ShardLayout, compression: str, attrs:
     import h5py
 
     filt = _hdf5_filter(compression)
-    with h5py.File(tmp, "w", track_order=False) as f:
+    # No chunk cache: each chunk is written when its dataset is, in layout order. With a cache,
+    # small chunks are flushed when h5py's dataset objects are garbage-collected, so the file
+    # layout (not the values) changed with the process's GC timing and a redone task's shard
+    # did not always have the same checksum.
+    with h5py.File(tmp, "w", track_order=False, rdcc_nbytes=0) as f:
         for k, v in attrs.items():
             f.attrs[k] = v
         for name, spec in layout.arrays.items():
