@@ -235,7 +235,7 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--jets", type=int, default=200_000, help="selected jets in the sample (at least)")
     ap.add_argument("--entries-per-task", type=int, default=5000)
-    ap.add_argument("--compression", default="none", help="shard compression: none (the default) | lz4 | zstd | gzip")
+    ap.add_argument("--compression", default="lz4", help="shard compression: lz4 (the skim default) | none | zstd | gzip")
     ap.add_argument("--cache", type=Path, default=HERE / ".cache" / "skim")
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--repeat", type=int, default=5, help="repetitions of the write-cost measurement")

@@ -16,7 +16,7 @@ def register(app: typer.Typer) -> None:
         config: str = typer.Option("default", help="Skim config: default, or a YAML path (blocks, features, cuts)."),
         labels: str = typer.Option(None, help="Label scheme (default: the config's): default, merged, or a YAML path."),
         fmt: str = typer.Option("hdf5", "--format", help="Shard format: hdf5 or parquet."),
-        compression: str = typer.Option("none", help="none, lz4, zstd or gzip."),
+        compression: str = typer.Option("lz4", help="lz4 (light, the default), zstd, gzip, or none: uncompressed HDF5 lets jetlib.Reader memory-map shards (zero copy)."),
         entries_per_task: int = typer.Option(5000, help="Events per task and shard (bounds memory per worker)."),
         workers: int = typer.Option(None, help="LocalCluster worker processes (default: one per core)."),
         scheduler: str = typer.Option(None, help="Use an existing Dask scheduler, e.g. tcp://HOST:8786."),

@@ -162,7 +162,12 @@ def _client(scheduler: str | None, workers: int | None, dashboard_address: str |
     from distributed import Client, LocalCluster
 
     if scheduler:
-        return Client(scheduler), None
+        try:
+            return Client(scheduler, timeout="30s"), None
+        except (OSError, TimeoutError, TypeError, ValueError) as err:  # TypeError: tls:// with no TLS config
+            hint = (" tls:// needs distributed.comm.tls.* (CA, client cert, key) in your Dask config; see the README"
+                    if scheduler.startswith("tls://") else " check the address and that the scheduler runs")  # fmt: skip
+            raise StoreError(f"cannot connect to the Dask scheduler {scheduler} ({error_name(err)}: {err});{hint}") from err
     n = workers or max(1, len(os.sched_getaffinity(0)))
     # no address asked for: a random loopback port, never all interfaces (PITFALLS.md)
     cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
@@ -178,7 +183,7 @@ def skim(
     config: str | Path = "default",
     labels: str | Path | None = None,
     fmt: str = "hdf5",
-    compression: str = "none",
+    compression: str = "lz4",
     entries_per_task: int = DEFAULT_ENTRIES_PER_TASK,
     scheduler: str | None = None,
     workers: int | None = None,

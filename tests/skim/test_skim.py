@@ -7,6 +7,7 @@ import shutil
 
 import awkward as ak
 import h5py
+import hdf5plugin
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
@@ -38,7 +39,8 @@ def test_store_matches_inputs(hdf5_store, miniaod_files):
         with h5py.File(sh.path, "r") as f:
             parts.append({k: f[k][:] for k in ("jet_pt", "event", "jet_index", "pf_features", "pf_mask", "jet_features")})
             assert f["pf_features"].shape[1:] == (40, 50) and f["pf_mask"].shape[1:] == (1, 50)
-            assert f["pf_features"].chunks is None  # contiguous: memory-mappable
+            plist = f["pf_features"].id.get_create_plist()  # LZ4, the default light compression
+            assert plist.get_nfilters() == 1 and plist.get_filter(0)[0] == hdf5plugin.LZ4_ID
     got = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
     assert len(got["jet_pt"]) == store.n_jets == sum(r["jets"] for r in recs)
     # independent reference with awkward: the selected jets and their PF candidates
@@ -76,6 +78,22 @@ def test_parquet_has_the_same_content(hdf5_store, miniaod_files, tmp_path):
     # plain pyarrow sees named columns
     t = pq.read_table(b.shards()[0].path, columns=["pf_log_pt", "jet_pt", "label_b", "gen_pt"])
     assert t.column("pf_log_pt").type.list_size == 50
+
+
+def test_uncompressed_hdf5_is_contiguous_and_memory_mapped(hdf5_store, miniaod_files, tmp_path):
+    from jetlib.reader.shards import open_shard
+
+    out = tmp_path / "none"
+    assert skim([str(p) for p in miniaod_files], out, compression="none", **KW).ok
+    a, b = Store(hdf5_store), Store(out)
+    names = list(a.layout.arrays)
+    ra, rb = a.read(names), b.read(names)
+    for n in names:
+        np.testing.assert_array_equal(ra[n], rb[n], err_msg=n)
+    sh = b.shards()[0]
+    with h5py.File(sh.path, "r") as f:
+        assert all(f[n].chunks is None for n in names)
+    assert open_shard(sh.path, b.layout, names, sh.jets).mapped
 
 
 def test_resume_does_only_unfinished_work(hdf5_store, miniaod_files, tmp_path):
