@@ -1,0 +1,56 @@
+"""``jetlib demo`` runs the whole main job; its outputs are checked here with the store API,
+the JSON files and a plain unweighted Reader epoch, not with the demo's own printout."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from typer.testing import CliRunner
+
+import jetlib
+from jetlib.cli import app
+
+
+def test_demo_runs_the_main_job(tmp_path: Path):
+    out = tmp_path / "demo"
+    res = CliRunner().invoke(app, ["demo", "--events", "2000", "--workers", "1", "--out", str(out),
+                                   "--dashboard-address", ""])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    for i in range(1, 6):
+        assert f"{i}/5 " in res.output
+    assert "next:" in res.output
+
+    files = (out / "data" / "files.txt").read_text().split()
+    assert len(files) == 4 and all(Path(f).is_file() for f in files)
+
+    store = out / "store"
+    assert (store / "jetlib.json").is_file()
+    s = jetlib.Store(store)
+    assert s.n_jets > 0
+    assert len(s.shards()) == 4  # 2000 events in 4 files: one task and shard per file
+
+    # every jet once in an unweighted epoch, and as many as the manifest counts
+    reader = jetlib.Reader(store, shuffle=False, output="numpy", verify=False)
+    labels = np.concatenate([b["label"] for b in reader])
+    assert len(labels) == s.n_jets
+
+    flat = json.loads((store / "weights" / "flat.json").read_text())
+    assert flat["method"] == "flat" and flat["variables"] == ["jet_pt", "jet_eta"]
+    assert flat["jets"] == s.n_jets
+    # the counts histogram holds every jet of the store (flow clipped into the edge bins)
+    assert int(np.sum(flat["counts"])) == s.n_jets
+    np.testing.assert_array_equal(np.asarray(flat["counts"]).reshape(len(s.classes), -1).sum(1),
+                                  np.bincount(labels, minlength=len(s.classes)))  # fmt: skip
+    assert sum(flat["expected_counts"].values()) > 0
+
+    stats = json.loads((store / "stats" / "stats.json").read_text())
+    assert stats["jets"] == s.n_jets
+    assert {f"{b}_features" for b in s.blocks} | {"jet_features"} == set(stats["arrays"])
+
+
+def test_demo_exits_nonzero_on_failure(tmp_path: Path):
+    res = CliRunner().invoke(app, ["demo", "--events", "0", "--out", str(tmp_path / "demo")])
+    assert res.exit_code == 1
+    assert "error" in res.output
