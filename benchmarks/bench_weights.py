@@ -1,0 +1,131 @@
+"""Weights and stats throughput, in jets/s per core, against reading the same columns alone.
+
+    python benchmarks/bench_skim.py          # once: builds the store this reuses
+    python benchmarks/bench_weights.py
+
+Uses the 1-worker store of bench_skim (default config, LZ4 HDF5, ~226k jets) and a copy of it
+as uncompressed HDF5 (the shards re-written through jetlib's own writer). One thread
+(OMP_NUM_THREADS=1, Dask "sync"), page cache warm, best of 3. The baselines read exactly
+what each step reads, with the same function (``read_shard``): jet pT, η and label for the
+weights; every node-feature array, its mask and the jet features for the stats.
+Target (issue 4): each step within 1.5× of its read. Results go to the "weights and stats"
+section of benchmarks/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _results import machine, record  # noqa: E402
+
+HERE = Path(__file__).parent
+
+
+def best(fn, repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def uncompressed_copy(src: Path, dst: Path) -> Path:
+    """The same store with uncompressed shards (same names, new sizes and checksums)."""
+    import json
+
+    from jetlib.store import Store
+    from jetlib.store.shards import read_shard, write_shard
+
+    if (dst / "jetlib.json").exists():
+        return dst
+    shutil.rmtree(dst, ignore_errors=True)
+    (dst / "shards").mkdir(parents=True)
+    st = Store(src)
+    meta = dict(st.meta, shards=dict(st.meta["shards"], compression="none"))
+    (dst / "jetlib.json").write_text(json.dumps(meta))
+    lines = []
+    for line in (src / "manifest.jsonl").read_text().splitlines():
+        rec = json.loads(line)
+        for sh in rec.get("shards", []):
+            arrays = read_shard(src / "shards" / sh["name"], st.layout)
+            sh.update(write_shard(dst / "shards" / sh["name"], arrays, st.layout, fmt="hdf5").to_json())
+        lines.append(json.dumps(rec))
+    (dst / "manifest.jsonl").write_text("\n".join(lines) + "\n")
+    return dst
+
+
+def measure(path: Path, repeat: int) -> dict:
+    from jetlib.stats import _feature_arrays, compute_stats
+    from jetlib.store import Store
+    from jetlib.store.shards import read_shard
+    from jetlib.weights import compute_weights
+
+    st = Store(path)
+    shards = [s for s in st.shards() if s.jets]
+    w_cols = ["jet_pt", "jet_eta", "label"]
+    s_cols = [n for a, (_, m) in _feature_arrays(st).items() for n in (a, m) if n]
+
+    def read(cols):
+        for s in shards:
+            read_shard(s.path, st.layout, cols)
+
+    read(s_cols)  # warm the page cache
+    r = {"jets": st.n_jets, "bytes": sum(s.bytes for s in shards)}
+    r["read_w"] = best(lambda: read(w_cols), repeat)
+    r["weights"] = best(lambda: compute_weights(st, bins="pt,eta", method="flat", scheduler="sync"), repeat)
+    r["read_s"] = best(lambda: read(s_cols), repeat)
+    r["stats"] = best(lambda: compute_stats(st), repeat)
+    return r
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--store", type=Path, default=HERE / ".cache" / "skim" / "store_w1", help="a store (bench_skim's)")
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--no-record", action="store_true")
+    a = ap.parse_args()
+    if not (a.store / "jetlib.json").exists():
+        raise SystemExit(f"{a.store}: no store; run `python benchmarks/bench_skim.py` first, or pass --store")
+    from jetlib.store import Store
+
+    comp = Store(a.store).meta["shards"]["compression"]
+    stores = {f"HDF5, {comp}": a.store}
+    if comp != "none":
+        stores["HDF5, none"] = uncompressed_copy(a.store, HERE / ".cache" / "weights" / "store_none")
+    rows = ["| store | step | read alone (jets/s) | step (jets/s) | step / read time | target ≤ 1.5× |",
+            "|---|---|---:|---:|---:|---|"]
+    for label, path in stores.items():
+        r = measure(path, a.repeat)
+        n = r["jets"]
+        for step, rd in (("weights (pt, eta; flat)", "read_w"), ("stats (all features)", "read_s")):
+            t = r["weights" if step.startswith("weights") else "stats"]
+            ratio = t / r[rd]
+            rows.append(f"| {label} | {step} | {n / r[rd]:,.0f} | {n / t:,.0f} | {ratio:.2f}× | "
+                        f"{'met' if ratio <= 1.5 else 'NOT met'} |")  # fmt: skip
+            print(rows[-1], flush=True)
+    body = "\n".join([
+        f"Machine: {machine()}.",
+        f"Command: `python benchmarks/bench_weights.py --store {a.store.relative_to(HERE.parent) if a.store.is_relative_to(HERE.parent) else a.store}`. "
+        f"{n:,} jets, default skim configuration; one thread, page cache warm, best of {a.repeat}. "
+        "Read alone = `read_shard` of the columns the step reads (weights: jet_pt, jet_eta, label; "
+        "stats: every block's features and mask, and the jet features). The stats step reads a ~20k-jet "
+        "sample to bracket the percentiles, then every value once.",
+        "",
+        *rows,
+        "",
+    ])  # fmt: skip
+    print(body)
+    if not a.no_record:
+        record("weights and stats", body)
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    main()
