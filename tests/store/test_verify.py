@@ -96,3 +96,14 @@ def test_failed_tasks_fail_unless_allowed(store_factory):
 def test_not_a_store_exits_2(tmp_path):
     res = CliRunner().invoke(app, ["verify", str(tmp_path)])
     assert res.exit_code == 2 and "not a jetlib store" in res.output
+
+
+def test_range_tiling_by_hand():
+    from jetlib.store.verify import _ranges_problem
+
+    assert _ranges_problem([(0, 100), (100, 250)], 250) is None
+    assert _ranges_problem([(100, 250), (0, 100)], 250) is None  # any order
+    assert _ranges_problem([(0, 100), (150, 250)], 250) == "entries 100-150 are in no task"
+    assert _ranges_problem([(0, 120), (100, 250)], 250) == "entries 100-120 are in two tasks"
+    assert _ranges_problem([(0, 100)], 250) == "entries 100-250 are in no task"
+    assert _ranges_problem([(0, 300)], 250) == "tasks run past the 250 entries"
