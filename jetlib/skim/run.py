@@ -32,7 +32,7 @@ from jetlib.skim.task import DEFAULT_TASK_TIMEOUT_S, Task, count_entries, run_ta
 from jetlib.source.filelist import InputFile, parse_filelist
 from jetlib.store.manifest import Manifest
 from jetlib.store.shards import COMPRESSIONS, FORMATS
-from jetlib.store.store import FORMAT_VERSION, META_NAME, write_meta
+from jetlib.store.store import FORMAT_VERSION, META_NAME, write_json, write_meta
 
 __all__ = ["skim", "SkimSummary", "build_meta", "DEFAULT_ENTRIES_PER_TASK", "TASKS_NAME", "load_task_ids"]
 
@@ -52,15 +52,6 @@ def load_task_ids(store: Path) -> dict[str, int]:
     for key, rec in Manifest.of(store).latest().items():
         ids.setdefault(key, rec["task_id"])
     return ids
-
-
-def _save_task_ids(store: Path, ids: dict[str, int]) -> None:
-    tmp = store / f".{TASKS_NAME}.tmp"
-    with open(tmp, "w") as f:
-        json.dump({"tasks": ids}, f, indent=0)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, store / TASKS_NAME)
 
 
 @dataclass
@@ -303,7 +294,7 @@ def skim(
                     summary.already_done += 1
                     continue
                 tasks.append(task)
-        _save_task_ids(out, ids)
+        write_json(out / TASKS_NAME, {"tasks": ids})
         # 2. the skim itself
         from distributed import as_completed
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn

@@ -112,7 +112,9 @@ def run_task(plan: SkimPlan, task: Task, store: str, fmt: str, compression: str,
              timeout: float | None = DEFAULT_TASK_TIMEOUT_S) -> dict:
     """Skim ``task`` into ``<store>/shards/`` and return its manifest record.
 
-    ``timeout`` bounds the task's wall-clock time (None: no limit).
+    ``timeout`` bounds the time to open the file and read the entries, where a remote or
+    damaged source can hang (None: no limit); the kernels and the write are not cut off, so
+    an abandoned task never publishes a shard behind the client's back.
     """
     from jetlib.skim.process import process_chunk, shard_layout
     from jetlib.source.read import read_chunk

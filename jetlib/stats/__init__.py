@@ -13,7 +13,6 @@ Examples:
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ import numpy as np
 from jetlib.errors import StoreError
 from jetlib.stats.quantiles import exact_percentiles, real_values
 from jetlib.store.shards import read_shard
-from jetlib.store.store import Store
+from jetlib.store.store import Store, write_json
 
 __all__ = ["FeatureStats", "Stats", "compute_stats", "load_stats", "SAMPLE_JETS"]
 
@@ -170,9 +169,7 @@ def compute_stats(store: str | Path | Store, *, clip: float = 5.0, sample_jets: 
     stats = Stats(out, float(clip), total, s.meta.get("config_hash", ""))
     folder = s.path / STATS_DIR
     folder.mkdir(exist_ok=True)
-    tmp = folder / "stats.json.tmp"
-    tmp.write_text(json.dumps(stats.to_json(), indent=1) + "\n")
-    os.replace(tmp, folder / "stats.json")
+    write_json(folder / "stats.json", stats.to_json())
     return stats
 
 

@@ -16,7 +16,7 @@ from jetlib.store.layout import ShardLayout
 from jetlib.store.manifest import Manifest
 from jetlib.store.shards import read_shard
 
-__all__ = ["Store", "ShardEntry", "FORMAT_VERSION", "META_NAME", "write_meta"]
+__all__ = ["Store", "ShardEntry", "FORMAT_VERSION", "META_NAME", "write_meta", "write_json"]
 
 FORMAT_VERSION = 1
 META_NAME = "jetlib.json"
@@ -32,16 +32,22 @@ class ShardEntry:
     task: str
 
 
-def write_meta(store: str | Path, meta: dict[str, Any]) -> None:
-    """Write ``jetlib.json`` atomically."""
-    store = Path(store)
-    tmp = store / f".{META_NAME}.tmp"
+def write_json(path: str | Path, obj: Any) -> None:
+    """Write ``obj`` as JSON to ``path`` atomically: a hidden temporary file beside it,
+    fsynced, then renamed (a reader sees the old file or the new one, never half of one)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
     with open(tmp, "w") as f:
-        json.dump(meta, f, indent=1, sort_keys=False)
+        json.dump(obj, f, indent=1)
         f.write("\n")
         f.flush()
         os.fsync(f.fileno())
-    os.replace(tmp, store / META_NAME)
+    os.replace(tmp, path)
+
+
+def write_meta(store: str | Path, meta: dict[str, Any]) -> None:
+    """Write ``jetlib.json`` atomically."""
+    write_json(Path(store) / META_NAME, meta)
 
 
 class Store:

@@ -13,7 +13,6 @@ Examples:
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from jetlib.errors import ConfigError, StoreError, near_matches
-from jetlib.store.store import Store
+from jetlib.store.store import Store, write_json
 from jetlib.weights.binning import parse_bins
 from jetlib.weights.hist import FLOW_POLICIES, ClassHistograms, clip_into, fill_histograms
 from jetlib.weights.methods import METHODS, balance, flat_table, ref_table
@@ -136,9 +135,7 @@ class SamplingWeights:
         folder = Path(store) / WEIGHTS_DIR
         folder.mkdir(exist_ok=True)
         path = folder / f"{self.name}.json"
-        tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(self.to_json(), indent=1) + "\n")
-        os.replace(tmp, path)
+        write_json(path, self.to_json())
         return path
 
 
