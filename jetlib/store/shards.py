@@ -109,11 +109,11 @@ def _write_hdf5(tmp: Path, arrays, layout: ShardLayout, compression: str, attrs:
     import h5py
 
     filt = _hdf5_filter(compression)
-    # No chunk cache: each chunk is written when its dataset is, in layout order. With a cache,
-    # small chunks are flushed when h5py's dataset objects are garbage-collected, so the file
-    # layout (not the values) changed with the process's GC timing and a redone task's shard
-    # did not always have the same checksum.
-    with h5py.File(tmp, "w", track_order=False, rdcc_nbytes=0) as f:
+    # Each dataset is flushed once written, so its chunks reach the file in layout order.
+    # Left in h5py's chunk cache, small chunks were written when the dataset objects were
+    # garbage-collected: chunk placement (not values) followed the process's GC timing and a
+    # redone task's shard did not always have the same checksum.
+    with h5py.File(tmp, "w", track_order=False) as f:
         for k, v in attrs.items():
             f.attrs[k] = v
         for name, spec in layout.arrays.items():
@@ -124,6 +124,7 @@ def _write_hdf5(tmp: Path, arrays, layout: ShardLayout, compression: str, attrs:
             ds = f.create_dataset(name, data=arr, **kw)
             if spec.columns:
                 ds.attrs["columns"] = [c.encode() for c in spec.columns]
+            ds.flush()
 
 
 def _to_arrow_columns(name: str, arr: np.ndarray, spec) -> list[tuple[str, object]]:
