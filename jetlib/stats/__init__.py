@@ -169,7 +169,7 @@ def compute_stats(store: str | Path | Store, *, clip: float = 5.0, sample_jets: 
     stats = Stats(out, float(clip), total, s.meta.get("config_hash", ""))
     folder = s.path / STATS_DIR
     folder.mkdir(exist_ok=True)
-    write_json(folder / "stats.json", stats.to_json())
+    write_json(folder / "stats.json", stats.to_json(), indent=None)
     return stats
 
 

@@ -32,13 +32,17 @@ class ShardEntry:
     task: str
 
 
-def write_json(path: str | Path, obj: Any) -> None:
+def write_json(path: str | Path, obj: Any, *, indent: int | None = 1) -> None:
     """Write ``obj`` as JSON to ``path`` atomically: a hidden temporary file beside it,
-    fsynced, then renamed (a reader sees the old file or the new one, never half of one)."""
+    fsynced, then renamed (a reader sees the old file or the new one, never half of one).
+
+    ``indent=None`` writes one line with the json module's C encoder (indenting falls back
+    to its pure-Python encoder: 10x slower on the weight and stats tables).
+    """
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")
     with open(tmp, "w") as f:
-        json.dump(obj, f, indent=1)
+        f.write(json.dumps(obj, indent=indent))
         f.write("\n")
         f.flush()
         os.fsync(f.fileno())

@@ -22,7 +22,7 @@ import numpy as np
 from jetlib.errors import ConfigError, StoreError, near_matches
 from jetlib.store.store import Store, write_json
 from jetlib.weights.binning import parse_bins
-from jetlib.weights.hist import FLOW_POLICIES, ClassHistograms, clip_into, fill_histograms
+from jetlib.weights.hist import FLOW_POLICIES, ClassHistograms, bin_index, fill_histograms, make_axis
 from jetlib.weights.methods import METHODS, balance, flat_table, ref_table
 
 __all__ = ["SamplingWeights", "compute_weights", "load_weights", "parse_class_weights", "DEFAULT_THRESHOLD"]
@@ -57,17 +57,17 @@ class SamplingWeights:
 
     # -- per jet ---------------------------------------------------------------------------
     def bin_index(self, columns: dict[str, np.ndarray]) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
-        """Bin indices per variable and a mask of jets inside the edges (always all with ``clip``)."""
+        """Bin indices per variable and a mask of jets inside the edges (always all with ``clip``),
+        on the same boost-histogram axes as the fill."""
+        if "_axes" not in self.__dict__:
+            self.__dict__["_axes"] = [make_axis(e) for e in self.edges]
         idx, inside = [], None
-        for v, e in zip(self.variables, self.edges):
+        for v, ax in zip(self.variables, self.__dict__["_axes"]):
             if v not in columns:
                 raise KeyError(f"weights {self.name!r} need column {v!r}; got {sorted(columns)}")
-            x = np.asarray(columns[v], np.float64)
-            ok = (x >= e[0]) & (x < e[-1])
+            i, ok = bin_index(ax, columns[v], self.flow)
+            idx.append(i)
             inside = ok if inside is None else inside & ok
-            if self.flow == "clip":
-                x = clip_into(x, e)
-            idx.append(np.clip(np.searchsorted(e, x, side="right") - 1, 0, len(e) - 2))
         assert inside is not None
         return tuple(idx), (np.ones_like(inside) if self.flow == "clip" else inside)
 
@@ -135,7 +135,7 @@ class SamplingWeights:
         folder = Path(store) / WEIGHTS_DIR
         folder.mkdir(exist_ok=True)
         path = folder / f"{self.name}.json"
-        write_json(path, self.to_json())
+        write_json(path, self.to_json(), indent=None)
         return path
 
 

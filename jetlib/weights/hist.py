@@ -1,14 +1,16 @@
 """Per-class histograms of jet observables (pT, η), filled shard by shard.
 
 Only the binned observer columns and ``label`` are read. Each shard is filled into its own
-boost-histogram (a category axis for the class plus one variable axis per observable, with
-under/overflow bins), the shard histograms are summed. Shards are spread over threads with
-Dask (reading and filling release the GIL), or over a distributed cluster when a scheduler
+boost-histogram (an integer axis for the class plus one axis per observable, with
+under/overflow bins), the shard histograms are summed; the flow bins are then clipped
+into the edge bins or dropped. Shards are spread over local threads
+(reading and filling release the GIL), or over a Dask distributed cluster when a scheduler
 address is given.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +20,7 @@ import numpy as np
 from jetlib.store.shards import read_shard
 from jetlib.store.store import Store
 
-__all__ = ["ClassHistograms", "fill_histograms", "FLOW_POLICIES"]
+__all__ = ["ClassHistograms", "fill_histograms", "make_axis", "bin_index", "FLOW_POLICIES"]
 
 #: what happens to jets outside the edges: ``clip`` counts them in the first/last bin
 #: (weaver's ``reweight_discard_under_overflow: false``), ``drop`` gives them weight 0
@@ -45,33 +47,60 @@ class ClassHistograms:
         return self.counts.reshape(len(self.classes), -1).sum(axis=1)
 
 
+def make_axis(edges: np.ndarray) -> bh.axis.Axis:
+    """The boost-histogram axis for ``edges``, with under/overflow bins.
+
+    Evenly spaced edges (linear or logarithmic, as ``--bins lo:hi:N`` and ``lo:hi:logN``
+    make) give a ``Regular`` axis, whose bin is computed rather than searched: filling is
+    about 3x faster than with a ``Variable`` axis. Both the fill and :func:`bin_index` use
+    this axis, so a jet lands in the same bin in the histogram and in the lookup.
+    """
+    e = np.asarray(edges, np.float64)
+    n = len(e) - 1
+    if n >= 1 and np.allclose(e, np.linspace(e[0], e[-1], n + 1), rtol=0, atol=1e-12 * (e[-1] - e[0])):
+        return bh.axis.Regular(n, e[0], e[-1])
+    if n >= 1 and e[0] > 0 and np.allclose(e, np.geomspace(e[0], e[-1], n + 1), rtol=1e-12, atol=0):
+        return bh.axis.Regular(n, e[0], e[-1], transform=bh.axis.transform.log)
+    return bh.axis.Variable(e)
+
+
+def bin_index(axis: bh.axis.Axis, values: np.ndarray, flow: str) -> tuple[np.ndarray, np.ndarray]:
+    """Bin of each value on ``axis`` and whether it lies inside the edges; with ``clip``,
+    values outside (and NaN) take the first or last bin."""
+    i = np.asarray(axis.index(np.asarray(values, np.float64)))
+    n = len(axis)
+    inside = (i >= 0) & (i < n)
+    return (np.clip(i, 0, n - 1) if flow == "clip" else np.where(inside, i, 0)), inside
+
+
 def _empty(n_classes: int, edges: list[np.ndarray]) -> bh.Histogram:
     axes = [bh.axis.Integer(0, n_classes, underflow=False, overflow=False)]
-    axes += [bh.axis.Variable(e, underflow=True, overflow=True) for e in edges]
-    return bh.Histogram(*axes, storage=bh.storage.Double())
+    return bh.Histogram(*axes, *[make_axis(e) for e in edges], storage=bh.storage.Double())
 
 
-def clip_into(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
-    """Move values outside ``edges`` into the first/last bin (the upper edge itself is
-    outside a boost-histogram axis, so clip just below it)."""
-    top = np.nextafter(edges[-1], -np.inf)
-    return np.clip(values, edges[0], top)
-
-
-def _fill_one(path: Path, layout, variables: list[str], edges: list[np.ndarray], n_classes: int, policy: str):
+def _fill_one(path: Path, layout, variables: list[str], empty: bh.Histogram) -> bh.Histogram:
     cols = read_shard(path, layout, [*variables, "label"])
-    h = _empty(n_classes, edges)
-    label = cols["label"]
-    flow = np.zeros(n_classes, np.int64)
-    values = []
-    outside = np.zeros(len(label), bool)
-    for v, e in zip(variables, edges):
-        x = cols[v].astype(np.float64)
-        outside |= ~((x >= e[0]) & (x < e[-1]))
-        values.append(clip_into(x, e) if policy == "clip" else x)
-    np.add.at(flow, label[outside], 1)
-    h.fill(label, *values)
-    return h, flow
+    h = empty.copy()
+    h.fill(cols["label"], *[cols[v] for v in variables])
+    return h
+
+
+def _apply_flow(view: np.ndarray, flow: str) -> tuple[np.ndarray, np.ndarray]:
+    """(counts without flow bins, jets per class outside the edges) from a histogram view
+    with flow bins on every axis but the first. ``clip`` adds each axis's under/overflow
+    bins into its first/last bin, axis by axis, which is where clipping every value into
+    the edges would have put the jet (a corner for a jet outside on two axes)."""
+    c = view.astype(np.float64, copy=True)
+    n_classes = c.shape[0]
+    inner = tuple([slice(None)] + [slice(1, -1)] * (c.ndim - 1))
+    outside = c.reshape(n_classes, -1).sum(axis=1) - c[inner].reshape(n_classes, -1).sum(axis=1)
+    if flow == "clip":
+        for ax in range(1, c.ndim):
+            c = np.moveaxis(c, ax, 0)
+            c[1] += c[0]
+            c[-2] += c[-1]
+            c = np.moveaxis(c, 0, ax)
+    return c[inner].copy(), np.rint(outside).astype(np.int64)
 
 
 def fill_histograms(
@@ -95,26 +124,28 @@ def fill_histograms(
     Returns:
         :class:`ClassHistograms` with the flow bins removed.
     """
-    import dask
-
     if flow not in FLOW_POLICIES:
         raise ValueError(f"flow={flow!r}; use one of {FLOW_POLICIES}")
     s = store if isinstance(store, Store) else Store(store)
     n_classes = len(s.classes)
-    shards = [x for x in s.shards() if x.jets]
-    tasks = [dask.delayed(_fill_one)(x.path, s.layout, variables, edges, n_classes, flow) for x in shards]
+    paths = [x.path for x in s.shards() if x.jets]
+    total = _empty(n_classes, edges)
+    args = (s.layout, variables, total)
     if scheduler and scheduler not in ("sync", "threads"):
         from distributed import Client
 
         with Client(scheduler) as client:
-            results = client.gather(client.compute(tasks))
+            results = client.gather(client.map(_fill_one, paths, *[[a] * len(paths) for a in args]))
+    elif scheduler == "sync" or len(paths) < 2:
+        results = [_fill_one(p, *args) for p in paths]
     else:
-        results = dask.compute(*tasks, scheduler="sync" if scheduler == "sync" else "threads")
-    total = _empty(n_classes, edges)
-    flows = np.zeros(n_classes, np.int64)
-    for h, f in results:
+        # a plain thread pool: the shards are few and each task is milliseconds, where
+        # dask.delayed spent longer walking the arguments (the layout) than filling
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(min(len(paths), os.cpu_count() or 1)) as pool:
+            results = list(pool.map(lambda p: _fill_one(p, *args), paths))
+    for h in results:
         total += h
-        flows += f
-    inner = tuple([slice(None)] + [slice(1, -1)] * len(edges))  # drop the flow bins
-    counts = total.view(flow=True)[inner].copy()
-    return ClassHistograms(list(variables), [np.asarray(e) for e in edges], list(s.classes), counts, flows, flow)
+    counts, outside = _apply_flow(total.view(flow=True), flow)
+    return ClassHistograms(list(variables), [np.asarray(e) for e in edges], list(s.classes), counts, outside, flow)

@@ -195,3 +195,31 @@ def test_plots_written(store_factory):
     names = sorted(p.rsplit("/", 1)[1] for p in w.extra["plots"])
     assert names == ["flat_jet_eta.png", "flat_jet_pt.png", "flat_maps.png"]
     assert all((path / "weights" / n).stat().st_size > 1000 for n in names)
+
+
+@pytest.mark.parametrize(
+    "edges, kind",
+    [(np.linspace(-2.5, 2.5, 11), "Regular"), (np.geomspace(15, 1000, 21), "Regular"), (np.array([15.0, 30, 60, 1000]), "Variable")],
+)
+@pytest.mark.parametrize("flow", ["clip", "drop"])
+def test_fill_and_lookup_bin_alike(edges, kind, flow):
+    """The histogram fill and the per-jet lookup put every value in the same bin, edges,
+    flow values, NaN and inf included; the bins agree with np.searchsorted off the edges."""
+    from jetlib.weights.hist import _apply_flow, _empty, bin_index, make_axis
+
+    rng = np.random.default_rng(3)
+    x = np.concatenate([rng.uniform(edges[0] - 5, edges[-1] + 5, 2000), edges, [np.inf, -np.inf, np.nan]])
+    label = rng.integers(0, 2, len(x))
+    ax = make_axis(edges)
+    assert type(ax).__name__ == kind
+    h = _empty(2, [edges])
+    h.fill(label, x)
+    counts, outside = _apply_flow(h.view(flow=True), flow)
+    i, inside = bin_index(ax, x, flow)
+    keep = inside | (flow == "clip")
+    expect = np.stack([np.bincount(i[keep & (label == k)], minlength=len(edges) - 1) for k in (0, 1)])
+    np.testing.assert_array_equal(counts, expect)
+    assert outside.tolist() == [int((~inside & (label == k)).sum()) for k in (0, 1)]
+    off_edge = np.isfinite(x) & ~np.isin(x, edges)
+    ref = np.clip(np.searchsorted(edges, x, side="right") - 1, 0, len(edges) - 2)
+    np.testing.assert_array_equal(i[off_edge & inside], ref[off_edge & inside])
