@@ -116,7 +116,8 @@ def main() -> None:
         f"{n:,} jets, default skim configuration; one thread, page cache warm, best of {a.repeat}. "
         "Read alone = `read_shard` of the columns the step reads (weights: jet_pt, jet_eta, label; "
         "stats: every block's features and mask, and the jet features). The stats step reads a ~20k-jet "
-        "sample to bracket the percentiles, then every value once.",
+        "sample (one contiguous slice per shard) to bracket the percentiles, then every value once "
+        "(one Numba pass per array counts the values below and at each bracket and keeps those inside).",
         "",
         *rows,
         "",

@@ -21,7 +21,7 @@ import numpy as np
 
 from jetlib.errors import StoreError
 from jetlib.stats.quantiles import exact_percentiles, real_values
-from jetlib.store.shards import read_shard
+from jetlib.store.shards import CHUNK_JETS, read_shard
 from jetlib.store.store import Store, write_json
 
 __all__ = ["FeatureStats", "Stats", "compute_stats", "load_stats", "SAMPLE_JETS"]
@@ -29,7 +29,7 @@ __all__ = ["FeatureStats", "Stats", "compute_stats", "load_stats", "SAMPLE_JETS"
 STATS_DIR = "stats"
 #: jets read in the first (bracketing) pass, spread over all shards
 SAMPLE_JETS = 20_000
-_SLICE = 64
+_MIN_SAMPLE = 64
 
 
 @dataclass
@@ -108,13 +108,15 @@ def _feature_arrays(s: Store) -> dict[str, tuple[list[str], str | None]]:
     return out
 
 
-def _sample_ranges(jets: int, fraction: float) -> list[tuple[int, int]]:
-    """Evenly spaced slices of ``_SLICE`` jets covering about ``fraction`` of a shard."""
-    if fraction >= 1:
-        return [(0, jets)]
-    n_slices = max(1, int(round(jets * fraction / _SLICE)))
-    starts = np.linspace(0, max(jets - _SLICE, 0), n_slices).astype(int)
-    return [(int(a), int(min(a + _SLICE, jets))) for a in np.unique(starts)]
+def _sample_range(jets: int, fraction: float, index: int) -> tuple[int, int]:
+    """One contiguous slice of about ``fraction`` of a shard's jets (its events are i.i.d.
+    within the file it came from), starting on a compression chunk chosen by the shard's
+    ``index`` so that the sample moves through the files. A contiguous slice decodes each
+    compressed chunk once; many small slices would decode the same chunk many times."""
+    n = min(jets, max(_MIN_SAMPLE, int(round(jets * fraction))))
+    chunks = -(-jets // CHUNK_JETS)
+    start = min((index % chunks) * CHUNK_JETS, jets - n)
+    return start, start + n
 
 
 def compute_stats(store: str | Path | Store, *, clip: float = 5.0, sample_jets: int = SAMPLE_JETS,
@@ -139,22 +141,32 @@ def compute_stats(store: str | Path | Store, *, clip: float = 5.0, sample_jets: 
     arrays = _feature_arrays(s)
     names = [n for a, (_, m) in arrays.items() for n in (a, m) if n]
 
-    def shard_values(sample: bool):
-        """One read of each shard (or of its sample slices) serves every array."""
+    def sample():
+        first = 0  # sample jets numbered across shards
+        for i, sh in enumerate(shards):
+            a, b = _sample_range(sh.jets, fraction, i)
+            d = read_shard(sh.path, s.layout, names, start=a, stop=b)
+            out = {}
+            for k, (_, m) in arrays.items():
+                jet = np.arange(b - a) if m is None else np.nonzero(d[m][:, 0, :] > 0)[0]
+                out[k] = (real_values(d[k], d[m] if m else None), jet + first)
+            first += b - a
+            yield out
+
+    def full():
+        """One read of each shard serves every array."""
         it = shards
-        if progress and not sample:
+        if progress:
             from rich.progress import track
 
             it = track(shards, description="stats", transient=True)
         for sh in it:
-            for a, b in _sample_ranges(sh.jets, fraction) if sample else [(0, sh.jets)]:
-                d = read_shard(sh.path, s.layout, names, start=a, stop=b)
-                yield {k: real_values(d[k], d[m] if m else None) for k, (_, m) in arrays.items()}
+            d = read_shard(sh.path, s.layout, names)
+            yield {k: (d[k], d[m] if m else None) for k, (_, m) in arrays.items()}
 
     out: dict[str, FeatureStats] = {}
     q = [16.0, 50.0, 84.0]
-    results = exact_percentiles(lambda: shard_values(True), lambda: shard_values(False),
-                                {k: len(f) for k, (f, _) in arrays.items()}, q)  # fmt: skip
+    results = exact_percentiles(sample, full, {k: len(f) for k, (f, _) in arrays.items()}, q)
     for k, (feats, _) in arrays.items():
         p, counts = results[k]
         p16, med, p84 = p[:, 0], p[:, 1], p[:, 2]

@@ -3,28 +3,44 @@
 Holding every value is out of the question (a million jets × 50 PF slots × 40 features is
 8 GB), so the percentiles are found by selection in two passes:
 
-1. a sample of evenly spaced jet slices from every shard gives, for each feature and
-   percentile, a bracket ``[lo, hi]`` of values that contains the target rank with a
-   margin of many binomial standard deviations;
-2. one pass over all shards counts, per feature, the values below ``lo`` and keeps only
-   the values inside the bracket (≈1% of them); the exact order statistic is then picked
-   from the kept values.
+1. a sample from every shard gives, for each feature and percentile, a bracket
+   ``[lo, hi]`` of values that contains the target rank with a margin of many standard
+   deviations. The nodes of one jet are not independent draws (a hard jet's candidates
+   are all hard), so the standard deviation is estimated from groups of sample jets,
+   not from the binomial count of values, which understated it up to sqrt(nodes per jet);
+2. one pass over all shards counts, per feature and percentile, the values below ``lo``,
+   equal to ``lo`` and equal to ``hi``, and keeps only the values strictly inside
+   (≈1% of them); the exact order statistic is then picked from the counts and the kept
+   values. Counting the bounds rather than keeping them matters for discrete features
+   (charge, particle-ID flags), whose bracket is often a single value.
 
-A bracket that misses (astronomically rare, or heavily tied discrete values) is widened to
-the side it missed and the second pass repeats for those features only. The result equals
+A bracket that misses (rare: the sample is not i.i.d. when events in a file drift, e.g.
+ordered by run) is widened to the side it missed and the second pass repeats for those
+features only. The result equals
 ``np.percentile`` (linear interpolation) over the unpadded values exactly.
+
+The second pass is one Numba loop over the shard's ``(N, F, L)`` array and its mask, so the
+padding is skipped where it lies instead of gathering the real nodes into a copy first.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
+import numba as nb
 import numpy as np
 
 __all__ = ["exact_percentiles", "real_values"]
 
-#: binomial standard deviations of margin around the sample's estimate of each rank
+#: standard deviations of margin around the sample's estimate of each rank
 _SIGMAS = 8.0
+#: groups of sample jets for the standard deviation, and consecutive jets kept together
+#: in a group (the jets of one event share event-level features such as rho and nPV)
+_GROUPS, _RUN = 64, 8
+#: sample values per feature used for the brackets (thinned evenly beyond this)
+_SAMPLE_VALUES = 200_000
+#: rows with fewer slots than this are scanned as one long row per feature
+_LONG_ROW = 16
 
 
 def real_values(x: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
@@ -39,24 +55,95 @@ def real_values(x: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
     return v
 
 
+@nb.njit(cache=True, nogil=True)
+def _scan(x, mask, lo, hi, slot, counts, kept, n_kept):  # pragma: no cover (compiled)
+    """One pass over ``x`` (N, F, L) where ``mask`` (N, L) > 0.
+
+    For each feature f and percentile q still to do (``slot[f, q] >= 0``), adds to
+    ``counts[f, q]`` the real values < lo, == lo, < hi and == hi, and stores those strictly
+    between lo and hi in ``kept[slot[f, q], :]`` (counted in ``n_kept`` past the buffer's
+    end, so the caller can retry with room). Returns (real values per feature, finite real
+    values summed over features): the caller redoes a chunk with non-finite values.
+
+    The counting loop runs over every slot of a row with the mask as an integer factor and
+    no branch, so LLVM vectorises it (rows of varying real length left most of a
+    branch-on-mask loop in scalar remainders: 2.5x slower); rows with values inside a
+    bracket are visited again to store them, without branches either. The caller passes
+    arrays with few slots per row (SV, leptons, jet features) as one long row per feature.
+    """
+    n, nf, nl = x.shape
+    nq = lo.shape[1]
+    cap = kept.shape[1]
+    real = 0
+    finite = 0
+    mk = np.empty(nl, np.int32)
+    for i in range(n):
+        for j in range(nl):
+            mk[j] = 1 if mask[i, j] > 0 else 0
+            real += mk[j]
+        for f in range(nf):
+            row = x[i, f]
+            fin = np.int32(0)
+            for j in range(nl):
+                fin += mk[j] & np.int32(np.abs(row[j]) < np.inf)
+            finite += fin
+            for q in range(nq):
+                s = slot[f, q]
+                if s < 0:
+                    continue
+                a = lo[f, q]
+                b = hi[f, q]
+                c0 = np.int32(0)
+                c1 = np.int32(0)
+                c2 = np.int32(0)
+                c3 = np.int32(0)
+                for j in range(nl):
+                    v = row[j]
+                    w = mk[j]
+                    c0 += w & np.int32(v < a)
+                    c1 += w & np.int32(v == a)
+                    c2 += w & np.int32(v < b)
+                    c3 += w & np.int32(v == b)
+                counts[f, q, 0] += c0
+                counts[f, q, 1] += c1
+                counts[f, q, 2] += c2
+                counts[f, q, 3] += c3
+                if a < b and c2 - c0 - c1 > 0:
+                    k = n_kept[f, q]
+                    if k + nl <= cap:  # branch-free: write every value, advance past kept ones
+                        for j in range(nl):
+                            v = row[j]
+                            kept[s, k] = v
+                            k += mk[j] & np.int32(v > a) & np.int32(v < b)
+                    else:
+                        k += c2 - c0 - c1
+                    n_kept[f, q] = k
+    return real, finite
+
+
 def _positions(n: int, q: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     pos = q / 100.0 * (n - 1)
     k0 = np.floor(pos).astype(np.int64)
     return k0, np.minimum(k0 + 1, n - 1), pos - k0
 
 
+Chunk = tuple[np.ndarray, "np.ndarray | None"]
+
+
 def exact_percentiles(
-    sample: Callable[[], Iterator[dict[str, np.ndarray]]],
-    full: Callable[[], Iterator[dict[str, np.ndarray]]],
+    sample: Callable[[], Iterator[dict[str, tuple[np.ndarray, np.ndarray]]]],
+    full: Callable[[], Iterator[dict[str, Chunk]]],
     n_features: dict[str, int],
     q: list[float],
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Percentiles ``q`` of each feature of each named array over all values ``full()`` yields.
 
     Args:
-        sample: yields ``{name: (F, n) values}`` for a subset of the data (pass 1, read once).
-        full: yields ``{name: (F, n) values}`` for all data (pass 2; may run again for a
-            feature whose bracket missed).
+        sample: yields ``{name: ((F, n) values, (n,) jet)}`` for a subset of the data (pass 1,
+            read once); ``jet`` numbers the sample jet each value belongs to.
+        full: yields ``{name: (x, mask)}`` for all data (pass 2; may run again for a feature
+            whose bracket missed): ``x`` (N, F, L) with ``mask`` (N, 1, L) or None, or
+            ``x`` (N, F) with ``mask`` None.
         n_features: F per name.
         q: percentiles in [0, 100].
 
@@ -64,12 +151,15 @@ def exact_percentiles(
         ``{name: (percentiles (F, len(q)), counts (F,))}``; NaN where a feature has no values.
     """
     qa = np.asarray(q, np.float64)
-    parts: dict[str, list[np.ndarray]] = {k: [] for k in n_features}
+    parts: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {k: [] for k in n_features}
     for d in sample():
         for k in n_features:
             parts[k].append(d[k])
-    sel = {k: _Selection(np.concatenate(parts[k], axis=1) if parts[k] else np.zeros((f, 0), np.float32), qa)
-           for k, f in n_features.items()}  # fmt: skip
+    sel = {}
+    for k, f in n_features.items():
+        values = np.concatenate([v for v, _ in parts[k]], axis=1) if parts[k] else np.zeros((f, 0), np.float32)
+        jet = np.concatenate([j for _, j in parts[k]]) if parts[k] else np.zeros(0, np.int64)
+        sel[k] = _Selection(values, jet, qa)
     del parts
     for _attempt in range(4):
         if not any(x.todo.any() for x in sel.values()):
@@ -78,52 +168,102 @@ def exact_percentiles(
             x.start_pass()
         for d in full():
             for k, x in sel.items():
-                x.update(d[k])
+                x.update(*d[k])
         for x in sel.values():
             x.finish_pass()
     return {k: (x.result, x.n) for k, x in sel.items()}
 
 
+def _rank_sd(sample: np.ndarray, jet: np.ndarray, est: np.ndarray, qa: np.ndarray) -> np.ndarray:
+    """(F, Q) standard deviation, in sample ranks, of the number of sample values below each
+    estimated percentile ``est``: from the spread between groups of jets (a ratio estimator
+    over clusters), and never below the binomial value for independent draws."""
+    m = sample.shape[1]
+    binomial = np.sqrt(m * qa / 100 * (1 - qa / 100))[None, :]
+    group = (jet // _RUN) % _GROUPS
+    n_groups = int(group.max()) + 1 if group.size else 0
+    if n_groups < 2:
+        return np.broadcast_to(binomial, est.shape)
+    order = np.argsort(group, kind="stable")
+    starts = np.searchsorted(group[order], np.arange(n_groups))
+    n_g = np.diff(np.append(starts, m))
+    ordered = sample[:, order]
+    sd = np.empty(est.shape)
+    for j in range(len(qa)):
+        y_g = np.add.reduceat(ordered < est[:, j, None], starts, axis=1)  # (F, G) values below
+        y_g[:, n_g == 0] = 0  # reduceat gives an empty group the next group's first value
+        p = y_g.sum(axis=1, keepdims=True) / m
+        var = n_groups / (n_groups - 1) * ((y_g - p * n_g) ** 2).sum(axis=1)  # in ranks²
+        sd[:, j] = np.sqrt(var)
+    return np.maximum(sd, binomial)
+
+
 class _Selection:
     """Brackets, counts and kept values of one array's features."""
 
-    def __init__(self, sample: np.ndarray, qa: np.ndarray):
+    def __init__(self, sample: np.ndarray, jet: np.ndarray, qa: np.ndarray):
         f = sample.shape[0]
         self.qa = qa
         self.lo = np.full((f, len(qa)), -np.inf)
         self.hi = np.full((f, len(qa)), np.inf)
+        #: kept values per value scanned, expected from the sample (sizes the kept buffers)
+        self.kept_fraction = 1.0
+        if sample.shape[1] > _SAMPLE_VALUES:
+            # the jets are the independent units: thinning each jet's values costs little
+            # precision and saves sorting and counting millions of correlated values
+            step = -(-sample.shape[1] // _SAMPLE_VALUES)
+            sample, jet = sample[:, ::step], jet[::step]
         if sample.shape[1]:
             s = np.sort(sample, axis=1)
             m = s.shape[1]
-            margin = _SIGMAS * np.sqrt(m * qa / 100 * (1 - qa / 100)) + 2
+            est = s[:, np.rint(qa / 100 * (m - 1)).astype(np.int64)]
+            margin = _SIGMAS * _rank_sd(sample, jet, est, qa) + 2
             lo_r = np.floor(qa / 100 * (m - 1) - margin).astype(np.int64)
             hi_r = np.ceil(qa / 100 * (m - 1) + margin).astype(np.int64)
-            self.lo = np.where(lo_r >= 0, s[:, np.clip(lo_r, 0, m - 1)], -np.inf)
-            self.hi = np.where(hi_r < m, s[:, np.clip(hi_r, 0, m - 1)], np.inf)
+            rows = np.arange(f)[:, None]
+            self.lo = np.where(lo_r >= 0, s[rows, np.clip(lo_r, 0, m - 1)], -np.inf)
+            self.hi = np.where(hi_r < m, s[rows, np.clip(hi_r, 0, m - 1)], np.inf)
+            self.kept_fraction = float(min(1.0, (hi_r - lo_r).max() / m * 1.5))
         self.result = np.full((f, len(qa)), np.nan)
         self.todo = np.ones((f, len(qa)), bool)
         self.n = np.zeros(f, np.int64)
 
     def start_pass(self) -> None:
-        f = self.todo.shape[0]
-        self.below = np.zeros(self.todo.shape, np.int64)
-        self.kept: list[list[list[np.ndarray]]] = [[[] for _ in self.qa] for _ in range(f)]
-        self.n = np.zeros(f, np.int64)
+        shape = self.todo.shape
+        self.counts = np.zeros((*shape, 4), np.int64)  # < lo, == lo, < hi, == hi
+        self.kept: list[list[list[np.ndarray]]] = [[[] for _ in self.qa] for _ in range(shape[0])]
+        self.n = np.zeros(shape[0], np.int64)
+        self.cap = 0  # kept-buffer length for the next chunk (0: from kept_fraction)
 
-    def update(self, v: np.ndarray) -> None:
-        self.n += v.shape[1]
-        for j in range(len(self.qa)):
-            rows = np.flatnonzero(self.todo[:, j])
-            if rows.size == 0:
+    def update(self, x: np.ndarray, mask: np.ndarray | None) -> None:
+        x3 = x[:, :, None] if x.ndim == 2 else x
+        m2 = np.ones((x3.shape[0], 1), np.float32) if mask is None else mask[:, 0, :]
+        if x3.shape[2] < _LONG_ROW:  # short rows: the loop overhead per row would dominate
+            x3 = np.ascontiguousarray(x3.transpose(1, 0, 2)).reshape(1, x3.shape[1], -1)
+            m2 = m2.reshape(1, -1)
+        # one buffer row per (feature, percentile) still to do, sized from what the sample
+        # (then the previous chunk) says falls inside the brackets; redone with room if short
+        slot = np.where(self.todo, np.cumsum(self.todo).reshape(self.todo.shape) - 1, -1)
+        lo, hi = self.lo.astype(x3.dtype), self.hi.astype(x3.dtype)  # exact: sample values or ±inf
+        values = x3.shape[0] * x3.shape[2]
+        cap = min(values, self.cap if self.cap else int(values * self.kept_fraction) + 64)
+        while True:
+            counts = np.zeros_like(self.counts)
+            n_kept = np.zeros(self.todo.shape, np.int64)
+            kept = np.empty((int(self.todo.sum()), cap + x3.shape[2]), x3.dtype)
+            real, finite = _scan(x3, m2, lo, hi, slot, counts, kept, n_kept)
+            if finite < real * x3.shape[1]:  # NaN/inf count as 0, as weaver does
+                x3 = np.nan_to_num(x3, nan=0.0, posinf=0.0, neginf=0.0)
                 continue
-            vv = v[rows]
-            # the bounds are sample values (or ±inf), exact in the values' dtype: compare
-            # without promoting the whole block to float64
-            a, b = self.lo[rows, j, None].astype(vv.dtype), self.hi[rows, j, None].astype(vv.dtype)
-            self.below[rows, j] += (vv < a).sum(axis=1)
-            inside = (vv >= a) & (vv <= b)
-            for r, f in enumerate(rows):
-                self.kept[f][j].append(vv[r][inside[r]])
+            most = int(n_kept.max(initial=0))
+            if most <= cap:
+                break
+            cap = most
+        self.cap = int(most * 1.25) + 64
+        self.n += real
+        self.counts += counts
+        for f, j in zip(*np.nonzero(n_kept)):
+            self.kept[f][j].append(kept[slot[f, j], : n_kept[f, j]].copy())
 
     def finish_pass(self) -> None:
         for f in range(self.todo.shape[0]):
@@ -133,14 +273,35 @@ class _Selection:
             k0, k1, frac = _positions(int(self.n[f]), self.qa)
             for j in np.flatnonzero(self.todo[f]):
                 kept = self.kept[f][j]
-                w = np.sort(np.concatenate(kept)).astype(np.float64) if kept else np.zeros(0)
-                b = self.below[f, j]
-                if b <= k0[j] and k1[j] < b + w.size:
-                    lo_v, hi_v = w[k0[j] - b], w[k1[j] - b]
-                    self.result[f, j] = lo_v + (hi_v - lo_v) * frac[j]
+                w = np.sort(np.concatenate(kept)) if kept else np.zeros(0)
+                lo, hi = self.lo[f, j], self.hi[f, j]
+                below, eq_lo, below_hi, eq_hi = self.counts[f, j]
+                if lo == hi:
+                    eq_hi = 0
+                assert lo == hi or w.size == below_hi - below - eq_lo, "kept values do not match the counts"
+                found = [self._at(r, below, eq_lo, w, eq_hi, lo, hi) for r in (k0[j], k1[j])]
+                if found[0] is not None and found[1] is not None:
+                    self.result[f, j] = found[0] + (found[1] - found[0]) * frac[j]
                     self.todo[f, j] = False
-                elif b > k0[j]:  # the rank lies below the bracket: search (-inf, lo]
-                    self.lo[f, j], self.hi[f, j] = -np.inf, self.lo[f, j]
+                elif below > k0[j]:  # the rank lies below the bracket: search (-inf, lo]
+                    self.lo[f, j], self.hi[f, j] = -np.inf, lo
                 else:  # above it: search [hi, inf)
-                    self.lo[f, j], self.hi[f, j] = self.hi[f, j], np.inf
+                    self.lo[f, j], self.hi[f, j] = hi, np.inf
+        self.kept_fraction = 0.5  # a repeated pass may keep a whole side of a missed bracket
         del self.kept
+
+    @staticmethod
+    def _at(r: int, below: int, eq_lo: int, kept: np.ndarray, eq_hi: int, lo: float, hi: float) -> float | None:
+        """The value of rank ``r`` in the sorted data, which holds ``below`` values < lo, then
+        ``eq_lo`` copies of lo, the sorted ``kept`` values, ``eq_hi`` copies of hi; None when
+        ``r`` falls outside the bracket."""
+        r -= below
+        if r < 0:
+            return None
+        if r < eq_lo:
+            return float(lo)
+        r -= eq_lo
+        if r < kept.size:
+            return float(kept[r])
+        r -= kept.size
+        return float(hi) if r < eq_hi else None

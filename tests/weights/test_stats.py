@@ -7,6 +7,7 @@ import pytest
 
 from jetlib.errors import StoreError
 from jetlib.stats import compute_stats, load_stats
+from jetlib.stats.quantiles import _scan as SCAN
 from jetlib.stats.quantiles import exact_percentiles
 from jetlib.store import Store
 
@@ -45,11 +46,54 @@ def test_exact_percentiles_recovers_from_a_misleading_sample():
     data = [rng.normal(size=(2, 5000)).astype(np.float32) for _ in range(4)]
     data[0][1] = 7.0  # ties, and values the sample below never sees
     biased = [np.sort(d, axis=1)[:, :50] for d in data[1:2]]  # the sample holds only low values
-    res = exact_percentiles(lambda: ({"x": b} for b in biased), lambda: ({"x": d} for d in data), {"x": 2}, [16, 50, 84])
+    res = exact_percentiles(lambda: ({"x": (b, np.arange(b.shape[1]))} for b in biased), lambda: ({"x": (d.T, None)} for d in data), {"x": 2}, [16, 50, 84])
     p, n = res["x"]
     allv = np.concatenate(data, axis=1)
     np.testing.assert_allclose(p, np.percentile(allv, [16, 50, 84], axis=1).T, rtol=1e-6)
     assert n.tolist() == [20000, 20000]
+
+
+def test_exact_percentiles_ties_padding_and_non_finite(monkeypatch):
+    """Discrete features (charge, one-hot flags) are settled in one pass: values equal to a
+    bracket bound are counted, not kept. Padding never counts; NaN/inf count as 0. Chunks
+    with far more values inside the brackets than the first one get room (buffer regrown)."""
+    rng = np.random.default_rng(5)
+    chunks = []
+    for i in range(5):
+        n = 300 * (1 + 3 * i)
+        x = np.stack([rng.integers(-1, 2, (n, 7)), rng.integers(0, 2, (n, 7)) * (rng.random((n, 7)) < 0.1),
+                      rng.normal(size=(n, 7)) * (i + 1)], axis=1).astype(np.float32)  # fmt: skip
+        x[rng.random(x.shape) < 0.01] = np.nan
+        x[0, 2, 0] = np.inf
+        mask = (rng.random((n, 1, 7)) < 0.7).astype(np.float32)
+        x[np.broadcast_to(mask == 0, x.shape)] = 1e6  # padding that must not count
+        chunks.append((x, mask))
+    passes = []
+
+    def full():
+        passes.append(1)
+        return ({"x": c} for c in chunks)
+
+    from jetlib.stats import quantiles
+
+    scans = []
+
+    def counting_scan(*args):
+        scans.append(1)
+        return SCAN(*args)
+
+    monkeypatch.setattr(quantiles, "_scan", counting_scan)
+    sample = []
+    for i, (x, mask) in enumerate(chunks):  # every 5th jet, numbered across chunks
+        sample.append((np.nan_to_num(x[::5].transpose(1, 0, 2)[:, mask[::5, 0] > 0], posinf=0),
+                       np.nonzero(mask[::5, 0] > 0)[0] + 10_000 * i))  # fmt: skip
+    p, n = exact_percentiles(lambda: ({"x": v} for v in sample), full, {"x": 3}, [16, 50, 84])["x"]
+    values = np.concatenate([c[0].transpose(1, 0, 2)[:, c[1][:, 0] > 0] for c in chunks], axis=1)
+    values = np.nan_to_num(values, nan=0.0, posinf=0.0, neginf=0.0)
+    np.testing.assert_allclose(p, np.percentile(values, [16, 50, 84], axis=1).T, rtol=1e-6)
+    assert n.tolist() == [values.shape[1]] * 3
+    assert len(passes) == 1
+    assert len(scans) > len(chunks)  # a chunk with more values inside than expected was redone
 
 
 def test_apply_standardises_and_keeps_padding_zero(store_factory):
