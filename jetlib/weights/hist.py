@@ -78,9 +78,9 @@ def _empty(n_classes: int, edges: list[np.ndarray]) -> bh.Histogram:
     return bh.Histogram(*axes, *[make_axis(e) for e in edges], storage=bh.storage.Double())
 
 
-def _fill_one(path: Path, layout, variables: list[str], empty: bh.Histogram) -> bh.Histogram:
+def _fill_one(path: Path, layout, variables: list[str], h: bh.Histogram) -> bh.Histogram:
+    """Fill ``h`` (in place) with one shard's jets and return it."""
     cols = read_shard(path, layout, [*variables, "label"])
-    h = empty.copy()
     h.fill(cols["label"], *[cols[v] for v in variables])
     return h
 
@@ -130,22 +130,24 @@ def fill_histograms(
     n_classes = len(s.classes)
     paths = [x.path for x in s.shards() if x.jets]
     total = _empty(n_classes, edges)
-    args = (s.layout, variables, total)
     if scheduler and scheduler not in ("sync", "threads"):
         from distributed import Client
 
-        with Client(scheduler) as client:
-            results = client.gather(client.map(_fill_one, paths, *[[a] * len(paths) for a in args]))
+        with Client(scheduler) as client:  # each task fills its own copy of the empty histogram
+            n = len(paths)
+            for h in client.gather(client.map(_fill_one, paths, [s.layout] * n, [variables] * n, [total] * n)):
+                total += h
     elif scheduler == "sync" or len(paths) < 2:
-        results = [_fill_one(p, *args) for p in paths]
+        for p in paths:
+            _fill_one(p, s.layout, variables, total)
     else:
         # a plain thread pool: the shards are few and each task is milliseconds, where
         # dask.delayed spent longer walking the arguments (the layout) than filling
         from concurrent.futures import ThreadPoolExecutor
 
         with ThreadPoolExecutor(min(len(paths), os.cpu_count() or 1)) as pool:
-            results = list(pool.map(lambda p: _fill_one(p, *args), paths))
-    for h in results:
-        total += h
+            empty = total.copy()  # never touched again: the threads copy it while total grows
+            for h in pool.map(lambda p: _fill_one(p, s.layout, variables, empty.copy()), paths):
+                total += h
     counts, outside = _apply_flow(total.view(flow=True), flow)
     return ClassHistograms(list(variables), [np.asarray(e) for e in edges], list(s.classes), counts, outside, flow)

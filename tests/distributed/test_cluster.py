@@ -175,3 +175,19 @@ def test_task_of_a_dying_worker_fails_after_the_allowed_attempts_then_resumes(sa
     assert s2.ok and s2.done == len(failed) and s2.already_done == N_TASKS - len(failed)
     assert fingerprint(out) == reference
     assert verify(out).ok
+
+
+def test_weight_histograms_on_the_cluster_equal_one_thread(cluster, store_factory):
+    """Shards filled on the scheduler's workers (each into its own copy of the empty
+    histogram) sum to the single-thread histograms."""
+    import numpy as np
+
+    from jetlib.weights.binning import parse_bins
+    from jetlib.weights.hist import fill_histograms
+
+    path = store_factory(jets_per_shard=(400, 300, 500, 200))
+    variables, edges = parse_bins("pt,eta", ["jet_pt", "jet_eta"], Store(path).meta)
+    one = fill_histograms(path, variables, edges, scheduler="sync")
+    many = fill_histograms(path, variables, edges, scheduler=cluster)
+    np.testing.assert_array_equal(many.counts, one.counts)
+    assert many.counts.sum() == 1400 and many.flow.tolist() == one.flow.tolist()

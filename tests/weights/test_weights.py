@@ -223,3 +223,14 @@ def test_fill_and_lookup_bin_alike(edges, kind, flow):
     off_edge = np.isfinite(x) & ~np.isin(x, edges)
     ref = np.clip(np.searchsorted(edges, x, side="right") - 1, 0, len(edges) - 2)
     np.testing.assert_array_equal(i[off_edge & inside], ref[off_edge & inside])
+
+
+def test_thread_pool_fill_equals_one_thread(store_factory):
+    from jetlib.weights.hist import fill_histograms
+
+    path = store_factory(jets_per_shard=(400, 300, 500, 200, 100, 600))
+    variables, edges = parse_bins("pt,eta", ["jet_pt", "jet_eta"], Store(path).meta)
+    one = fill_histograms(path, variables, edges, scheduler="sync")
+    for _ in range(5):  # the threads copy the empty histogram while the total grows
+        np.testing.assert_array_equal(fill_histograms(path, variables, edges).counts, one.counts)
+    assert one.counts.sum() == 2100
