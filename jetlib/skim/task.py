@@ -19,7 +19,7 @@ from pathlib import Path
 from jetlib.errors import InputFileError, MissingBranchError, error_name
 from jetlib.skim.plan import SkimPlan
 from jetlib.source.filelist import is_remote
-from jetlib.source.open import CORRUPT_ERRORS, check_branches, open_tree
+from jetlib.source.open import CORRUPT_ERRORS, check_branches, forget_tree, open_tree, open_tree_cached
 
 __all__ = ["Task", "run_task", "count_entries", "shard_name", "TaskTimeout", "DEFAULT_TASK_TIMEOUT_S"]
 
@@ -126,11 +126,15 @@ def run_task(plan: SkimPlan, task: Task, store: str, fmt: str, compression: str,
     t0 = time.perf_counter()
 
     def read():
-        t = open_tree(task.path, plan.tree)
-        keys = set(check_branches(task.path, t, plan.branches(), plan.schema.name))
+        t = open_tree_cached(task.path, plan.tree)
         try:
+            keys = set(check_branches(task.path, t, plan.branches(), plan.schema.name))
             return read_chunk(t, plan, task.start, task.stop, keys)
-        except CORRUPT_ERRORS as err:  # damaged baskets show up only when read
+        except BaseException as err:
+            forget_tree(task.path)  # a retry, or the next task, opens the file afresh
+            if not isinstance(err, CORRUPT_ERRORS):
+                raise
+            # damaged baskets show up only when read
             raise InputFileError(task.path, f"cannot read entries {task.start}-{task.stop} ({error_name(err)}: {err})",
                                  cause=error_name(err)) from err  # fmt: skip
 

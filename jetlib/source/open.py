@@ -8,8 +8,11 @@ AssertionError, missing branch → KeyInFileError. They all become :class:`Input
 
 from __future__ import annotations
 
+import os
 import struct
+import threading
 import zlib
+from collections import OrderedDict
 from pathlib import Path
 
 import uproot
@@ -17,7 +20,7 @@ import uproot
 from jetlib.errors import InputFileError, MissingBranchError, error_name
 from jetlib.source.filelist import is_remote
 
-__all__ = ["CORRUPT_ERRORS", "check_header", "open_tree", "check_branches"]
+__all__ = ["CORRUPT_ERRORS", "check_header", "open_tree", "open_tree_cached", "forget_tree", "check_branches"]
 
 #: exception classes that mean "this file is damaged", not "try again"
 CORRUPT_ERRORS: tuple[type[BaseException], ...] = (
@@ -61,7 +64,9 @@ def open_tree(path: str, tree: str):
     if not is_remote(path):
         check_header(path)
     try:
-        f = uproot.open(path)
+        # no array cache: a skim reads each entry range once, and uproot's default keeps up
+        # to 100 MB of arrays per open file
+        f = uproot.open(path, array_cache=None)
     except FileNotFoundError as err:
         raise InputFileError(path, "file not found", cause=error_name(err)) from err
     except ImportError as err:  # a protocol whose fsspec backend is not installed
@@ -88,6 +93,47 @@ def open_tree(path: str, tree: str):
         raise
     except CORRUPT_ERRORS as err:
         raise InputFileError(path, f"cannot read the tree ({error_name(err)}: {err})", cause=error_name(err)) from err
+
+
+#: trees of local files kept open in this process, most recently used last
+_OPEN: OrderedDict[tuple, object] = OrderedDict()
+_OPEN_LOCK = threading.Lock()
+_OPEN_MAX = 4
+
+
+def open_tree_cached(path: str, tree: str):
+    """:func:`open_tree`, keeping the last few local files open in this process.
+
+    A worker skims one file as several entry ranges; opening it again for each range read
+    the TTree's metadata again (~80 ms for the 132-branch MiniAOD-like tree, about 8% of a
+    5,000-event task). A file is reused only while its inode, size and modification time
+    are unchanged; remote files are opened afresh (a hung connection is not reused).
+    """
+    if is_remote(path):
+        return open_tree(path, tree)
+    try:
+        st = os.stat(path)
+    except OSError:
+        return open_tree(path, tree)  # gives the clear error
+    key = (path, tree, st.st_ino, st.st_size, st.st_mtime_ns)
+    with _OPEN_LOCK:
+        t = _OPEN.get(key)
+        if t is not None:
+            _OPEN.move_to_end(key)
+            return t
+    t = open_tree(path, tree)
+    with _OPEN_LOCK:
+        _OPEN[key] = t
+        while len(_OPEN) > _OPEN_MAX:
+            _OPEN.popitem(last=False)
+    return t
+
+
+def forget_tree(path: str) -> None:
+    """Drop ``path`` from the open-tree cache (after an error reading it)."""
+    with _OPEN_LOCK:
+        for key in [k for k in _OPEN if k[0] == path]:
+            del _OPEN[key]
 
 
 def tree_keys(t) -> list[str]:

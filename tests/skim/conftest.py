@@ -1,97 +1,12 @@
-"""Small MiniAOD-like ROOT files for skim tests, written here with uproot (independent of
-``jetlib generate``): every branch of schemas/inputs/miniaod.yaml, random but valid content."""
+"""Fixtures for the skim tests; the input writer lives in miniaod_inputs.py (a module name of
+its own: ``from conftest import`` picked whichever conftest another test folder had loaded)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import awkward as ak
-import numpy as np
 import pytest
-import uproot
-
-from jetlib.config.inputs import load_input_schema
-
-SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
-NANO = SHARED / "nanoAOD_2015_CMS_Open_Data_ttbar.root"
-
-INT_FIELDS = {"jetId", "nConstituents", "hadronFlavour", "partonFlavour", "charge", "pdgId", "nHits", "nPixelHits",
-              "lostInnerHits", "highPurity", "fromPV", "ntracks", "tightId", "status", "statusFlags",
-              "genPartIdxMother", "jetIdx", "candIdx"}  # fmt: skip
-
-
-def _field(rng, name, n, counts=None):
-    if name == "pt":
-        return (15 + rng.exponential(30, n)).astype(np.float32)
-    if name == "eta":
-        return rng.uniform(-2.4, 2.4, n).astype(np.float32)
-    if name == "phi":
-        return rng.uniform(-np.pi, np.pi, n).astype(np.float32)
-    if name == "jetId":
-        return np.full(n, 6, np.int32)
-    if name == "pdgId":
-        return rng.choice([211, -211, 22, 130, 11, -13], n).astype(np.int32)
-    if name == "charge":
-        return rng.choice([-1, 0, 1], n).astype(np.int32)
-    if name in ("dxyErr", "dzErr"):
-        return np.full(n, 0.002, np.float32)
-    if name == "genPartIdxMother":
-        return np.full(n, -1, np.int32)
-    if name in INT_FIELDS:
-        return rng.integers(0, 4, n).astype(np.int32)
-    return rng.normal(0, 1, n).astype(np.float32)
-
-
-def write_miniaod(path: Path, n_events: int = 200, *, seed: int = 0, max_jets: int = 4, max_pf: int = 60,
-                  drop: tuple[str, ...] = (), nan_pf: bool = False, as_rntuple: bool = False) -> Path:  # fmt: skip
-    """Write a MiniAOD-like file; ``drop`` leaves out branches, ``nan_pf`` puts NaN in PF pT."""
-    rng = np.random.default_rng(seed)
-    schema = load_input_schema("miniaod")
-    data: dict = {}
-    counts = {}
-    for cname, col in schema.collections.items():
-        if cname == "Jet":
-            c = rng.integers(0, max_jets + 1, n_events)
-        elif cname in ("PFCand", "JetPFCand"):
-            c = counts.get("PFCand", rng.integers(0, max_pf + 1, n_events))
-        else:
-            c = rng.integers(0, 6, n_events)
-        counts[cname] = c
-        n = int(c.sum())
-        rec = {}
-        for f, b in col.all_fields.items():
-            if b in drop:
-                continue
-            arr = _field(rng, f, n)
-            if cname == "JetPFCand" and f == "jetIdx":
-                nj = np.repeat(counts["Jet"], c)
-                arr = (rng.integers(0, 1 << 30, n) % np.maximum(nj, 1)).astype(np.int32)
-            if cname == "JetPFCand" and f == "candIdx":
-                arr = (np.arange(n) - np.repeat(np.cumsum(c) - c, c)).astype(np.int32)
-            if cname == "PFCand" and f == "pt":
-                arr = rng.exponential(3, n).astype(np.float32) + 0.1
-                if nan_pf and n:
-                    arr[:: max(1, n // 10)] = np.nan
-            rec[b[len(cname) + 1 :] if b.startswith(cname + "_") else b] = ak.unflatten(arr, c)
-        if rec:
-            data[cname] = ak.zip(rec)
-    for role, b in schema.event.items():
-        if b in drop:
-            continue
-        if role == "event":
-            data[b] = np.arange(n_events, dtype=np.uint64) + 1000 * seed
-        elif role in ("run", "lumi"):
-            data[b] = np.ones(n_events, np.uint32)
-        elif role == "npv":
-            data[b] = rng.poisson(30, n_events).astype(np.int32)
-        else:
-            data[b] = rng.normal(0, 1, n_events).astype(np.float32)
-    with uproot.recreate(path) as f:
-        if as_rntuple:
-            f.mkrntuple("Events", ak.Array({k: v for k, v in data.items()}))
-        else:
-            f.mktree("Events", {k: (v if isinstance(v, np.ndarray) else v) for k, v in data.items()})
-    return path
+from miniaod_inputs import write_miniaod
 
 
 @pytest.fixture(scope="session")

@@ -167,7 +167,6 @@ def test_padding_and_truncation_by_hand():
 
 def test_nonfinite_values_are_zeroed_and_counted():
     nodes = [[0.0, 0.0, 0.0, 0.0] + [0] * 6, [2.0, 0.0, 0.0, 0.0] + [0] * 6]  # log(0) = -inf
-    ev = {"jets": [(10.0, 0.0, 0.0, 0.0)], "nodes": nodes, "links": [(0, 0), (0, 1)], "sel": [True], "kind": [0, 0]}
     joff = np.array([0, 1]); noff = np.array([0, 2])
     X = np.array(nodes, np.float32)
     F = np.zeros((1, 1, 3), np.float32); M = np.zeros((1, 1, 3), np.float32); C = np.zeros(1, np.int64)

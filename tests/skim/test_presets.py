@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import uproot
 import yaml
-from conftest import write_miniaod
+from miniaod_inputs import write_miniaod
 
 from jetlib.config.inputs import load_input_schema
 from jetlib.config.skim import load_label_scheme, load_presets, load_skim_config

@@ -8,7 +8,7 @@ import h5py
 import numpy as np
 import pytest
 import uproot
-from conftest import write_miniaod
+from miniaod_inputs import write_miniaod
 
 from jetlib.config.inputs import load_input_schema
 from jetlib.config.skim import load_label_scheme, load_skim_config

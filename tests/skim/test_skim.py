@@ -12,7 +12,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import uproot
-from conftest import NANO, write_miniaod
+from miniaod_inputs import NANO, write_miniaod
 
 from jetlib.errors import StoreError
 from jetlib.skim.run import skim
