@@ -48,9 +48,41 @@ def _sign(x: float) -> float:
     return 1.0 if x >= 0.0 else -1.0
 
 
+#: jet quantities :func:`_node_bank` needs, computed once per jet (:func:`_jet_consts`)
+_J_PT, _J_ETA, _J_PHI, _J_E, _J_PX, _J_PY, _J_PZ, _J_P, _J_LOGPT, _J_LOGE, _J_SINPHI, _J_COSPHI, _J_SINHETA = range(13)
+N_JET_CONSTS = 13
+
+
 @nb.njit(cache=True)
-def _node_bank(x, kind, jpt, jeta, jphi, je, jpx, jpy, jpz, out):
-    """Fill ``out`` (the bank) for one node row ``x`` relative to the jet."""
+def _jet_consts(pt, eta, phi, mass, out):
+    """Fill ``out`` with the jet quantities that every node of the jet uses."""
+    sinh_eta = math.sinh(eta)
+    pz = pt * sinh_eta
+    p = pt * math.cosh(eta)
+    e = math.sqrt(p * p + mass * mass)
+    out[_J_PT] = pt
+    out[_J_ETA] = eta
+    out[_J_PHI] = phi
+    out[_J_E] = e
+    out[_J_PX] = pt * math.cos(phi)
+    out[_J_PY] = pt * math.sin(phi)
+    out[_J_PZ] = pz
+    out[_J_P] = math.sqrt(out[_J_PX] ** 2 + out[_J_PY] ** 2 + pz * pz)
+    out[_J_LOGPT] = math.log(pt) if pt > 0 else np.nan
+    out[_J_LOGE] = math.log(e) if e > 0 else np.nan
+    out[_J_SINPHI] = math.sin(phi)
+    out[_J_COSPHI] = math.cos(phi)
+    out[_J_SINHETA] = sinh_eta
+
+
+@nb.njit(cache=True)
+def _node_bank(x, kind, jet, out):
+    """Fill ``out`` (the bank) for one node row ``x`` relative to the jet (``jet``: the
+    quantities of :func:`_jet_consts`). Per-node transcendental calls are the kernel's cost,
+    so jet terms are computed once per jet and log ratios are differences of logs."""
+    jpt = jet[_J_PT]
+    jeta = jet[_J_ETA]
+    jphi = jet[_J_PHI]
     pt = x[0]
     eta = x[1]
     phi = x[2]
@@ -64,13 +96,15 @@ def _node_bank(x, kind, jpt, jeta, jphi, je, jpx, jpy, jpz, out):
     pz = pt * math.sinh(eta)
     p = pt * math.cosh(eta)
     e = math.sqrt(p * p + m * m)
+    log_pt = math.log(pt) if pt > 0 else np.nan
+    log_e = math.log(e) if e > 0 else np.nan
     out[0] = e
-    out[1] = math.log(pt) if pt > 0 else np.nan
-    out[2] = math.log(e) if e > 0 else np.nan
+    out[1] = log_pt
+    out[2] = log_e
     out[3] = pt / jpt
-    out[4] = e / je
-    out[5] = math.log(pt / jpt) if pt > 0 else np.nan
-    out[6] = math.log(e / je) if e > 0 else np.nan
+    out[4] = e / jet[_J_E]
+    out[5] = log_pt - jet[_J_LOGPT]
+    out[6] = log_e - jet[_J_LOGE]
     deta = eta - jeta
     dphi = delta_phi(phi, jphi)
     out[7] = deta
@@ -80,23 +114,29 @@ def _node_bank(x, kind, jpt, jeta, jphi, je, jpx, jpy, jpz, out):
     out[11] = abs(eta)
     out[12] = dxy / dxyerr if dxyerr > 0 else 0.0
     out[13] = dz / dzerr if dzerr > 0 else 0.0
+    cos_phi = math.cos(phi)
+    sin_phi = math.sin(phi)
     # lifetime sign: the track's point of closest approach, dxy * (-sin phi, cos phi) in the
-    # transverse plane and dz along z, projected on the jet direction (cos, sin, sinh eta)
-    proj2 = dxy * math.sin(jphi - phi)
+    # transverse plane and dz along z, projected on the jet direction (cos, sin, sinh eta);
+    # sin(jphi - phi) expanded to reuse the sines and cosines
+    proj2 = dxy * (jet[_J_SINPHI] * cos_phi - jet[_J_COSPHI] * sin_phi)
     s2 = _sign(proj2)
     out[14] = abs(dxy) * s2
     out[15] = out[14] / dxyerr if dxyerr > 0 else 0.0
     ip3 = math.sqrt(dxy * dxy + dz * dz)
-    s3 = _sign(proj2 + dz * math.sinh(jeta))
+    s3 = _sign(proj2 + dz * jet[_J_SINHETA])
     out[16] = ip3 * s3
     if ip3 > 0:
         err3 = math.sqrt((dxy * dxyerr) ** 2 + (dz * dzerr) ** 2) / ip3
         out[17] = out[16] / err3 if err3 > 0 else 0.0
     else:
         out[17] = 0.0
-    px = pt * math.cos(phi)
-    py = pt * math.sin(phi)
-    jp = math.sqrt(jpx * jpx + jpy * jpy + jpz * jpz)
+    px = pt * cos_phi
+    py = pt * sin_phi
+    jpx = jet[_J_PX]
+    jpy = jet[_J_PY]
+    jpz = jet[_J_PZ]
+    jp = jet[_J_P]
     ppar = (px * jpx + py * jpy + pz * jpz) / jp
     # |p x j| / |j| rather than sqrt(p^2 - ppar^2), which cancels for nodes near the axis
     cx = py * jpz - pz * jpy
@@ -144,20 +184,16 @@ def fill_block(
     cand = np.empty(max(max_nodes, 1), np.int64)
     keys = np.empty(max(max_nodes, 1), np.float64)
     banks = np.empty((max(max_nodes, 1), n_bank), np.float64)
+    jet = np.empty(N_JET_CONSTS, np.float64)
     r2max = radius * radius
     nonfinite = 0
     bad_links = 0
     for j in range(n_sel):
         ev = sel_evt[j]
         gj = joff[ev] + sel_local[j]
-        pt_j = jpt[gj]
         eta_j = jeta[gj]
         phi_j = jphi[gj]
-        pz_j = pt_j * math.sinh(eta_j)
-        p_j = pt_j * math.cosh(eta_j)
-        e_j = math.sqrt(p_j * p_j + jmass[gj] * jmass[gj])
-        px_j = pt_j * math.cos(phi_j)
-        py_j = pt_j * math.sin(phi_j)
+        _jet_consts(jpt[gj], eta_j, phi_j, jmass[gj], jet)
         n0 = noff[ev]
         nn = noff[ev + 1] - n0
         # 1. candidate nodes of this jet
@@ -191,7 +227,7 @@ def fill_block(
             continue
         # 2. features of each candidate, and the sort key
         for i in range(nc):
-            _node_bank(X[cand[i]], kind[cand[i]], pt_j, eta_j, phi_j, e_j, px_j, py_j, pz_j, banks[i])
+            _node_bank(X[cand[i]], kind[cand[i]], jet, banks[i])
             k = banks[i, sort_idx]
             keys[i] = -k if k == k else np.inf  # descending; NaN last
         order = np.argsort(keys[:nc], kind="mergesort")
