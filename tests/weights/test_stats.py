@@ -123,3 +123,23 @@ def test_load_and_errors(store_factory):
     empty = store_factory("empty", jets_per_shard=())
     with pytest.raises(StoreError, match="no jets"):
         compute_stats(empty)
+
+
+@pytest.mark.parametrize("lo, hi", [(40.0, 49.0), (50.0, 60.0), (49.0, 49.0), (70.0, 80.0), (10.0, 20.0)])
+def test_brackets_that_cut_between_the_two_ranks_resolve_in_one_more_pass(lo, hi):
+    """The median of 0..99 sits between ranks 49 and 50; a bracket that holds only one of
+    them (or neither) is widened so that the next pass holds both."""
+    from jetlib.stats.quantiles import _run_passes, _Selection
+
+    data = np.arange(100, dtype=np.float32)[:, None]  # (N, F=1)
+    sel = _Selection(np.zeros((1, 0), np.float32), np.zeros(0, np.int64), np.array([50.0]))
+    sel.lo[:], sel.hi[:] = lo, hi
+    passes = []
+
+    def full():
+        passes.append(1)
+        return iter([{"x": (data[:37], None)}, {"x": (data[37:], None)}])
+
+    _run_passes({"x": sel}, full)
+    assert sel.result[0, 0] == 49.5
+    assert len(passes) == 2 and sel.n.tolist() == [100]
