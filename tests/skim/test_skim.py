@@ -182,3 +182,22 @@ def test_real_nanoaod(tmp_path):
     pu = a["label"] == classes.index("pu")
     assert (a["truth"][pu] == 0).all() and (a["truth"][~pu][:, 0] > 0).all()
     assert json.loads((tmp_path / "nano" / "jetlib.json").read_text())["input_schema"]["name"] == "nanoaod"
+
+
+def test_local_workers_serve_large_arrays_from_the_heap():
+    """jetlib's LocalCluster starts workers with glibc's mmap threshold raised (Dask's
+    MALLOC_TRIM_THRESHOLD_ would make every large array a fresh mmap), keeping Dask's own
+    settings."""
+    import os
+
+    from jetlib.skim.run import _client
+
+    names = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")
+    client, cluster = _client(None, 1, None)
+    try:
+        env = next(iter(client.run(lambda: {k: os.environ.get(k) for k in names}).values()))
+    finally:
+        client.close()
+        cluster.close()
+    assert env["MALLOC_MMAP_THRESHOLD_"] == str(1 << 30)
+    assert env["MALLOC_TRIM_THRESHOLD_"] is not None
