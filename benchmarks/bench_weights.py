@@ -85,8 +85,8 @@ def measure(path: Path, repeat: int) -> dict:
     variables, edges = parse_bins("pt,eta", ["jet_pt", "jet_eta"], st.meta)
     r["fill"] = best(lambda: fill_histograms(st, variables, edges, scheduler="sync"), repeat)
     r["read_s"] = best(lambda: read(s_cols), repeat)
-    r["stats"] = best(lambda: compute_stats(st, threads=1), repeat)
-    r["stats_ahead"] = best(lambda: compute_stats(st, threads=2), repeat)  # the default
+    r["stats"] = best(lambda: compute_stats(st, read_ahead=False), repeat)
+    r["stats_ahead"] = best(lambda: compute_stats(st, read_ahead=True), repeat)  # the default
     return r
 
 
@@ -126,7 +126,7 @@ def main() -> None:
     body = "\n".join([
         f"Machine: {machine()}.",
         f"Command: `python benchmarks/bench_weights.py --store {a.store.relative_to(HERE.parent) if a.store.is_relative_to(HERE.parent) else a.store}`. "
-        f"{n:,} jets, default skim configuration; one thread (`compute_stats(threads=1)`) unless said, page cache warm, best of {a.repeat}. "
+        f"{n:,} jets, default skim configuration; one thread (`compute_stats(read_ahead=False)`) unless said, page cache warm, best of {a.repeat}. "
         "Read alone = `read_shard` of the columns the step reads (weights: jet_pt, jet_eta, label; "
         "stats: every block's features and mask, and the jet features). The stats step reads a ~20k-jet "
         "sample (one contiguous slice per shard) to bracket the percentiles, then every value once "

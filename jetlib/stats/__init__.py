@@ -119,10 +119,10 @@ def _sample_range(jets: int, fraction: float, index: int) -> tuple[int, int]:
     return start, start + n
 
 
-def _read_ahead(read, items, threads: int):
-    """``read(item)`` for each item, the next one read in a thread while the caller works on
-    the current one (the counting kernel releases the GIL). ``threads=1``: no read-ahead."""
-    if threads <= 1:
+def _read_ahead(read, items, enabled: bool):
+    """``read(item)`` for each item; if ``enabled``, the next one is read in a thread while
+    the caller works on the current one (the counting kernel releases the GIL)."""
+    if not enabled:
         yield from (read(x) for x in items)
         return
     from concurrent.futures import ThreadPoolExecutor
@@ -139,7 +139,7 @@ def _read_ahead(read, items, threads: int):
 
 
 def compute_stats(store: str | Path | Store, *, clip: float = 5.0, sample_jets: int = SAMPLE_JETS,
-                  progress: bool = False, threads: int = 2) -> Stats:  # fmt: skip
+                  progress: bool = False, read_ahead: bool = True) -> Stats:  # fmt: skip
     """Compute the standardisation of every feature and save ``<store>/stats/stats.json``.
 
     Args:
@@ -147,8 +147,8 @@ def compute_stats(store: str | Path | Store, *, clip: float = 5.0, sample_jets: 
         clip: bounds ``±clip`` after scaling (weaver's default 5).
         sample_jets: jets in the bracketing pass (more: fewer retries, more memory).
         progress: show a progress bar.
-        threads: 2 reads the next shard while the current one is counted; 1 does one
-            thing at a time (one core).
+        read_ahead: read the next shard in a second thread while the current one is
+            counted (two cores busy); False does one thing at a time (one core).
 
     Returns:
         :class:`Stats`.
@@ -181,7 +181,7 @@ def compute_stats(store: str | Path | Store, *, clip: float = 5.0, sample_jets: 
             from rich.progress import track
 
             it = track(shards, description="stats", transient=True)
-        for d in _read_ahead(lambda sh: read_shard(sh.path, s.layout, names), it, threads):
+        for d in _read_ahead(lambda sh: read_shard(sh.path, s.layout, names), it, read_ahead):
             yield {k: (d[k], d[m] if m else None) for k, (_, m) in arrays.items()}
 
     out: dict[str, FeatureStats] = {}

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -56,13 +57,16 @@ class SamplingWeights:
     extra: dict[str, Any] = field(default_factory=dict)
 
     # -- per jet ---------------------------------------------------------------------------
+    @cached_property
+    def axes(self) -> list:
+        """The boost-histogram axis of each variable, as the histograms were filled with."""
+        return [make_axis(e) for e in self.edges]
+
     def bin_index(self, columns: dict[str, np.ndarray]) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
         """Bin indices per variable and a mask of jets inside the edges (always all with ``clip``),
         on the same boost-histogram axes as the fill."""
-        if "_axes" not in self.__dict__:
-            self.__dict__["_axes"] = [make_axis(e) for e in self.edges]
         idx, inside = [], None
-        for v, ax in zip(self.variables, self.__dict__["_axes"]):
+        for v, ax in zip(self.variables, self.axes):
             if v not in columns:
                 raise KeyError(f"weights {self.name!r} need column {v!r}; got {sorted(columns)}")
             i, ok = bin_index(ax, columns[v], self.flow)
