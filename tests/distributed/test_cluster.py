@@ -136,7 +136,8 @@ def test_damaged_files_fail_with_their_reason_and_good_files_complete(cluster, s
         assert name in reasons[name]  # the reason names the file
     assert "not a ROOT file" in reasons["zeros.root"] and "not a ROOT file" in reasons["notroot.root"]
     assert "truncated" in reasons["truncated.root"]
-    assert "zlib.error" in reasons["bitflip.root"] or "DeserializationError" in reasons["bitflip.root"]
+    # inflated by ISA-L (jetlib/source/open.py): a bad basket fails its checksum there
+    assert any(e in reasons["bitflip.root"] for e in ("IsalError", "zlib.error", "DeserializationError"))
     # the good files are complete: the same shards' jets as skimming them alone
     alone = skim([str(p) for p in good], tmp_path / "alone", workers=1, **KW)
     good_jets = sum(r["jets"] for r in latest.values() if Path(r["file"]) in good)
