@@ -149,6 +149,11 @@ def _clear_store(out: Path) -> None:
             (out / name).unlink()
 
 
+#: glibc settings for jetlib's LocalCluster workers (see :func:`_client`; README for clusters
+#: that jetlib does not start)
+WORKER_MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": str(1 << 30), "MALLOC_TRIM_THRESHOLD_": str(1 << 30), "MALLOC_ARENA_MAX": "1"}
+
+
 def _client(scheduler: str | None, workers: int | None, dashboard_address: str | None):
     import dask
     from distributed import Client, LocalCluster
@@ -161,13 +166,16 @@ def _client(scheduler: str | None, workers: int | None, dashboard_address: str |
                     if scheduler.startswith("tls://") else " check the address and that the scheduler runs")  # fmt: skip
             raise StoreError(f"cannot connect to the Dask scheduler {scheduler} ({error_name(err)}: {err});{hint}") from err
     n = workers or max(1, len(os.sched_getaffinity(0)))
-    # Dask starts workers with MALLOC_TRIM_THRESHOLD_ set, which also fixes glibc's mmap
-    # threshold at 128 kB: every large array of a task (shard buffers, LZ4 chunk buffers,
-    # 4 MB checksum reads) was a fresh mmap, page-faulted in and unmapped again. Serving
-    # them from the heap, which the next task reuses: 13.5k -> 15.6k jets/s per worker,
-    # peak RSS 630 -> 740 MB (benchmarks/RESULTS.md).
+    # A task allocates ~700 MB of arrays (the input chunk, 132 MB of padded blocks, LZ4
+    # buffers) and frees them; the next task asks for the same sizes again. With Dask's
+    # worker settings glibc hands every large array out as a fresh mmap: its trim threshold
+    # (64 kB) fixes the mmap threshold at 128 kB, and a thread's own arena cannot hold
+    # arrays over 64 MB anyway. Each task then page-faulted and zeroed all of it again
+    # (kernels 0.18 s against 0.13 s in one process). One arena that keeps up to 1 GiB of
+    # freed heap serves the next task from memory already mapped: 18.3k -> 20.5k jets/s
+    # per worker, peak RSS ~700 MB (benchmarks/RESULTS.md).
     environ = dict(dask.config.get("distributed.nanny.pre-spawn-environ", {}))
-    environ.setdefault("MALLOC_MMAP_THRESHOLD_", str(1 << 30))
+    environ.update(WORKER_MALLOC_ENV)
     with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}):
         # no address asked for: a random loopback port, never all interfaces (PITFALLS.md)
         cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
