@@ -22,8 +22,11 @@ __all__ = ["ShardInfo", "write_shard", "read_shard", "checksum", "FORMATS", "COM
 FORMATS = ("hdf5", "parquet")
 COMPRESSIONS = ("none", "lz4", "zstd", "gzip")
 _SUFFIX = {"hdf5": ".h5", "parquet": ".parquet"}
-#: jets per HDF5 chunk when compressed, and per Parquet row group
-CHUNK_JETS = 4096
+#: jets per HDF5 chunk when compressed (the PF block's chunk is then 8 MB: a 32 MB chunk of
+#: 4096 jets made the LZ4 write of a worker's shard ~25% slower, 0.31 s against 0.25 s)
+CHUNK_JETS = 1024
+#: jets per Parquet row group
+ROW_GROUP_JETS = 16384
 
 
 def shard_suffix(fmt: str) -> str:
@@ -169,7 +172,7 @@ def _write_parquet(tmp: Path, arrays, layout: ShardLayout, compression: str, att
         compression="NONE" if compression == "none" else compression.upper(),
         use_dictionary=False,
         write_statistics=False,
-        row_group_size=CHUNK_JETS * 4,
+        row_group_size=ROW_GROUP_JETS,
         write_page_checksum=True,
     )
 
