@@ -12,7 +12,9 @@ Holding every value is out of the question (a million jets × 50 PF slots × 40 
    equal to ``lo`` and equal to ``hi``, and keeps only the values strictly inside
    (≈1% of them); the exact order statistic is then picked from the counts and the kept
    values. Counting the bounds rather than keeping them matters for discrete features
-   (charge, particle-ID flags), whose bracket is often a single value.
+   (charge, particle-ID flags), whose bracket is often a single value. A bracket whose
+   bounds no sample value repeats (a continuous feature) is closed instead: the values
+   < lo and <= hi are counted and those in [lo, hi] kept, half the comparisons.
 
 A bracket that misses (rare: the sample is not i.i.d. when events in a file drift, e.g.
 ordered by run) is widened to ±inf on the side it missed and the second pass repeats once,
@@ -56,14 +58,17 @@ def real_values(x: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
 
 
 @nb.njit(cache=True, nogil=True)
-def _scan(x, mask, lo, hi, slot, counts, kept, n_kept):  # pragma: no cover (compiled)
+def _scan(x, mask, lo, hi, slot, closed, counts, kept, n_kept):  # pragma: no cover (compiled)
     """One pass over ``x`` (N, F, L) where ``mask`` (N, L) > 0.
 
     For each feature f and percentile q still to do (``slot[f, q] >= 0``), adds to
     ``counts[f, q]`` the real values < lo, == lo, < hi and == hi, and stores those strictly
     between lo and hi in ``kept[slot[f, q], :]`` (counted in ``n_kept`` past the buffer's
-    end, so the caller can retry with room). Returns (real values per feature, finite real
-    values summed over features): the caller redoes a chunk with non-finite values.
+    end, so the caller can retry with room). Where ``closed[f, q]`` (no value of the sample
+    repeats at the bounds: a continuous feature), it counts only the values < lo and <= hi
+    and stores those in [lo, hi]: half the comparisons, and the rare copies of a bound are
+    kept rather than counted. Returns (real values per feature, finite real values summed
+    over features): the caller redoes a chunk with non-finite values.
 
     The counting loop runs over every slot of a row with the mask as an integer factor and
     no branch, so LLVM vectorises it (rows of varying real length left most of a
@@ -97,28 +102,51 @@ def _scan(x, mask, lo, hi, slot, counts, kept, n_kept):  # pragma: no cover (com
                 c1 = np.int32(0)
                 c2 = np.int32(0)
                 c3 = np.int32(0)
-                for j in range(nl):
-                    v = row[j]
-                    w = mk[j]
-                    c0 += w & np.int32(v < a)
-                    c1 += w & np.int32(v == a)
-                    c2 += w & np.int32(v < b)
-                    c3 += w & np.int32(v == b)
+                if closed[f, q]:
+                    for j in range(nl):
+                        v = row[j]
+                        w = mk[j]
+                        c0 += w & np.int32(v < a)
+                        c2 += w & np.int32(v <= b)
+                    inside = c2 - c0
+                else:
+                    for j in range(nl):
+                        v = row[j]
+                        w = mk[j]
+                        c0 += w & np.int32(v < a)
+                        c1 += w & np.int32(v == a)
+                        c2 += w & np.int32(v < b)
+                        c3 += w & np.int32(v == b)
+                    inside = c2 - c0 - c1 if a < b else 0
                 counts[f, q, 0] += c0
                 counts[f, q, 1] += c1
                 counts[f, q, 2] += c2
                 counts[f, q, 3] += c3
-                if a < b and c2 - c0 - c1 > 0:
+                if inside > 0:
                     k = n_kept[f, q]
-                    if k + nl <= cap:  # branch-free: write every value, advance past kept ones
+                    if k + nl > cap:
+                        k += inside
+                    elif closed[f, q]:  # branch-free: write every value, advance past kept ones
+                        for j in range(nl):
+                            v = row[j]
+                            kept[s, k] = v
+                            k += mk[j] & np.int32(v >= a) & np.int32(v <= b)
+                    else:
                         for j in range(nl):
                             v = row[j]
                             kept[s, k] = v
                             k += mk[j] & np.int32(v > a) & np.int32(v < b)
-                    else:
-                        k += c2 - c0 - c1
                     n_kept[f, q] = k
     return real, finite
+
+
+def _repeats(sorted_sample: np.ndarray, bounds: np.ndarray) -> np.ndarray:
+    """(F, Q): whether ``bounds[f, q]`` occurs more than once in row f of the sorted sample."""
+    out = np.zeros(bounds.shape, bool)
+    for f in range(bounds.shape[0]):
+        row = sorted_sample[f]
+        out[f] = np.searchsorted(row, bounds[f], "right") - np.searchsorted(row, bounds[f], "left") > 1
+    return out
 
 
 def _positions(n: int, q: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -214,6 +242,8 @@ class _Selection:
         self.qa = qa
         self.lo = np.full((f, len(qa)), -np.inf)
         self.hi = np.full((f, len(qa)), np.inf)
+        #: bounds that no sample value repeats: values equal to them are kept, not counted
+        self.closed = np.ones((f, len(qa)), bool)
         #: kept values per value scanned, expected from the sample (sizes the kept buffers)
         self.kept_fraction = 1.0
         if sample.shape[1] > _SAMPLE_VALUES:
@@ -232,6 +262,7 @@ class _Selection:
             self.lo = np.where(lo_r >= 0, s[rows, np.clip(lo_r, 0, m - 1)], -np.inf)
             self.hi = np.where(hi_r < m, s[rows, np.clip(hi_r, 0, m - 1)], np.inf)
             self.kept_fraction = float(min(1.0, (hi_r - lo_r).max() / m * 1.5))
+            self.closed = ~(_repeats(s, self.lo) | _repeats(s, self.hi))
         self.result = np.full((f, len(qa)), np.nan)
         self.todo = np.ones((f, len(qa)), bool)
         self.n = np.zeros(f, np.int64)
@@ -259,7 +290,7 @@ class _Selection:
             counts = np.zeros_like(self.counts)
             n_kept = np.zeros(self.todo.shape, np.int64)
             kept = np.empty((int(self.todo.sum()), cap + x3.shape[2]), x3.dtype)
-            real, finite = _scan(x3, m2, lo, hi, slot, counts, kept, n_kept)
+            real, finite = _scan(x3, m2, lo, hi, slot, self.closed, counts, kept, n_kept)
             if finite < real * x3.shape[1]:  # NaN/inf count as 0, as weaver does
                 x3 = np.nan_to_num(x3, nan=0.0, posinf=0.0, neginf=0.0)
                 continue
@@ -283,6 +314,7 @@ class _Selection:
                 kept = self.kept[f][j]
                 w = np.sort(np.concatenate(kept)) if kept else np.zeros(0)
                 lo, hi = self.lo[f, j], self.hi[f, j]
+                # (< lo, == lo, < hi, == hi), or (< lo, 0, <= hi, 0) for a closed bracket
                 below, eq_lo, below_hi, eq_hi = self.counts[f, j]
                 if lo == hi:
                     eq_hi = 0

@@ -143,3 +143,22 @@ def test_brackets_that_cut_between_the_two_ranks_resolve_in_one_more_pass(lo, hi
     _run_passes({"x": sel}, full)
     assert sel.result[0, 0] == 49.5
     assert len(passes) == 2 and sel.n.tolist() == [100]
+
+
+def test_bounds_repeated_in_the_data_but_not_in_the_sample():
+    """A sample with no repeated value gives closed brackets (values equal to a bound are
+    kept, not counted); the full data repeating the bounds many times is still exact."""
+    rng = np.random.default_rng(11)
+    sample = np.unique(rng.normal(size=(1, 3000)).astype(np.float32))[None, :]
+    from jetlib.stats.quantiles import _Selection
+
+    sel = _Selection(sample, np.arange(sample.shape[1]), np.array([16.0, 50.0, 84.0]))
+    assert sel.closed.all()
+    # every sample value (bounds included) 40 times, plus fresh values
+    data = np.concatenate([np.repeat(sample, 40, axis=1), rng.normal(size=(1, 30000)).astype(np.float32)], axis=1)
+    data = data[:, rng.permutation(data.shape[1])]
+    chunks = np.array_split(data, 7, axis=1)
+    p, n = exact_percentiles(lambda: iter([{"x": (sample, np.arange(sample.shape[1]))}]),
+                             lambda: ({"x": (c.T, None)} for c in chunks), {"x": 1}, [16, 50, 84])["x"]  # fmt: skip
+    np.testing.assert_allclose(p[0], np.percentile(data[0], [16, 50, 84]), rtol=1e-6)
+    assert n[0] == data.shape[1]
