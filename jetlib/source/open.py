@@ -23,7 +23,6 @@ from jetlib.source.filelist import is_remote
 __all__ = ["CORRUPT_ERRORS", "check_header", "open_tree", "open_tree_cached", "forget_tree", "check_branches"]
 
 
-
 def _fast_inflate() -> tuple[type[BaseException], ...]:
     """Have uproot inflate ZLIB baskets with ISA-L (``isal``, a dependency) when it imports.
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import uproot
 
-from jetlib.config.skim import load_label_scheme, load_skim_config
 from jetlib.config.inputs import load_input_schema
+from jetlib.config.skim import load_label_scheme, load_skim_config
 from jetlib.skim.plan import make_plan
 from jetlib.skim.task import Task, run_task
 from jetlib.source import open as source_open
