@@ -135,7 +135,8 @@ def run_task(plan: SkimPlan, task: Task, store: str, fmt: str, compression: str,
             if not isinstance(err, CORRUPT_ERRORS):
                 raise
             # damaged baskets show up only when read
-            raise InputFileError(task.path, f"cannot read entries {task.start}-{task.stop} ({error_name(err)}: {err})",
+            raise InputFileError(task.path, f"cannot read entries {task.start}-{task.stop} ({error_name(err)}: {err}); "
+                                 "the file is damaged: copy it again, or remove it from the file list",
                                  cause=error_name(err)) from err  # fmt: skip
 
     try:

@@ -1,9 +1,10 @@
 """Open input files with clear errors.
 
 Damaged ROOT files fail in many ways (PITFALLS.md): truncation → OSError, flipped bytes →
-zlib.error, broken baskets → DeserializationError, bad header → ValueError, zeroed tail →
-AssertionError, missing branch → KeyInFileError. They all become :class:`InputFileError`
-(or :class:`MissingBranchError`) naming the file and the cause.
+zlib.error (IsalError: ZLIB baskets are inflated with ISA-L), broken baskets →
+DeserializationError, bad header → ValueError, zeroed tail → AssertionError, missing branch
+→ KeyInFileError. They all become :class:`InputFileError` (or :class:`MissingBranchError`)
+naming the file and the cause.
 """
 
 from __future__ import annotations

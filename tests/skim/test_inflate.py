@@ -60,6 +60,7 @@ def test_damaged_basket_is_a_failed_record(tmp_path):
     rec = run_task(plan, Task(f"{bad}:0-150", 0, str(bad), 0, 150, 150), str(tmp_path / "store"), "hdf5", "lz4")
     assert rec["status"] == "failed"
     assert "cannot read entries 0-150" in rec["reason"] and "checksum" in rec["reason"].lower()
+    assert str(bad) in rec["reason"] and "copy it again" in rec["reason"]  # names the file and what to do
     assert not list((tmp_path / "store" / "shards").iterdir())  # nothing published
     # the file is dropped from the open-file cache, and the good file still skims
     assert str(bad) not in {k[0] for k in source_open._OPEN}
