@@ -25,8 +25,9 @@ def register(app: typer.Typer) -> None:
         batch_size: int = typer.Option(1024, help="Jets per batch when reading the store back."),
         dashboard_address: str = typer.Option("127.0.0.1:8787", help="Dask dashboard bind address ('' for none)."),
     ) -> None:
-        """Generate a sample, skim it into a store, compute sampling weights and the
-        standardisation, and read one training epoch back with jetlib.Reader."""
+        """The whole job on a generated sample: generate, skim, weights, stats, one Reader epoch.
+
+        Generates events, skims them, computes weights and standardisation, and reads one epoch through jetlib.Reader."""
         from rich.console import Console
         from rich.markup import escape
 

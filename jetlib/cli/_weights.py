@@ -69,8 +69,9 @@ def register(app: typer.Typer) -> None:
         store: Path = typer.Argument(..., help="Store folder."),
         clip: float = typer.Option(5.0, help="Clip standardised values to ±CLIP."),
     ) -> None:
-        """Standardisation (median, 16/84% scale, clip) of every node and jet feature, over
-        real nodes only; saved in STORE/stats/stats.json."""
+        """Standardisation of every node and jet feature, saved in STORE/stats/stats.json.
+
+        Median as centre, 16th/84th percentiles for the scale, clip bounds; exact, over real nodes only."""
         from rich.console import Console
         from rich.table import Table
 
