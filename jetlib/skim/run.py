@@ -30,6 +30,7 @@ from jetlib.skim.plan import SkimPlan, make_plan
 from jetlib.skim.process import observers, shard_layout
 from jetlib.skim.task import DEFAULT_TASK_TIMEOUT_S, Task, count_entries, run_task
 from jetlib.source.filelist import InputFile, parse_filelist
+from jetlib.store.lock import LOCK_NAME, writer_lock
 from jetlib.store.manifest import Manifest
 from jetlib.store.shards import COMPRESSIONS, FORMATS
 from jetlib.store.store import FORMAT_VERSION, META_NAME, write_json, write_meta
@@ -133,7 +134,7 @@ def _prepare_store(out: Path, meta: dict, overwrite: bool) -> None:
             _clear_store(out)
         elif overwrite:
             _clear_store(out)
-    elif out.exists() and any(out.iterdir()):
+    elif out.exists() and any(p.name != LOCK_NAME for p in out.iterdir()):
         raise StoreError(f"{out}: exists, is not empty and is not a jetlib store; choose a new --out")
     (out / "shards").mkdir(parents=True, exist_ok=True)
     write_meta(out, meta)
@@ -242,108 +243,109 @@ def skim(
         files = parse_filelist(inputs)
     if not files:
         raise ValueError(f"{inputs}: the file list has no entries")
-    _prepare_store(out, meta, overwrite)
-    for stale in (out / "shards").glob(".*.tmp-*"):  # left by workers of an interrupted run
-        stale.unlink(missing_ok=True)
-    manifest = Manifest.of(out)
-    latest = manifest.latest()
-    ids = load_task_ids(out)
-    next_id = max(ids.values(), default=-1) + 1
-    summary = SkimSummary(out)
-    bad_status = "skipped" if skip_bad_files else "failed"
-    t_start = time.perf_counter()
+    with writer_lock(out, "jetlib skim"):  # one writer per store (jetlib/store/lock.py)
+        _prepare_store(out, meta, overwrite)
+        for stale in (out / "shards").glob(".*.tmp-*"):  # left by workers of an interrupted run
+            stale.unlink(missing_ok=True)
+        manifest = Manifest.of(out)
+        latest = manifest.latest()
+        ids = load_task_ids(out)
+        next_id = max(ids.values(), default=-1) + 1
+        summary = SkimSummary(out)
+        bad_status = "skipped" if skip_bad_files else "failed"
+        t_start = time.perf_counter()
 
-    def commit(rec: dict) -> None:
-        if rec["status"] == "failed" and skip_bad_files and rec.get("error") != "WorkerError":
-            rec["status"] = "skipped"
-        manifest.append(rec)
-        latest[rec["task"]] = rec
-        if rec["status"] == "done":
-            summary.done += 1
-            summary.events += rec.get("events", 0)
-            summary.jets += rec.get("jets", 0)
-            for k, v in rec.get("seconds", {}).items():
-                summary.time_split[k] = summary.time_split.get(k, 0.0) + v
-            summary.peak_rss_mb = max(summary.peak_rss_mb, rec.get("peak_rss_mb", 0.0))
-        else:
-            setattr(summary, rec["status"], getattr(summary, rec["status"]) + 1)
-            summary.failures.append(rec)
+        def commit(rec: dict) -> None:
+            if rec["status"] == "failed" and skip_bad_files and rec.get("error") != "WorkerError":
+                rec["status"] = "skipped"
+            manifest.append(rec)
+            latest[rec["task"]] = rec
+            if rec["status"] == "done":
+                summary.done += 1
+                summary.events += rec.get("events", 0)
+                summary.jets += rec.get("jets", 0)
+                for k, v in rec.get("seconds", {}).items():
+                    summary.time_split[k] = summary.time_split.get(k, 0.0) + v
+                summary.peak_rss_mb = max(summary.peak_rss_mb, rec.get("peak_rss_mb", 0.0))
+            else:
+                setattr(summary, rec["status"], getattr(summary, rec["status"]) + 1)
+                summary.failures.append(rec)
 
-    def file_record(f: str, status: str, **kw) -> dict:
-        key = f"{f}:file"
-        nonlocal next_id
-        if key not in ids:
-            ids[key] = next_id
-            next_id += 1
-        return {"task": key, "task_id": ids[key], "kind": "file", "file": f, "status": status, **kw}
+        def file_record(f: str, status: str, **kw) -> dict:
+            key = f"{f}:file"
+            nonlocal next_id
+            if key not in ids:
+                ids[key] = next_id
+                next_id += 1
+            return {"task": key, "task_id": ids[key], "kind": "file", "file": f, "status": status, **kw}
 
-    for f in files:
-        if f.problem:
-            commit(file_record(f.path, bad_status, error="FileNotFoundError", reason=f"{f.path}: {f.problem}", entries=0))
-    readable = [f.path for f in files if not f.problem]
+        for f in files:
+            if f.problem:
+                commit(file_record(f.path, bad_status, error="FileNotFoundError", reason=f"{f.path}: {f.problem}", entries=0))
+        readable = [f.path for f in files if not f.problem]
 
-    client, cluster = _client(scheduler, workers, dashboard_address)
-    try:
-        summary.workers = len(client.scheduler_info()["workers"])
-        summary.dashboard = client.dashboard_link if dashboard_address or scheduler else None
-        if summary.dashboard:
-            console.print(f"[bold]Dask dashboard:[/] {summary.dashboard}  ({summary.workers} workers)")
-        # 1. entries per file, on the workers (opening 500 remote files is work too)
-        tasks: list[Task] = []
-        counts = client.gather(client.map(count_entries, readable, tree=plan.tree, timeout=task_timeout, pure=False))
-        for path, c in zip(readable, counts):
-            if c["status"] != "ok":
-                commit(file_record(path, bad_status, entries=0, error=c["error"], reason=c["reason"]))
-                continue
-            n = c["entries"]
-            if latest.get(f"{path}:file", {}).get("status") in ("failed", "skipped"):
-                # it opened this time: the ranges below account for it now
-                commit(file_record(path, "done", entries=n, reason="opened on a later run; see its entry ranges"))
-            ranges = [(s, min(s + entries_per_task, n)) for s in range(0, n, entries_per_task)] or [(0, 0)]
-            for s, e in ranges:
-                key = f"{path}:{s}-{e}"
-                if key not in ids:
-                    ids[key] = next_id
-                    next_id += 1
-                task = Task(key, ids[key], path, s, e, n)
-                prev = latest.get(key)
-                if prev and prev["status"] == "done" and all((out / "shards" / sh["name"]).exists() for sh in prev["shards"]):
-                    summary.already_done += 1
+        client, cluster = _client(scheduler, workers, dashboard_address)
+        try:
+            summary.workers = len(client.scheduler_info()["workers"])
+            summary.dashboard = client.dashboard_link if dashboard_address or scheduler else None
+            if summary.dashboard:
+                console.print(f"[bold]Dask dashboard:[/] {summary.dashboard}  ({summary.workers} workers)")
+            # 1. entries per file, on the workers (opening 500 remote files is work too)
+            tasks: list[Task] = []
+            counts = client.gather(client.map(count_entries, readable, tree=plan.tree, timeout=task_timeout, pure=False))
+            for path, c in zip(readable, counts):
+                if c["status"] != "ok":
+                    commit(file_record(path, bad_status, entries=0, error=c["error"], reason=c["reason"]))
                     continue
-                tasks.append(task)
-        write_json(out / TASKS_NAME, {"tasks": ids})
-        # 2. the skim itself
-        from distributed import as_completed
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+                n = c["entries"]
+                if latest.get(f"{path}:file", {}).get("status") in ("failed", "skipped"):
+                    # it opened this time: the ranges below account for it now
+                    commit(file_record(path, "done", entries=n, reason="opened on a later run; see its entry ranges"))
+                ranges = [(s, min(s + entries_per_task, n)) for s in range(0, n, entries_per_task)] or [(0, 0)]
+                for s, e in ranges:
+                    key = f"{path}:{s}-{e}"
+                    if key not in ids:
+                        ids[key] = next_id
+                        next_id += 1
+                    task = Task(key, ids[key], path, s, e, n)
+                    prev = latest.get(key)
+                    if prev and prev["status"] == "done" and all((out / "shards" / sh["name"]).exists() for sh in prev["shards"]):
+                        summary.already_done += 1
+                        continue
+                    tasks.append(task)
+            write_json(out / TASKS_NAME, {"tasks": ids})
+            # 2. the skim itself
+            from distributed import as_completed
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-        plan_f = client.scatter(plan, broadcast=True)
-        futures = {}
-        for t in tasks:
-            fut = client.submit(run_task, plan_f, t, str(out.resolve()), fmt, compression, task_timeout,
-                                key=f"skim-{meta['config_hash'][:8]}-{t.task_id:05d}", pure=False)  # fmt: skip
-            futures[fut] = t
-        columns = (TextColumn("[bold]skim"), BarColumn(), MofNCompleteColumn(), TextColumn("tasks"),
-                   TextColumn("{task.fields[jets]:,} jets"), TimeElapsedColumn(), TimeRemainingColumn())  # fmt: skip
-        with Progress(*columns, console=console, disable=not progress, transient=False) as bar:
-            pid = bar.add_task("skim", total=len(tasks), jets=0)
-            for fut in as_completed(list(futures)):
-                t = futures[fut]
-                try:
-                    rec = fut.result()
-                except Exception as err:  # a bug or a dead worker (KilledWorker): record, go on
-                    rec = {"task": t.key, "task_id": t.task_id, "kind": "range", "file": t.path, "start": t.start,
-                           "stop": t.stop, "entries": t.entries, "status": "failed", "error": "WorkerError",
-                           "reason": f"{error_name(err)}: {err}", "events": 0, "jets": 0, "shards": []}  # fmt: skip
-                commit(rec)
-                bar.update(pid, advance=1, jets=summary.jets)
-                if fail_fast and rec["status"] == "failed":
-                    for other in futures:
-                        other.cancel()
-                    console.print(f"[red]--fail-fast: stopping after the failure of {t.key}[/]")
-                    break
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
-    summary.seconds = time.perf_counter() - t_start
-    return summary
+            plan_f = client.scatter(plan, broadcast=True)
+            futures = {}
+            for t in tasks:
+                fut = client.submit(run_task, plan_f, t, str(out.resolve()), fmt, compression, task_timeout,
+                                    key=f"skim-{meta['config_hash'][:8]}-{t.task_id:05d}", pure=False)  # fmt: skip
+                futures[fut] = t
+            columns = (TextColumn("[bold]skim"), BarColumn(), MofNCompleteColumn(), TextColumn("tasks"),
+                       TextColumn("{task.fields[jets]:,} jets"), TimeElapsedColumn(), TimeRemainingColumn())  # fmt: skip
+            with Progress(*columns, console=console, disable=not progress, transient=False) as bar:
+                pid = bar.add_task("skim", total=len(tasks), jets=0)
+                for fut in as_completed(list(futures)):
+                    t = futures[fut]
+                    try:
+                        rec = fut.result()
+                    except Exception as err:  # a bug or a dead worker (KilledWorker): record, go on
+                        rec = {"task": t.key, "task_id": t.task_id, "kind": "range", "file": t.path, "start": t.start,
+                               "stop": t.stop, "entries": t.entries, "status": "failed", "error": "WorkerError",
+                               "reason": f"{error_name(err)}: {err}", "events": 0, "jets": 0, "shards": []}  # fmt: skip
+                    commit(rec)
+                    bar.update(pid, advance=1, jets=summary.jets)
+                    if fail_fast and rec["status"] == "failed":
+                        for other in futures:
+                            other.cancel()
+                        console.print(f"[red]--fail-fast: stopping after the failure of {t.key}[/]")
+                        break
+        finally:
+            client.close()
+            if cluster is not None:
+                cluster.close()
+        summary.seconds = time.perf_counter() - t_start
+        return summary

@@ -118,6 +118,36 @@ def test_changed_config_is_refused(hdf5_store, miniaod_files, tmp_path):
     assert skim([str(p) for p in miniaod_files], out, fmt="parquet", overwrite=True, **KW).ok
 
 
+def test_a_store_has_one_writer_and_a_killed_one_leaves_no_lock(hdf5_store, miniaod_files, tmp_path):
+    """A second skim into a store that another process is writing is refused with the
+    holder's pid, before it touches anything (not even --overwrite, nor the writer's
+    temporary files); once the holder is killed, the store is free again."""
+    import signal
+    import subprocess
+    import sys
+
+    out = tmp_path / "copy"
+    shutil.copytree(hdf5_store, out)
+    tmp = out / "shards" / ".part-00009.h5.tmp-abc"  # the other writer's shard in progress
+    tmp.write_bytes(b"half a shard")
+    manifest = (out / "manifest.jsonl").read_bytes()
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom jetlib.store.lock import writer_lock\n"
+                               f"with writer_lock({str(out)!r}, 'jetlib skim'):\n print('locked', flush=True)\n time.sleep(60)"],
+                              stdout=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(StoreError, match=rf"`jetlib skim` \(pid {holder.pid} on .*\) is writing this store"):
+            skim([str(p) for p in miniaod_files], out, overwrite=True, **KW)
+        assert tmp.read_bytes() == b"half a shard"
+        assert (out / "manifest.jsonl").read_bytes() == manifest
+        assert (out / "jetlib.json").exists() and len(list((out / "shards").glob("part-*"))) == 4
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    s = skim([str(p) for p in miniaod_files], out, **KW)
+    assert s.ok and s.already_done == 4 and not tmp.exists()
+
+
 def test_bad_inputs_are_recorded_and_good_files_complete(tmp_path):
     good = write_miniaod(tmp_path / "good.root", 150, seed=3)
     nojets = write_miniaod(tmp_path / "nojets.root", 50, seed=4, max_jets=0)

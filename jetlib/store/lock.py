@@ -1,0 +1,64 @@
+"""One writer at a time: ``jetlib skim`` holds a lock on ``<store>/.jetlib.lock`` while it runs.
+
+Two skims into one store would plan the same tasks, write the same shards, interleave their
+manifest lines, and each would delete the other's temporary shard files (a run removes the
+ones an interrupted run left behind); ``--overwrite`` would clear a store under a running
+skim. The lock is ``flock`` on a file in the store, so the kernel drops it when the process
+ends, however it ends: a crash or a kill never leaves a stale lock to clean up by hand. The
+file says who holds it. On a file system without locks (some network mounts) the skim goes
+on with a warning.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from jetlib.errors import StoreError
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover (not POSIX)
+    fcntl = None
+
+__all__ = ["LOCK_NAME", "writer_lock"]
+
+LOCK_NAME = ".jetlib.lock"
+
+
+@contextmanager
+def writer_lock(store: str | Path, command: str) -> Iterator[None]:
+    """Hold the store's writer lock for the ``with`` block (creates the folder if needed).
+
+    Raises:
+        StoreError: another process holds it; the message says which.
+    """
+    store = Path(store)
+    store.mkdir(parents=True, exist_ok=True)
+    fd = os.open(store / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            if fcntl is None:
+                raise OSError("no fcntl on this platform")
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 1024, 0).decode(errors="replace").strip() or "another process"
+            raise StoreError(
+                f"{store}: {holder} is writing this store; wait for it to finish (a resumed run "
+                "skips its done tasks), or write to another --out"
+            ) from None
+        except OSError as err:
+            warnings.warn(f"{store}: cannot lock the store ({err}); make sure no other jetlib skim writes to it",
+                          stacklevel=3)  # fmt: skip
+        else:
+            when = time.strftime("%Y-%m-%d %H:%M:%S")
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"`{command}` (pid {os.getpid()} on {socket.gethostname()}, since {when})\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # releases the lock; the file stays (removing it would race a waiting writer)
