@@ -14,6 +14,17 @@ def _fail(console, err: Exception) -> None:
     raise typer.Exit(2)
 
 
+def _warn_if_written(console, store: Path) -> None:
+    from rich.markup import escape
+
+    from jetlib.store.lock import writer
+
+    who = writer(store)
+    if who:
+        console.print(f"[yellow]warning:[/] {escape(who)} is still writing {escape(str(store))}: these results "
+                      "cover the jets done so far; run again when it ends")  # fmt: skip
+
+
 def register(app: typer.Typer) -> None:
     @app.command()
     def weights(
@@ -38,6 +49,7 @@ def register(app: typer.Typer) -> None:
         from jetlib.weights import compute_weights
 
         console = Console(soft_wrap=True)
+        _warn_if_written(console, store)
         try:
             w = compute_weights(
                 store, bins=bins, method=method, reference=reference, class_weights=class_weights,
@@ -79,6 +91,7 @@ def register(app: typer.Typer) -> None:
         from jetlib.stats import compute_stats
 
         console = Console(soft_wrap=True)
+        _warn_if_written(console, store)
         try:
             st = compute_stats(store, clip=clip, progress=True)
         except StoreError as err:

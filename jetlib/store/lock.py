@@ -26,7 +26,7 @@ try:
 except ImportError:  # pragma: no cover (not POSIX)
     fcntl = None
 
-__all__ = ["LOCK_NAME", "writer_lock"]
+__all__ = ["LOCK_NAME", "writer_lock", "writer"]
 
 LOCK_NAME = ".jetlib.lock"
 
@@ -62,3 +62,21 @@ def writer_lock(store: str | Path, command: str) -> Iterator[None]:
         yield
     finally:
         os.close(fd)  # releases the lock; the file stays (removing it would race a waiting writer)
+
+
+def writer(store: str | Path) -> str | None:
+    """Who is writing ``store`` now (the lock file's line), or None: for the commands that
+    read a store, to warn that it is still growing. Probes without waiting, holds nothing."""
+    path = Path(store) / LOCK_NAME
+    if fcntl is None or not path.is_file():
+        return None
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return os.pread(fd, 1024, 0).decode(errors="replace").strip() or "another process"
+    except OSError:
+        return None
+    finally:
+        os.close(fd)  # also drops the shared lock, if taken
+    return None

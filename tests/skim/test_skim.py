@@ -126,6 +126,8 @@ def test_a_store_has_one_writer_and_a_killed_one_leaves_no_lock(hdf5_store, mini
     import subprocess
     import sys
 
+    from jetlib.store.lock import writer
+
     out = tmp_path / "copy"
     shutil.copytree(hdf5_store, out)
     tmp = out / "shards" / ".part-00009.h5.tmp-abc"  # the other writer's shard in progress
@@ -140,10 +142,12 @@ def test_a_store_has_one_writer_and_a_killed_one_leaves_no_lock(hdf5_store, mini
             skim([str(p) for p in miniaod_files], out, overwrite=True, **KW)
         assert tmp.read_bytes() == b"half a shard"
         assert (out / "manifest.jsonl").read_bytes() == manifest
+        assert writer(out).startswith(f"`jetlib skim` (pid {holder.pid} on ")  # weights and stats warn
         assert (out / "jetlib.json").exists() and len(list((out / "shards").glob("part-*"))) == 4
     finally:
         holder.send_signal(signal.SIGKILL)
         holder.wait()
+    assert writer(out) is None
     s = skim([str(p) for p in miniaod_files], out, **KW)
     assert s.ok and s.already_done == 4 and not tmp.exists()
 
