@@ -30,9 +30,13 @@ class Manifest:
     def append(self, record: dict[str, Any]) -> None:
         if record.get("status") not in STATUSES:
             raise ValueError(f"manifest status must be one of {STATUSES}: {record!r}")
-        line = json.dumps(record, sort_keys=True) + "\n"
-        with open(self.path, "a") as f:
-            f.write(line)
+        line = (json.dumps(record, sort_keys=True) + "\n").encode()
+        with open(self.path, "a+b") as f:
+            if f.tell() > 0:  # after a torn last line (client killed mid-write), start a new line:
+                f.seek(-1, os.SEEK_END)  # glued to the fragment, this record would be unreadable
+                if f.read(1) != b"\n":
+                    line = b"\n" + line
+            f.write(line)  # append mode: always at the end
             f.flush()
             os.fsync(f.fileno())
 
