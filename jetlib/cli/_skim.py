@@ -46,7 +46,7 @@ def register(app: typer.Typer) -> None:
                 dashboard_address=dashboard_address or None, overwrite=overwrite, fail_fast=fail_fast,
                 skip_bad_files=skip_bad_files, task_timeout=task_timeout or None, progress=progress, console=console,
             )  # fmt: skip
-        except (ConfigError, StoreError, ValueError) as err:
+        except (ConfigError, StoreError, ValueError, OSError) as err:  # OSError: e.g. the disk filled up
             console.print(f"[red]error:[/] {escape(str(err))}")
             raise typer.Exit(2) from None
         t = Table(title=f"skim → {s.store}", show_header=True)

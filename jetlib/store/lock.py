@@ -39,8 +39,12 @@ def writer_lock(store: str | Path, command: str) -> Iterator[None]:
         StoreError: another process holds it; the message says which.
     """
     store = Path(store)
-    store.mkdir(parents=True, exist_ok=True)
-    fd = os.open(store / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        store.mkdir(parents=True, exist_ok=True)
+        fd = os.open(store / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as err:
+        raise StoreError(f"{store}: cannot write a store here ({err.strerror or err}); check the path and its "
+                         "permissions, or choose another --out") from err  # fmt: skip
     try:
         try:
             if fcntl is None:

@@ -152,6 +152,12 @@ def test_a_store_has_one_writer_and_a_killed_one_leaves_no_lock(hdf5_store, mini
     assert s.ok and s.already_done == 4 and not tmp.exists()
 
 
+def test_an_unwritable_out_is_a_clear_error(miniaod_files, tmp_path):
+    (tmp_path / "file").write_text("not a folder")
+    with pytest.raises(StoreError, match=r"file/store: cannot write a store here \(Not a directory\)"):
+        skim([str(p) for p in miniaod_files], tmp_path / "file" / "store", **KW)
+
+
 def test_bad_inputs_are_recorded_and_good_files_complete(tmp_path):
     good = write_miniaod(tmp_path / "good.root", 150, seed=3)
     nojets = write_miniaod(tmp_path / "nojets.root", 50, seed=4, max_jets=0)
