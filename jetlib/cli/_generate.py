@@ -28,7 +28,7 @@ def register(app: typer.Typer) -> None:
         t0 = time.perf_counter()
         try:
             paths = run(out, events=events, processes=[p.strip() for p in process.split(",") if p.strip()], files=files, seed=seed)
-        except ValueError as err:
+        except (ValueError, OSError) as err:  # OSError: an --out that cannot be written, a full disk
             console.print(f"[red]error:[/] {escape(str(err))}")
             raise typer.Exit(2) from None
         dt = time.perf_counter() - t0

@@ -66,3 +66,13 @@ def test_consistency_and_physics(sample):
 def test_unknown_process_is_a_clear_error(tmp_path):
     with pytest.raises(ValueError, match="known: ttbar"):
         generate(tmp_path, events=10, processes=["ttbaar"], progress=False)
+
+
+def test_cli_reports_an_unwritable_out(tmp_path):
+    from typer.testing import CliRunner
+
+    from jetlib.cli import app
+
+    (tmp_path / "file").write_text("not a folder")
+    res = CliRunner().invoke(app, ["generate", "--events", "10", "--out", str(tmp_path / "file" / "gen")])
+    assert res.exit_code == 2 and "Not a directory" in res.output and "Traceback" not in res.output
