@@ -55,7 +55,7 @@ def register(app: typer.Typer) -> None:
                 store, bins=bins, method=method, reference=reference, class_weights=class_weights,
                 threshold=threshold, flow=flow, name=name, plot=plot, scheduler=scheduler,
             )  # fmt: skip
-        except (ConfigError, StoreError, ImportError) as err:
+        except (ConfigError, StoreError, ImportError, OSError) as err:  # OSError: a store we may not write
             _fail(console, err)
         shape = " × ".join(f"{v} {len(e) - 1}" for v, e in zip(w.variables, w.edges))
         t = Table(title=f"{w.method} weights over {shape} bins → {store}/weights/{w.name}.json")
@@ -94,7 +94,7 @@ def register(app: typer.Typer) -> None:
         _warn_if_written(console, store)
         try:
             st = compute_stats(store, clip=clip, progress=True)
-        except StoreError as err:
+        except (StoreError, OSError) as err:  # OSError: a store we may not write
             _fail(console, err)
         t = Table(title=f"standardisation of {st.jets:,} jets → {store}/stats/stats.json")
         for c in ("array", "feature", "values", "p16", "median", "p84", "scale"):

@@ -88,3 +88,16 @@ def test_cli(store_factory, tmp_path):
     assert res.exit_code == 0 and "pf_features" in json.loads(res.output)
     res = r.invoke(app, ["export", "weaver", str(tmp_path / "nowhere")])
     assert res.exit_code == 2
+
+
+def test_cli_on_a_store_it_cannot_write_to(store_factory):
+    """A colleague's read-only store: one error line naming the path, no traceback (here the
+    folders are blocked by files, since the tests may run as root)."""
+    path = store_factory()
+    (path / "stats").write_text("")
+    (path / "weights").write_text("")
+    r = CliRunner()
+    for cmd in (["stats", str(path)], ["weights", str(path)]):
+        res = r.invoke(app, cmd)
+        assert res.exit_code == 2 and "error:" in res.output and "Traceback" not in res.output, res.output
+        assert str(path) in res.output.replace("\n", "")
