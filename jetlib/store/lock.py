@@ -49,7 +49,7 @@ def writer_lock(store: str | Path, command: str) -> Iterator[None]:
         try:
             if fcntl is None:
                 raise OSError("no fcntl on this platform")
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            _flock_retrying(fd)
         except BlockingIOError:
             holder = os.pread(fd, 1024, 0).decode(errors="replace").strip() or "another process"
             raise StoreError(
@@ -65,7 +65,22 @@ def writer_lock(store: str | Path, command: str) -> Iterator[None]:
             os.pwrite(fd, f"`{command}` (pid {os.getpid()} on {socket.gethostname()}, since {when})\n".encode(), 0)
         yield
     finally:
-        os.close(fd)  # releases the lock; the file stays (removing it would race a waiting writer)
+        # closing releases the lock. The file is not removed: a skim starting meanwhile may
+        # hold it open and would lock the removed file while a later one locked a new one
+        os.close(fd)
+
+
+def _flock_retrying(fd: int, tries: int = 5, wait: float = 0.05) -> None:
+    """Exclusive lock without blocking, tried a few times: :func:`writer` holds a shared lock
+    for a few microseconds when it probes."""
+    for i in range(tries):
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if i == tries - 1:
+                raise
+            time.sleep(wait)
 
 
 def writer(store: str | Path) -> str | None:
@@ -74,7 +89,10 @@ def writer(store: str | Path) -> str | None:
     path = Path(store) / LOCK_NAME
     if fcntl is None or not path.is_file():
         return None
-    fd = os.open(path, os.O_RDONLY)
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # a store we may not read the lock of: nothing to say
+        return None
     try:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
     except BlockingIOError:
