@@ -53,6 +53,20 @@ class Manifest:
                     continue
         return out
 
+    def unreadable(self) -> list[int]:
+        """Numbers (from 1) of the lines that are not a complete record: fragments left by a
+        client killed mid-write, which :meth:`records` skips."""
+        if not self.path.exists():
+            return []
+        bad = []
+        with open(self.path) as f:
+            for n, line in enumerate(f, 1):
+                try:
+                    json.loads(line)
+                except json.JSONDecodeError:
+                    bad.append(n)
+        return bad
+
     def latest(self) -> dict[str, dict[str, Any]]:
         """The latest record of each task, by task key."""
         last: dict[str, dict[str, Any]] = {}

@@ -109,6 +109,9 @@ def verify(
     planned = load_task_ids(st.path)
     if not (st.path / TASKS_NAME).exists():
         warn("accounting", st.path / TASKS_NAME, "no task plan (store from an older jetlib): only recorded tasks are checked")
+    for n in st.manifest.unreadable():
+        warn("accounting", f"{st.manifest.path}:{n}", "not a complete record (a skim was killed while writing it): "
+             "ignored; a task it was about is checked as unfinished below")  # fmt: skip
 
     # 1. accounting ----------------------------------------------------------------------------
     counts: dict[str, int] = defaultdict(int)

@@ -107,3 +107,16 @@ def test_range_tiling_by_hand():
     assert _ranges_problem([(0, 120), (100, 250)], 250) == "entries 100-120 are in two tasks"
     assert _ranges_problem([(0, 100)], 250) == "entries 100-250 are in no task"
     assert _ranges_problem([(0, 300)], 250) == "tasks run past the 250 entries"
+
+
+def test_a_torn_manifest_line_is_named(store):
+    """A skim killed while writing its last record: the fragment is named (a warning), and
+    the task it was about counts as unfinished, with its shard as an orphan."""
+    m = store / "manifest.jsonl"
+    lines = m.read_text().splitlines(keepends=True)
+    last = json.loads(lines[-1])
+    m.write_text("".join(lines[:-1]) + lines[-1][: len(lines[-1]) // 2])
+    r = verify(store)
+    assert [(p.check, Path(p.where).name) for p in r.warnings] == [("accounting", "manifest.jsonl:6")]
+    assert not r.ok and last["task"] in {p.where for p in r.errors}
+    assert {Path(p.where).name for p in r.errors if p.check == "orphan"} == {s["name"] for s in last["shards"]}
