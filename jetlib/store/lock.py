@@ -51,9 +51,8 @@ def writer_lock(store: str | Path, command: str) -> Iterator[None]:
                 raise OSError("no fcntl on this platform")
             _flock_retrying(fd)
         except BlockingIOError:
-            holder = os.pread(fd, 1024, 0).decode(errors="replace").strip() or "another process"
             raise StoreError(
-                f"{store}: {holder} is writing this store; wait for it to finish (a resumed run "
+                f"{store}: {_holder(fd)} is writing this store; wait for it to finish (a resumed run "
                 "skips its done tasks), or write to another --out"
             ) from None
         except OSError as err:
@@ -68,6 +67,11 @@ def writer_lock(store: str | Path, command: str) -> Iterator[None]:
         # closing releases the lock. The file is not removed: a skim starting meanwhile may
         # hold it open and would lock the removed file while a later one locked a new one
         os.close(fd)
+
+
+def _holder(fd: int) -> str:
+    """The lock file's line: who holds the lock, and since when."""
+    return os.pread(fd, 1024, 0).decode(errors="replace").strip() or "another process"
 
 
 def _flock_retrying(fd: int, tries: int = 5, wait: float = 0.05) -> None:
@@ -96,7 +100,7 @@ def writer(store: str | Path) -> str | None:
     try:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
     except BlockingIOError:
-        return os.pread(fd, 1024, 0).decode(errors="replace").strip() or "another process"
+        return _holder(fd)
     except OSError:
         return None
     finally:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,32 +41,25 @@ class Manifest:
             f.flush()
             os.fsync(f.fileno())
 
-    def records(self) -> list[dict[str, Any]]:
-        """All lines in order; a torn last line (client killed mid-write) is ignored."""
+    def _lines(self) -> Iterator[tuple[int, dict[str, Any] | None]]:
+        """(line number from 1, record), the record None where the line is not a complete
+        one: a fragment left by a client killed mid-write."""
         if not self.path.exists():
-            return []
-        out = []
-        with open(self.path) as f:
-            for line in f:
-                try:
-                    out.append(json.loads(line))
-                except json.JSONDecodeError:
-                    continue
-        return out
-
-    def unreadable(self) -> list[int]:
-        """Numbers (from 1) of the lines that are not a complete record: fragments left by a
-        client killed mid-write, which :meth:`records` skips."""
-        if not self.path.exists():
-            return []
-        bad = []
+            return
         with open(self.path) as f:
             for n, line in enumerate(f, 1):
                 try:
-                    json.loads(line)
+                    yield n, json.loads(line)
                 except json.JSONDecodeError:
-                    bad.append(n)
-        return bad
+                    yield n, None
+
+    def records(self) -> list[dict[str, Any]]:
+        """All lines in order; a torn line (client killed mid-write) is ignored."""
+        return [r for _, r in self._lines() if r is not None]
+
+    def unreadable(self) -> list[int]:
+        """Numbers (from 1) of the lines that :meth:`records` ignores."""
+        return [n for n, r in self._lines() if r is None]
 
     def latest(self) -> dict[str, dict[str, Any]]:
         """The latest record of each task, by task key."""
