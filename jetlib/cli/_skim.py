@@ -47,7 +47,8 @@ def register(app: typer.Typer) -> None:
                 skip_bad_files=skip_bad_files, task_timeout=task_timeout or None, progress=progress, console=console,
             )  # fmt: skip
         except (ConfigError, StoreError, ValueError, OSError) as err:  # OSError: e.g. the disk filled up
-            console.print(f"[red]error:[/] {escape(str(err))}")
+            hint = "; fix that (free space, permissions), then re-run the same command to resume" if isinstance(err, OSError) else ""
+            console.print(f"[red]error:[/] {escape(str(err))}{hint}")
             raise typer.Exit(2) from None
         t = Table(title=f"skim → {s.store}", show_header=True)
         for c in ("done", "failed", "skipped", "already done", "events", "jets", "jets/s", "time"):

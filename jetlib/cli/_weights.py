@@ -10,7 +10,10 @@ import typer
 def _fail(console, err: Exception) -> None:
     from rich.markup import escape
 
-    console.print(f"[red]error:[/] {escape(str(err))}")
+    hint = ""
+    if isinstance(err, OSError):  # the store's weights/ or stats/ could not be written
+        hint = "; the results are written into the store: check that you may write there, or work on a copy of it"
+    console.print(f"[red]error:[/] {escape(str(err))}{hint}")
     raise typer.Exit(2)
 
 

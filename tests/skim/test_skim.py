@@ -158,6 +158,24 @@ def test_an_unwritable_out_is_a_clear_error(miniaod_files, tmp_path):
         skim([str(p) for p in miniaod_files], tmp_path / "file" / "store", **KW)
 
 
+def test_cli_reports_an_os_error_with_what_to_do(hdf5_store, miniaod_files, tmp_path):
+    from typer.testing import CliRunner
+
+    from jetlib.cli import app
+
+    out = tmp_path / "copy"
+    shutil.copytree(hdf5_store, out)
+    (out / "manifest.jsonl").unlink()
+    (out / "manifest.jsonl").mkdir()  # cannot be read or appended to
+    filelist = tmp_path / "files.txt"
+    filelist.write_text("\n".join(str(p) for p in miniaod_files))
+    res = CliRunner().invoke(app, ["skim", str(filelist), "--out", str(out), "--workers", "1", "--no-progress",
+                                  "--entries-per-task", "200"])
+    text = res.output.replace("\n", "")
+    assert res.exit_code == 2 and "Traceback" not in text, res.output
+    assert "manifest.jsonl" in text and "then re-run the same command to resume" in text
+
+
 def test_bad_inputs_are_recorded_and_good_files_complete(tmp_path):
     good = write_miniaod(tmp_path / "good.root", 150, seed=3)
     nojets = write_miniaod(tmp_path / "nojets.root", 50, seed=4, max_jets=0)

@@ -101,3 +101,4 @@ def test_cli_on_a_store_it_cannot_write_to(store_factory):
         res = r.invoke(app, cmd)
         assert res.exit_code == 2 and "error:" in res.output and "Traceback" not in res.output, res.output
         assert str(path) in res.output.replace("\n", "")
+        assert "check that you may write there, or work on a copy of it" in res.output.replace("\n", "")
