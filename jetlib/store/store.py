@@ -80,6 +80,7 @@ class Store:
             )
         self.layout = ShardLayout.from_json(self.meta["arrays"])
         self.manifest = Manifest.of(self.path)
+        self._shards: tuple[tuple[int, int, int] | None, list[ShardEntry]] | None = None
 
     # -- metadata shortcuts -------------------------------------------------------------
     @property
@@ -105,7 +106,21 @@ class Store:
 
     # -- shards -------------------------------------------------------------------------
     def shards(self) -> list[ShardEntry]:
-        """Shards of the tasks marked done, in task order (the manifest is the truth)."""
+        """Shards of the tasks marked done, in task order (the manifest is the truth).
+
+        Parsed again only when the manifest has changed (its size, time or inode): a large
+        store's manifest has one line per task, and weights, stats and the Reader ask often.
+        """
+        try:
+            st = os.stat(self.manifest.path)
+            key: tuple[int, int, int] | None = (st.st_size, st.st_mtime_ns, st.st_ino)
+        except FileNotFoundError:
+            key = None
+        if self._shards is None or self._shards[0] != key:
+            self._shards = (key, self._read_shards())
+        return list(self._shards[1])
+
+    def _read_shards(self) -> list[ShardEntry]:
         out = []
         latest = self.manifest.latest()
         for key in sorted(latest, key=lambda k: latest[k].get("task_id", 0)):

@@ -16,3 +16,21 @@ def test_a_torn_line_loses_only_itself(tmp_path):
         ("a.root:0-10", "done"), ("c.root:0-10", "failed"), ("a.root:0-10", "failed")]  # fmt: skip
     assert m.latest()["a.root:0-10"]["status"] == "failed"
     assert m.path.read_text().count("\n") == 4  # the fragment keeps its own line
+
+
+def test_store_shards_follow_the_manifest_and_parse_it_once(store_factory, monkeypatch):
+    from jetlib.store import Store
+
+    st = Store(store_factory(jets_per_shard=(50, 70)))
+    calls = []
+    latest = Manifest.latest
+    monkeypatch.setattr(Manifest, "latest", lambda self: calls.append(1) or latest(self))
+    assert [s.jets for s in st.shards()] == [50, 70]
+    st.shards().clear()  # a caller changing its list does not change the store's
+    assert [s.jets for s in st.shards()] == [50, 70] and st.n_jets == 120
+    assert len(calls) == 1
+    # a re-run marks the second task failed: the next call sees it
+    rec = dict(st.manifest.latest()["f1.root:0-70"], status="failed", shards=[])
+    st.manifest.append(rec)
+    assert [s.jets for s in st.shards()] == [50]
+    assert len(calls) == 3  # the append's own latest() above, and one parse after it
