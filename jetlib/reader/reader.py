@@ -19,7 +19,7 @@ import numpy as np
 from jetlib.errors import ShardError, StoreError, near_matches
 from jetlib.reader.plan import Piece, Unit, epoch_batches, make_units
 from jetlib.reader.shards import ShardArrays, open_shard
-from jetlib.store.shards import checksum
+from jetlib.store.shards import checksum, read_shard
 from jetlib.store.store import Store
 
 __all__ = ["ReaderBase"]
@@ -53,8 +53,11 @@ class ReaderBase:
         shards: read only these shards (indices or a slice of ``store.shards()``), e.g. to
             hold out the last shards for testing.
         rank, world_size: this process's DDP rank and the number of ranks (batches are dealt
-            round-robin to ranks, then to DataLoader workers).
-        drop_last: drop the last, smaller batch.
+            round-robin to ranks, then to DataLoader workers). Every rank gets the same number
+            of batches, as DDP needs: a rank one short repeats a batch from the start of the
+            epoch (as torch's ``DistributedSampler`` pads), or with ``drop_last`` the
+            batches that do not fill a round are dropped.
+        drop_last: drop the last, smaller batch (and, with several ranks, an incomplete round).
         buffer_jets: shuffle buffer for ``shuffle="jets"``.
         unit_jets: jets per contiguous unit for ``shuffle="jets"``.
         output: ``"torch"``, ``"numpy"`` or None (torch when installed).
@@ -153,6 +156,7 @@ class ReaderBase:
         self.window_jets = None if self.mapped else max(buffer_jets, batch_size)
         self._decoded_budget = (self.window_jets or 0) + 3 * biggest  # a window overshoots by < 1 shard
         self._open: dict[int, ShardArrays] = {}
+        self._wcols: dict[int, dict[str, np.ndarray]] = {}  # weights' columns of decoded shards
         self.timings = {"verify_s": self._verify_s}
 
     # -- checks --------------------------------------------------------------------------
@@ -172,6 +176,7 @@ class ReaderBase:
     def __getstate__(self) -> dict[str, Any]:
         d = self.__dict__.copy()
         d["_open"] = {}
+        d["_wcols"] = {}
         return d
 
     # -- epoch control ---------------------------------------------------------------------
@@ -196,15 +201,31 @@ class ReaderBase:
     # -- iteration ---------------------------------------------------------------------------
     def _accept(self, u: Unit) -> np.ndarray:
         assert self.weights is not None
-        sh = self._shard(u.shard)
+        sh = self._weight_columns(u.shard)
         cols = {v: sh[v][u.start : u.stop] for v in self.weights.variables}
         return self.weights.lookup(cols, sh["label"][u.start : u.stop])
+
+    def _weight_columns(self, i: int) -> ShardArrays | dict[str, np.ndarray]:
+        """The binned observers and the label of shard ``i``: from the mapping, or read alone
+        (a few small columns) for a decoded shard, so that counting an epoch's batches does
+        not decode whole shards."""
+        assert self.weights is not None
+        if self.mapped:
+            return self._shard(i)
+        cols = self._wcols.pop(i, None)
+        if cols is None:
+            e = self.entries[i]
+            cols = read_shard(e.path, self.store.layout, list(dict.fromkeys([*self.weights.variables, "label"])))
+            if len(self._wcols) >= 64:  # least recently used out: ~12 bytes per jet each
+                self._wcols.pop(next(iter(self._wcols)))
+        self._wcols[i] = cols
+        return cols
 
     def _shard(self, i: int) -> ShardArrays:
         sh = self._open.get(i)
         if sh is None:
             e = self.entries[i]
-            extra = list(self.weights.variables) + ["label"] if self.weights is not None else []
+            extra = list(self.weights.variables) + ["label"] if self.weights is not None and self.mapped else []
             sh = open_shard(e.path, self.store.layout, list(dict.fromkeys(self.names + extra)), e.jets)
             if not sh.mapped:  # drop the least recently opened decoded shards past the budget
                 held = sum(v.jets for v in self._open.values() if not v.mapped) + sh.jets
@@ -217,20 +238,59 @@ class ReaderBase:
             self._open[i] = self._open.pop(i)
         return sh
 
-    def batches(self, *, worker: int = 0, num_workers: int = 1) -> Iterator[dict[str, np.ndarray]]:
-        """NumPy batches of this rank and worker for the current epoch."""
-        plan = epoch_batches(
+    def _plan(self) -> Iterator[list[Piece]]:
+        """The batches of the current epoch over all ranks (index arithmetic, no data read
+        except the weights' columns)."""
+        return epoch_batches(
             self.units, batch_size=self.batch_size, shuffle=self.shuffle, seed=self.seed, epoch=self.epoch,
             buffer_jets=self.buffer_jets, accept=self._accept if self.weights is not None else None,
             drop_last=self.drop_last, window_jets=self.window_jets,
         )  # fmt: skip
-        for b, pieces in enumerate(plan):
-            if b % self.world_size != self.rank:
-                continue
-            k = b // self.world_size  # index among this rank's batches
-            if k < self._start_batch or (k - self._start_batch) % num_workers != worker:
-                continue
-            yield self._read(pieces)
+
+    def _plan_batches(self) -> int:
+        """Batches in the current epoch's plan, over all ranks: counted from the jets, or by
+        running the plan when sampling weights decide how many jets there are."""
+        if self.weights is not None:
+            return sum(1 for _ in self._plan())
+        n = sum(e.jets for e in self.entries)
+        full, rest = divmod(n, self.batch_size)
+        if self.shuffle in (False, "slices"):  # units never straddle shards: count per shard
+            full = sum(e.jets // self.batch_size for e in self.entries)
+            rest_jets = sum(e.jets % self.batch_size for e in self.entries)
+            full += rest_jets // self.batch_size
+            rest = rest_jets % self.batch_size
+        return full + (1 if rest and not self.drop_last else 0)
+
+    def _rank_batches(self, total: int) -> int:
+        w = self.world_size
+        return total if w == 1 else (total // w if self.drop_last else -(-total // w))
+
+    def batches(self, *, worker: int = 0, num_workers: int = 1) -> Iterator[dict[str, np.ndarray]]:
+        """NumPy batches of this rank and worker for the current epoch."""
+        w, rank = self.world_size, self.rank
+
+        def mine(k: int) -> bool:  # k: index among this rank's batches
+            return k >= self._start_batch and (k - self._start_batch) % num_workers == worker
+
+        total = self._plan_batches() if w > 1 else None
+        n_rank = self._rank_batches(total) if total is not None else None
+        for b, pieces in enumerate(self._plan()):
+            k = b // w
+            if n_rank is not None and k >= n_rank:
+                break
+            if b % w == rank and mine(k):
+                yield self._read(pieces)
+        if not total or n_rank is None:
+            return
+        # DDP steps all ranks together: a rank one batch short would wait forever at the
+        # last step, so it repeats a batch from the start of the epoch (plan batch b mod total)
+        pads = {(k * w + rank) % total: k for k in range(n_rank) if k * w + rank >= total and mine(k)}
+        if pads:
+            for b, pieces in enumerate(self._plan()):
+                if b in pads:
+                    yield self._read(pieces)
+                if b >= max(pads):
+                    break
 
     def _read(self, pieces: list[Piece]) -> dict[str, np.ndarray]:
         out: dict[str, np.ndarray] = {}
@@ -288,15 +348,7 @@ class ReaderBase:
         """Batches of this rank per epoch (exact without weights)."""
         if self.weights is not None:
             raise TypeError("with sampling weights the number of batches varies per epoch; see expected_jets()")
-        n = sum(e.jets for e in self.entries)
-        full, rest = divmod(n, self.batch_size)
-        if self.shuffle in (False, "slices"):  # units never straddle shards: count per shard
-            full = sum(e.jets // self.batch_size for e in self.entries)
-            rest_jets = sum(e.jets % self.batch_size for e in self.entries)
-            full += rest_jets // self.batch_size
-            rest = rest_jets % self.batch_size
-        total = full + (1 if rest and not self.drop_last else 0)
-        return len(range(self.rank, total, self.world_size))
+        return self._rank_batches(self._plan_batches())
 
     def expected_jets(self) -> float:
         """Jets per epoch over all ranks (expected value with sampling weights)."""

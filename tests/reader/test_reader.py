@@ -82,18 +82,45 @@ def test_same_seed_same_batches_and_set_epoch_reshuffles(store_factory):
 
 @pytest.mark.parametrize("shuffle", [True, "slices"])
 def test_ranks_and_workers_partition_the_epoch(store_factory, shuffle):
-    path = store_factory()
+    """15 batches over 2 ranks: DDP needs 8 on each, so rank 1 repeats the epoch's first
+    batch (rank 0's first); with drop_last both get 7 and no jet is read twice."""
+    path = store_factory()  # 500 + 700 + 300 jets: 15 batches of 100 either way
     _, key = _reference(path)
-    seen = []
-    for rank in range(2):
-        r = Reader(path, batch_size=64, shuffle=shuffle, rank=rank, world_size=2, observers=IDS, output="numpy")
-        n_rank = 0
-        for w in range(3):
-            for b in r.batches(worker=w, num_workers=3):
-                seen += _ids(b)
-                n_rank += 1
-        assert n_rank == len(r)
-    assert len(seen) == len(set(seen)) == len(key)
+    for drop_last in (False, True):
+        per_rank = []
+        for rank in range(2):
+            r = Reader(path, batch_size=100, shuffle=shuffle, rank=rank, world_size=2, observers=IDS,
+                       output="numpy", drop_last=drop_last)  # fmt: skip
+            got = {w: [_ids(b) for b in r.batches(worker=w, num_workers=3)] for w in range(3)}
+            per_rank.append([ids for w in range(3) for ids in got[w]])
+            assert len(per_rank[-1]) == len(r) == (7 if drop_last else 8)
+        seen = [i for ids in per_rank[0] + per_rank[1] for i in ids]
+        if drop_last:
+            assert len(seen) == len(set(seen)) == 1400
+        else:
+            assert set(seen) == set(key) and len(seen) == 1600
+            one = Reader(path, batch_size=100, shuffle=shuffle, observers=IDS, output="numpy")
+            first = _ids(next(iter(one)))
+            twice = sorted(i for i in set(seen) if seen.count(i) == 2)
+            assert twice == sorted(first)
+
+
+def test_ranks_get_equal_batches_with_sampling_weights(store_factory):
+    from jetlib.weights import compute_weights
+
+    path = store_factory(fmt="parquet", jets_per_shard=(900, 800, 700), class_probs=[0.5, 0.3, 0.15, 0.05])
+    compute_weights(path, bins="pt=15:300:log6,eta=-2.5:2.5:4")
+    for batch_size, drop_last in ((70, False), (90, True), (1000, False)):
+        for epoch in range(3):
+            n = []
+            for rank in range(3):
+                r = Reader(path, batch_size=batch_size, weights="flat", rank=rank, world_size=3, seed=epoch,
+                           output="numpy", drop_last=drop_last, buffer_jets=500)  # fmt: skip
+                n.append(sum(1 for _ in r))
+            one = Reader(path, batch_size=batch_size, weights="flat", seed=epoch, output="numpy",
+                         drop_last=drop_last, buffer_jets=500)  # fmt: skip
+            total = sum(1 for _ in one)
+            assert n == [total // 3 if drop_last else -(-total // 3)] * 3, (batch_size, epoch, total)
 
 
 def test_resume_mid_epoch(store_factory):
