@@ -26,8 +26,12 @@ def error_name(err: BaseException) -> str:
 
 
 def near_matches(name: str, candidates: Iterable[str], n: int = 3) -> list[str]:
-    """The closest names to ``name`` among ``candidates`` (for 'did you mean' hints)."""
-    return difflib.get_close_matches(name, list(candidates), n=n, cutoff=0.6)
+    """The closest names to ``name`` among ``candidates`` (for 'did you mean' hints); a name
+    that differs only in case comes first (``B`` for the class ``b``)."""
+    candidates = list(candidates)
+    same = [c for c in candidates if c.lower() == name.lower() and c != name]
+    close = difflib.get_close_matches(name, candidates, n=n, cutoff=0.6)
+    return (same + [c for c in close if c not in same])[:n]
 
 
 class ConfigError(ValueError):
@@ -36,11 +40,9 @@ class ConfigError(ValueError):
     def __init__(self, message: str, *, source: str | None = None, key: str | None = None):
         self.source = source
         self.key = key
-        where = ""
-        if source:
-            where += f"{source}"
-        if key:
-            where += f" [{key}]" if where else f"[{key}]"
+        # in a file, the key locates the error; without one (a command-line option or a
+        # function argument) the message names the option itself
+        where = f"{source} [{key}]" if source and key else (source or "")
         super().__init__(f"{where}: {message}" if where else message)
 
 

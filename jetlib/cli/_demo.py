@@ -33,7 +33,7 @@ def register(app: typer.Typer) -> None:
 
         from jetlib.errors import ConfigError, InputFileError, MissingBranchError, ShardError, StoreError
 
-        console = Console(soft_wrap=True)
+        console = Console(soft_wrap=True, emoji=False)
         try:
             ok = _run(console, out, events=events, files=files, workers=workers, batch_size=batch_size,
                       dashboard_address=dashboard_address or None)  # fmt: skip

@@ -24,7 +24,7 @@ def register(app: typer.Typer) -> None:
 
         from jetlib.generate import generate as run
 
-        console = Console(stderr=True, soft_wrap=True)  # long paths stay on one line (grep-able)
+        console = Console(stderr=True, soft_wrap=True, emoji=False)  # long paths stay on one line (grep-able)
         t0 = time.perf_counter()
         try:
             paths = run(out, events=events, processes=[p.strip() for p in process.split(",") if p.strip()], files=files, seed=seed)

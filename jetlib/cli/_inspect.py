@@ -18,7 +18,7 @@ def register(app: typer.Typer) -> None:
         from jetlib.errors import StoreError
         from jetlib.store.inspect import describe
 
-        console = Console(soft_wrap=True)
+        console = Console(soft_wrap=True, emoji=False)
         try:
             d = describe(store)
         except StoreError as err:

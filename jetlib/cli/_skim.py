@@ -38,7 +38,7 @@ def register(app: typer.Typer) -> None:
         from jetlib.errors import ConfigError, StoreError
         from jetlib.skim.run import skim as run_skim
 
-        console = Console(stderr=True, soft_wrap=True)  # long paths stay on one line (grep-able)
+        console = Console(stderr=True, soft_wrap=True, emoji=False)  # long paths stay on one line (grep-able)
         try:
             s = run_skim(
                 filelist, out, schema=schema, config=config, labels=labels, fmt=fmt, compression=compression,

@@ -28,7 +28,7 @@ def register(app: typer.Typer) -> None:
         from jetlib.errors import StoreError
         from jetlib.store.verify import verify as run_verify
 
-        console = Console(stderr=True, soft_wrap=True)  # long paths stay on one line (grep-able)
+        console = Console(stderr=True, soft_wrap=True, emoji=False)  # long paths stay on one line (grep-able)
         try:
             r = run_verify(store, quick=quick, inputs=inputs, allow_failed=allow_failed, progress=progress)
         except StoreError as err:

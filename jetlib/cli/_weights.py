@@ -28,6 +28,22 @@ def _warn_if_written(console, store: Path) -> None:
                       "cover the jets done so far; run again when it ends")  # fmt: skip
 
 
+def _summary(path: Path) -> str | None:
+    """What saved weights were made with (method, bins, class weights), to say what a new
+    run replaces; None if there are none or they cannot be read."""
+    import json
+
+    try:
+        d = json.loads(path.read_text())
+        bins = " x ".join(f"{v} {len(e) - 1}" for v, e in zip(d["variables"], d["edges"]))
+        cw = ",".join(f"{k}={v:g}" for k, v in d["class_weights"].items() if v != 1)
+        ref = f" (reference {d['reference']})" if d.get("reference") else ""
+        lo_hi = "; ".join(f"{v} {e[0]:g}..{e[-1]:g}" for v, e in zip(d["variables"], d["edges"]))
+        return f"{d['method']}{ref} weights over {bins} bins ({lo_hi})" + (f", class weights {cw}" if cw else "")
+    except (OSError, ValueError, KeyError, TypeError, IndexError):
+        return None
+
+
 def register(app: typer.Typer) -> None:
     @app.command()
     def weights(
@@ -51,8 +67,9 @@ def register(app: typer.Typer) -> None:
         from jetlib.errors import ConfigError, StoreError
         from jetlib.weights import compute_weights
 
-        console = Console(soft_wrap=True)
+        console = Console(soft_wrap=True, emoji=False)  # no emoji codes: ':b:' of --bins 'pt=a:b:c' stays text
         _warn_if_written(console, store)
+        before = _summary(store / "weights" / f"{name or method}.json")
         try:
             w = compute_weights(
                 store, bins=bins, method=method, reference=reference, class_weights=class_weights,
@@ -73,6 +90,15 @@ def register(app: typer.Typer) -> None:
                 continue
             t.add_row(c, f"{n:,}", f"{flow_jets.get(c, 0):,}", f"{w.class_weights[c]:g}", f"{exp[c]:,.0f}", f"{exp[c] / tot:.3f}")
         console.print(t)
+        outside = sum(flow_jets.values())
+        if outside > 0.01 * w.jets:
+            what = "clipped into the edge bins" if w.flow == "clip" else "dropped (weight 0)"
+            console.print(f"[yellow]warning:[/] {outside:,} jets ({outside / w.jets:.1%}) lie outside the bins and are "
+                          f"{what}; check --bins against the store's ranges (`jetlib inspect`)")  # fmt: skip
+        after = _summary(store / "weights" / f"{w.name}.json")
+        if before and before != after:
+            console.print(f"note: replaced weights/{w.name}.json, which held {before}; the Reader and `jetlib export` "
+                          "take the latest: use --name to keep both")  # fmt: skip
         empty = [c for i, c in enumerate(w.classes) if w.counts[i].sum() == 0]
         if empty:
             console.print(f"classes with no jets (weight 0): {', '.join(empty)}")
@@ -90,14 +116,14 @@ def register(app: typer.Typer) -> None:
         from rich.console import Console
         from rich.table import Table
 
-        from jetlib.errors import StoreError
+        from jetlib.errors import ConfigError, StoreError
         from jetlib.stats import compute_stats
 
-        console = Console(soft_wrap=True)
+        console = Console(soft_wrap=True, emoji=False)
         _warn_if_written(console, store)
         try:
             st = compute_stats(store, clip=clip, progress=True)
-        except (StoreError, OSError) as err:  # OSError: a store we may not write
+        except (ConfigError, StoreError, OSError) as err:  # OSError: a store we may not write
             _fail(console, err)
         t = Table(title=f"standardisation of {st.jets:,} jets → {store}/stats/stats.json")
         for c in ("array", "feature", "values", "p16", "median", "p84", "scale"):

@@ -112,7 +112,9 @@ def generate(
     per_file = [events // files + (1 if i < events % files else 0) for i in range(files)]
     paths = []
     first = 0
-    with Progress(disable=not progress, transient=True) as bar:
+    from rich.console import Console
+
+    with Progress(disable=not progress, transient=True, console=Console(stderr=True)) as bar:  # stdout stays clean
         task = bar.add_task("generate", total=events)
         for i, n in enumerate(per_file):
             rng = np.random.default_rng([seed, i])

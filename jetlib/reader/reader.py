@@ -133,6 +133,8 @@ class ReaderBase:
         self._start_batch = 0  # resume point within the epoch (load_state_dict)
         self._yielded = 0
         entries = s.shards()
+        if not any(e.jets for e in entries):
+            raise s.no_jets_error()  # not an empty loop that a training would take for an epoch
         if shards is not None:
             entries = entries[shards] if isinstance(shards, slice) else [entries[i] for i in shards]
         self.entries = [e for e in entries if e.jets]

@@ -160,12 +160,9 @@ def _client(scheduler: str | None, workers: int | None, dashboard_address: str |
     from distributed import Client, LocalCluster
 
     if scheduler:
-        try:
-            return Client(scheduler, timeout="30s"), None
-        except (OSError, TimeoutError, TypeError, ValueError) as err:  # TypeError: tls:// with no TLS config
-            hint = (" tls:// needs distributed.comm.tls.* (CA, client cert, key) in your Dask config; see the README"
-                    if scheduler.startswith("tls://") else " check the address and that the scheduler runs")  # fmt: skip
-            raise StoreError(f"cannot connect to the Dask scheduler {scheduler} ({error_name(err)}: {err});{hint}") from err
+        from jetlib._dask import connect
+
+        return connect(scheduler), None
     n = workers or max(1, len(os.sched_getaffinity(0)))
     # A task allocates ~700 MB of arrays (the input chunk, 132 MB of padded blocks, LZ4
     # buffers) and frees them; the next task asks for the same sizes again. With Dask's
@@ -224,7 +221,7 @@ def skim(
     """
     from rich.console import Console
 
-    console = console or Console(stderr=True)
+    console = console or Console(stderr=True, emoji=False)
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
     if compression not in COMPRESSIONS:

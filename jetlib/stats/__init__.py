@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from jetlib.errors import StoreError
+from jetlib.errors import ConfigError, StoreError
 from jetlib.stats.quantiles import exact_percentiles, real_values
 from jetlib.store.shards import CHUNK_JETS, read_shard
 from jetlib.store.store import Store, write_json
@@ -153,11 +153,13 @@ def compute_stats(store: str | Path | Store, *, clip: float = 5.0, sample_jets: 
     Returns:
         :class:`Stats`.
     """
+    if not clip > 0:
+        raise ConfigError(f"clip {clip:g} must be > 0: standardised values are clipped to ±clip", key="clip")
     s = store if isinstance(store, Store) else Store(store)
     shards = [x for x in s.shards() if x.jets]
     total = sum(x.jets for x in shards)
     if total == 0:
-        raise StoreError(f"{s.path}: the store has no jets (no done shards); run `jetlib skim` first")
+        raise s.no_jets_error()
     fraction = sample_jets / total
     arrays = _feature_arrays(s)
     names = [n for a, (_, m) in arrays.items() for n in (a, m) if n]
@@ -178,9 +180,11 @@ def compute_stats(store: str | Path | Store, *, clip: float = 5.0, sample_jets: 
         """One read of each shard serves every array."""
         it = shards
         if progress:
+            from rich.console import Console
             from rich.progress import track
 
-            it = track(shards, description="stats", transient=True)
+            # on stderr: stdout holds the results (a blank line there when piped, otherwise)
+            it = track(shards, description="stats", transient=True, console=Console(stderr=True))
         for d in _read_ahead(lambda sh: read_shard(sh.path, s.layout, names), it, read_ahead):
             yield {k: (d[k], d[m] if m else None) for k, (_, m) in arrays.items()}
 

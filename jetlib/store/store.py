@@ -131,6 +131,19 @@ class Store:
                 out.append(ShardEntry(s["name"], self.path / "shards" / s["name"], s["jets"], s["bytes"], s["checksum"], key))
         return out
 
+    def no_jets_error(self) -> StoreError:
+        """The error for a step that needs jets on a store that has none, saying why."""
+        latest = self.manifest.latest()
+        done = sum(r["status"] == "done" for r in latest.values())
+        if done:
+            why = f"its {done} finished tasks selected no jets (check the skim's jet selection)"
+        elif latest:
+            why = (f"all {len(latest)} of its tasks failed or were skipped; `jetlib verify {self.path}` lists "
+                   "their reasons: fix the inputs and re-run the skim")
+        else:
+            why = "no task has finished yet; run `jetlib skim` into it first, or wait for the one running"
+        return StoreError(f"{self.path}: the store has no jets: {why}")
+
     @property
     def n_jets(self) -> int:
         return sum(s.jets for s in self.shards())

@@ -13,6 +13,7 @@ Examples:
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -221,6 +222,11 @@ def compute_weights(
     Returns:
         The :class:`SamplingWeights`, also saved as ``weights/<name>.json``.
     """
+    if reference is not None and method != "ref":
+        raise ConfigError(f"--reference {reference} is for --method ref; {method} weights have no reference class", key="reference")
+    if name is not None and not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]*", name):
+        raise ConfigError(f"--name {name!r}: weights are saved as weights/<name>.json; use letters, digits, '_', '-' and '.'",
+                          key="name")  # fmt: skip
     s = store if isinstance(store, Store) else Store(store)
     if flow not in FLOW_POLICIES:
         raise ConfigError(f"flow {flow!r}; use one of {FLOW_POLICIES}", key="flow")
@@ -230,7 +236,7 @@ def compute_weights(
     variables, edges = parse_bins(bins, [o for o in observers if o != "label"], s.meta)
     cw = parse_class_weights(class_weights, s.classes)
     if s.n_jets == 0:
-        raise StoreError(f"{s.path}: the store has no jets (no done shards); run `jetlib skim` first")
+        raise s.no_jets_error()
     hists = fill_histograms(s, variables, edges, flow=flow, scheduler=scheduler)
     tables = tables_from_histograms(hists, method=method, threshold=threshold, reference=reference, class_weights=cw)
     w = SamplingWeights(

@@ -25,6 +25,8 @@ ALIASES = {"pt": "jet_pt", "eta": "jet_eta", "phi": "jet_phi", "mass": "jet_mass
 _NUM = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
 _RANGE = re.compile(rf"^({_NUM}):({_NUM}):(log)?(\d+)$")
 _EDGES = re.compile(rf"^{_NUM}(?:\|{_NUM})+$")
+#: bins over all variables (weaver's usual maps have 10-500; 1000 x 1000 bins made a 200 MB JSON)
+MAX_CELLS = 100_000
 
 
 def default_edges(variable: str, meta: dict[str, Any] | None = None) -> np.ndarray:
@@ -74,8 +76,10 @@ def parse_bins(spec: str, observers: list[str], meta: dict[str, Any] | None = No
             e = default_edges(var, meta)
         elif m := _RANGE.match(rhs):
             lo, hi, log, n = float(m[1]), float(m[2]), bool(m[3]), int(m[4])
-            if n < 1 or not hi > lo or (log and lo <= 0):
-                raise ConfigError(f"--bins {part!r}: need lo < hi, at least 1 bin, and lo > 0 for log bins", key="bins")
+            why = ("the number of bins must be at least 1" if n < 1 else f"the low edge {m[1]} must be below the high edge {m[2]}"
+                   if not hi > lo else f"log bins need a low edge above 0, not {m[1]}" if log and lo <= 0 else "")  # fmt: skip
+            if why:
+                raise ConfigError(f"--bins {part!r}: {why}", key="bins")
             e = np.geomspace(lo, hi, n + 1) if log else np.linspace(lo, hi, n + 1)
         elif _EDGES.match(rhs):
             e = np.array([float(x) for x in rhs.split("|")])
@@ -87,4 +91,10 @@ def parse_bins(spec: str, observers: list[str], meta: dict[str, Any] | None = No
             )
         names.append(var)
         edges.append(np.asarray(e, dtype=np.float64))
+    cells = int(np.prod([len(e) - 1 for e in edges]))
+    if cells > MAX_CELLS:
+        raise ConfigError(
+            f"--bins {spec!r} makes {cells:,} bins ({' x '.join(str(len(e) - 1) for e in edges)}); the weights need "
+            f"many jets per bin and are stored per class and bin: use at most {MAX_CELLS:,}", key="bins",
+        )  # fmt: skip
     return names, edges

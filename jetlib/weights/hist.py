@@ -131,9 +131,9 @@ def fill_histograms(
     paths = [x.path for x in s.shards() if x.jets]
     total = _empty(n_classes, edges)
     if scheduler and scheduler not in ("sync", "threads"):
-        from distributed import Client
+        from jetlib._dask import connect
 
-        with Client(scheduler) as client:  # each task fills its own copy of the empty histogram
+        with connect(scheduler) as client:  # each task fills its own copy of the empty histogram
             n = len(paths)
             for h in client.gather(client.map(_fill_one, paths, [s.layout] * n, [variables] * n, [total] * n)):
                 total += h

@@ -204,6 +204,8 @@ def test_weighted_sampling_matches_the_weights(store_factory):
 
 
 def test_errors_name_the_shard_or_block(store_factory, tmp_path):
+    with pytest.raises(StoreError, match="no jets: all 1 of its tasks failed"):
+        Reader(store_factory("failed", jets_per_shard=(), failed=1))
     path = store_factory()
     with pytest.raises(StoreError, match="no block 'pff'.*did you mean pf"):
         Reader(path, blocks=["pff"])

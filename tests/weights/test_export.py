@@ -102,3 +102,22 @@ def test_cli_on_a_store_it_cannot_write_to(store_factory):
         assert res.exit_code == 2 and "error:" in res.output and "Traceback" not in res.output, res.output
         assert str(path) in res.output.replace("\n", "")
         assert "check that you may write there, or work on a copy of it" in res.output.replace("\n", "")
+
+
+def test_cli_says_what_it_replaced_and_what_falls_outside(store_factory):
+    path = store_factory()
+    r = CliRunner()
+    out = lambda res: res.output.replace("\n", " ")  # noqa: E731  (rich wraps at 80 columns)
+    first = r.invoke(app, ["weights", str(path)])
+    assert first.exit_code == 0 and "note: replaced" not in first.output and "warning:" not in first.output
+    res = r.invoke(app, ["weights", str(path), "--bins", "pt=15:40:5,eta=0:1:2", "--class-weights", "b=2"])
+    assert res.exit_code == 0
+    assert "lie outside the bins and are clipped into the edge bins" in out(res)
+    assert "replaced weights/flat.json, which held flat weights over jet_pt 20 x jet_eta 10 bins" in out(res)
+    # user text is printed as typed: rich would turn ':b:' into an emoji
+    res = r.invoke(app, ["weights", str(path), "--bins", "pt=a:b:c"])
+    assert res.exit_code == 2 and "'pt=a:b:c'" in res.output
+    res = r.invoke(app, ["weights", str(path), "--scheduler", "notanaddress"])
+    assert res.exit_code == 2 and "cannot connect to the Dask scheduler notanaddress" in out(res), res.output
+    res = r.invoke(app, ["stats", str(path), "--clip", "-1"])
+    assert res.exit_code == 2 and "must be > 0" in res.output

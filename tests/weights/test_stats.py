@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from jetlib.errors import StoreError
+from jetlib.errors import ConfigError, StoreError
 from jetlib.stats import compute_stats, load_stats
 from jetlib.stats.quantiles import _scan as SCAN
 from jetlib.stats.quantiles import exact_percentiles
@@ -121,8 +121,14 @@ def test_load_and_errors(store_factory):
     st = compute_stats(path)
     assert load_stats(path).arrays["sv_features"].features == st.arrays["sv_features"].features
     empty = store_factory("empty", jets_per_shard=())
-    with pytest.raises(StoreError, match="no jets"):
+    with pytest.raises(StoreError, match="no jets: no task has finished yet"):
         compute_stats(empty)
+    failed = store_factory("failed", jets_per_shard=(), failed=2)
+    with pytest.raises(StoreError, match="all 2 of its tasks failed .*jetlib verify"):
+        compute_stats(failed)
+    for clip in (0.0, -1.0, float("nan")):  # every standardised value would be one constant
+        with pytest.raises(ConfigError, match="must be > 0"):
+            compute_stats(path, clip=clip)
 
 
 @pytest.mark.parametrize("lo, hi", [(40.0, 49.0), (50.0, 60.0), (49.0, 49.0), (70.0, 80.0), (10.0, 20.0)])

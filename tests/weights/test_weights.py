@@ -52,7 +52,8 @@ def _columns(store):
 def test_tables_equal_weaver_reference(store_factory, method):
     path = store_factory(jets_per_shard=(3000, 2500, 1500))
     cw = {"b": 2.0, "c": 1.5, "uds": 1.0, "g": 0.5}
-    w = compute_weights(path, bins="pt=15:1000:log20,eta=-2.5:2.5:10", method=method, reference="b", class_weights=cw)
+    w = compute_weights(path, bins="pt=15:1000:log20,eta=-2.5:2.5:10", method=method,
+                        reference="b" if method == "ref" else None, class_weights=cw)  # fmt: skip
     a = _columns(path)
     ref, raw = weaver_reference(a["jet_pt"], a["jet_eta"], a["label"], w.classes, method, [cw[c] for c in w.classes])
     np.testing.assert_allclose(w.counts, raw)
@@ -169,6 +170,18 @@ def test_bad_specs(store_factory):
         compute_weights(path, class_weights="q=2")
     with pytest.raises(ConfigError, match="unknown method"):
         compute_weights(path, method="magic")
+    with pytest.raises(ConfigError, match="did you mean b"):
+        compute_weights(path, class_weights="B=2")
+    with pytest.raises(ConfigError, match="is for --method ref"):  # not silently flat
+        compute_weights(path, reference="b")
+    for bad in ("../../evil", "a/b", ".hidden", ""):
+        with pytest.raises(ConfigError, match="--name"):
+            compute_weights(path, name=bad)
+    assert not (path.parent / "evil.json").exists() and not (path.parent.parent / "evil.json").exists()
+    with pytest.raises(ConfigError, match="low edge 15 must be below the high edge 10"):
+        compute_weights(path, bins="pt=15:10:5")
+    with pytest.raises(ConfigError, match="1,000,000 bins"):
+        compute_weights(path, bins="pt=15:1000:log1000,eta=-2.5:2.5:1000")
 
 
 def test_parse_bins_defaults_follow_the_skim_cut():
