@@ -53,12 +53,38 @@ def _inputs(s: Store, stats: Stats | None, blocks: list[str] | None) -> dict[str
     return out
 
 
+#: suffix of the weaver variables that hold only the real nodes of a block's feature column
+UNPADDED = "_unpadded"
+
+
+def _unpad(inputs: dict[str, dict[str, Any]]) -> dict[str, str]:
+    """Point the node features of ``inputs`` at jagged copies of their columns (real nodes
+    only, the mask's slots), and return those as weaver ``new_variables``.
+
+    weaver standardises every value of a column and then pads it to the input's length: on
+    the store's fixed-length columns the padding was standardised too, ``(0 - median) *
+    scale`` instead of 0. Jagged, weaver pads after standardising, with 0, as the Reader does
+    (and in the same slots: the kernels put the real nodes first). It costs weaver's loader
+    ~30% (56k jets: 19.6 s against 14.6 s).
+    """
+    new: dict[str, str] = {}
+    for name, spec in inputs.items():
+        if not name.endswith("_features") or spec["length"] is None:
+            continue
+        block = name[: -len("_features")]
+        for row in spec["vars"]:
+            new[row[0] + UNPADDED] = f"{row[0]}[{block}_mask > 0]"
+            row[0] += UNPADDED
+    return new
+
+
 def weaver_config(
     store: str | Path | Store,
     *,
     weights: str | None = "flat",
     standardize: bool = True,
     blocks: list[str] | None = None,
+    unpad: bool = True,
 ) -> dict[str, Any]:
     """A weaver-core data config for the store's Parquet shards.
 
@@ -69,35 +95,50 @@ def weaver_config(
         standardize: put the stored standardisation in the inputs (else weaver's
             ``center: null``, no standardisation).
         blocks: blocks to export (default all, plus ``jet``).
+        unpad: read node features as jagged ``<column>_unpadded`` variables, so that weaver's
+            padding is 0 after standardisation, as in the Reader (see :func:`_unpad`); False
+            reads the fixed-length columns (faster; the padding is then standardised too,
+            and only the ``*_mask`` inputs tell a model which slots are real).
 
     Returns:
         The config as a dict; :func:`dump_yaml` writes it.
-
-    Note:
-        weaver standardises every slot of a fixed-length column, padding included (it
-        expects jagged inputs that it pads itself); the ``*_mask`` inputs tell a model which
-        slots are real.
     """
     s = store if isinstance(store, Store) else Store(store)
     if s.format != "parquet":
         raise StoreError(f"{s.path}: weaver reads Parquet or ROOT; this store has {s.format} shards. "
                          "Skim with `--format parquet` to train with weaver")  # fmt: skip
     stats = load_stats(s) if standardize else None
+    inputs = _inputs(s, stats, blocks)
+    new = _unpad(inputs) if unpad else {}
+    observers = []
+    for n, spec in s.layout.arrays.items():
+        if spec.inner != () or n == "label":
+            continue
+        if spec.dtype == "uint64":  # torch's DataLoader cannot collate uint64 (weaver --predict failed)
+            new[f"{n}_int64"] = f"ak.values_astype({n}, 'int64')"
+            n = f"{n}_int64"
+        observers.append(n)
     cfg: dict[str, Any] = {
         "treename": None,
         "selection": None,
-        "new_variables": None,
+        "new_variables": new or None,
         "preprocess": {"method": "manual", "data_fraction": 1.0, "params": None},
-        "inputs": _inputs(s, stats, blocks),
+        "inputs": inputs,
         "labels": {"type": "simple", "value": [f"label_{c}" for c in s.classes]},
-        "observers": [n for n, spec in s.layout.arrays.items() if spec.inner == () and n != "label"] + list(s.truth),
+        "observers": observers + list(s.truth),
     }
     if weights:
-        w: SamplingWeights = load_weights(s, weights)
+        try:
+            w: SamplingWeights = load_weights(s, weights)
+        except StoreError as err:
+            raise StoreError(f"{err}; or export without sampling weights: --weights none") from None
         if len(w.variables) != 2:
             raise StoreError(f"weights {weights!r} bin {len(w.variables)} variable(s); weaver's reweighting needs exactly 2 "
                              f"(re-run `jetlib weights {s.path} --bins pt,eta`)")  # fmt: skip
         live = [i for i, c in enumerate(w.classes) if w.counts[i].sum() > 0]
+        if w.method == "ref" and w.reference in w.classes:  # weaver's ref method takes the first class as reference
+            r = w.classes.index(w.reference)
+            live = [r] + [i for i in live if i != r]
         cfg["weights"] = {
             "use_precomputed_weights": False,
             "reweight_method": w.method,

@@ -29,7 +29,8 @@ def test_weaver_config(parquet_store):
     cfg = yaml.safe_load(dump_yaml(weaver_config(parquet_store)))
     pf = cfg["inputs"]["pf_features"]
     assert pf["length"] == 8 and pf["pad_mode"] == "constant"
-    assert [v[0] for v in pf["vars"]] == ["pf_log_pt", "pf_deta", "pf_dphi", "pf_charge"]
+    assert [v[0] for v in pf["vars"]] == ["pf_log_pt_unpadded", "pf_deta_unpadded", "pf_dphi_unpadded", "pf_charge_unpadded"]
+    assert cfg["new_variables"]["pf_log_pt_unpadded"] == "pf_log_pt[pf_mask > 0]"
     st = json.loads((parquet_store / "stats" / "stats.json").read_text())["arrays"]["pf_features"]
     assert pf["vars"][0][1:] == pytest.approx([st["center"][0], st["scale"][0], -5, 5, 0])
     assert cfg["inputs"]["pf_mask"]["vars"] == [["pf_mask", None]]
@@ -38,7 +39,7 @@ def test_weaver_config(parquet_store):
     assert w["reweight_vars"].keys() == {"jet_pt", "jet_eta"} and w["reweight_method"] == "flat"
     saved = json.loads((parquet_store / "weights" / "flat.json").read_text())
     np.testing.assert_allclose(np.array(w["reweight_hists"]["label_b"]), saved["tables"][0])
-    assert "jet_pt" in cfg["observers"] and "gen_pt" in cfg["observers"]
+    assert "jet_pt" in cfg["observers"] and "gen_pt" in cfg["observers"] and "event_int64" in cfg["observers"]
 
 
 def test_weaver_config_needs_parquet_and_2d(store_factory):
@@ -58,6 +59,38 @@ def test_weaver_accepts_the_config(parquet_store, tmp_path):
     dc = cfgmod.DataConfig.load(str(path))
     assert dc.input_shapes["pf_features"] == (-1, 4, 8)
     assert dc.reweight_branches == ("jet_pt", "jet_eta")
+
+
+@pytest.mark.parametrize("unpad", [True, False])
+def test_weaver_loads_what_the_reader_reads(parquet_store, tmp_path, unpad):
+    """weaver's own loader on the exported config: the Reader's standardised values on real
+    nodes; on padding 0 as in the Reader (unpad), or the standardised 0 (--no-unpad)."""
+    pytest.importorskip("weaver.utils.dataset")
+    torch = pytest.importorskip("torch")
+    from weaver.utils.dataset import SimpleIterDataset
+
+    from jetlib.reader import Reader
+
+    path = tmp_path / "data.yaml"
+    path.write_text(dump_yaml(weaver_config(parquet_store, weights=None, unpad=unpad)))
+    files = sorted(str(p) for p in (parquet_store / "shards").glob("*.parquet"))
+    ds = SimpleIterDataset({"_": files}, str(path), for_training=False, fetch_step=1.0, name="test")
+    got = {"pf": [], "sv": [], "jet": [], "event": []}
+    for X, _, Z in torch.utils.data.DataLoader(ds, batch_size=256):  # observers too: no uint64 left to collate
+        got["pf"].append(X["pf_features"].numpy())
+        got["sv"].append(X["sv_features"].numpy())
+        got["jet"].append(X["jet_features"].numpy())
+        got["event"].append(Z["event_int64"].numpy())
+    got = {k: np.concatenate(v) for k, v in got.items()}
+    ref = next(iter(Reader(parquet_store, batch_size=10_000, shuffle=False, standardize=True, output="numpy",
+                           observers=["event"])))  # fmt: skip
+    np.testing.assert_array_equal(got["event"], ref["event"].astype(np.int64))
+    np.testing.assert_allclose(got["jet"], ref["jet_features"], rtol=1e-5, atol=1e-5)
+    for b in ("pf", "sv"):
+        real = np.broadcast_to(ref[f"{b}_mask"] > 0, ref[f"{b}_features"].shape)
+        np.testing.assert_allclose(got[b][real], ref[f"{b}_features"][real], rtol=1e-5, atol=1e-5)
+        pad = got[b][~real]
+        assert (not pad.any()) if unpad else pad.any(), b
 
 
 def test_cmssw_preprocess(parquet_store):
@@ -121,3 +154,26 @@ def test_cli_says_what_it_replaced_and_what_falls_outside(store_factory):
     assert res.exit_code == 2 and "cannot connect to the Dask scheduler notanaddress" in out(res), res.output
     res = r.invoke(app, ["stats", str(path), "--clip", "-1"])
     assert res.exit_code == 2 and "must be > 0" in res.output
+
+
+def test_weaver_ref_weights_list_the_reference_first(store_factory):
+    """weaver's ref method takes the first of reweight_classes as the reference (when it
+    remakes the weights), so the exported list starts with it."""
+    path = store_factory(fmt="parquet")
+    compute_weights(path, method="ref", reference="uds", class_weights={"b": 3}, name="flat")
+    w = weaver_config(path, standardize=False)["weights"]
+    assert w["reweight_classes"] == ["label_uds", "label_b", "label_c", "label_g"]
+    assert w["class_weights"] == [1.0, 3.0, 1.0, 1.0]
+    assert w["reweight_method"] == "ref"
+
+
+def test_export_cli_errors_say_what_to_do(store_factory):
+    path = store_factory(fmt="parquet")
+    r = CliRunner()
+    res = r.invoke(app, ["export", "weaver", str(path), "--no-standardize"])
+    assert res.exit_code == 2 and "--weights none" in res.output
+    res = r.invoke(app, ["export", "weaver", str(path), "--no-standardize", "--weights", "none"])
+    assert res.exit_code == 0, res.output
+    for cmd in ("weaver", "cmssw"):
+        res = r.invoke(app, ["export", cmd, str(path), "--blocks", ","])
+        assert res.exit_code == 2 and "names no block" in res.output
