@@ -23,7 +23,7 @@ import numpy as np
 
 from jetlib.errors import ConfigError, StoreError, near_matches
 from jetlib.store.store import Store, write_json
-from jetlib.weights.binning import parse_bins
+from jetlib.weights.binning import bins_spec, parse_bins
 from jetlib.weights.hist import FLOW_POLICIES, ClassHistograms, bin_index, fill_histograms, make_axis
 from jetlib.weights.methods import METHODS, balance, flat_table, ref_table
 
@@ -101,6 +101,22 @@ class SamplingWeights:
         """Expected jets per class in one pass over the store with accept/reject sampling."""
         e = (self.acceptance() * self.counts).reshape(len(self.classes), -1).sum(axis=1)
         return dict(zip(self.classes, e.tolist()))
+
+    def command(self, store: str | Path) -> str:
+        """The ``jetlib weights`` command that makes these weights again."""
+        args = [f"jetlib weights {store} --bins '{bins_spec(self.variables, self.edges)}'", f"--method {self.method}"]
+        if self.reference:
+            args.append(f"--reference {self.reference}")
+        cw = ",".join(f"{k}={v:g}" for k, v in self.class_weights.items() if v != 1)
+        if cw:
+            args.append(f"--class-weights {cw}")
+        if self.threshold != DEFAULT_THRESHOLD:
+            args.append(f"--threshold {self.threshold:g}")
+        if self.flow != "clip":
+            args.append(f"--flow {self.flow}")
+        if self.name != self.method:
+            args.append(f"--name {self.name}")
+        return " ".join(args)
 
     # -- persistence ---------------------------------------------------------------------------
     def to_json(self) -> dict[str, Any]:
@@ -264,12 +280,12 @@ def load_weights(store: str | Path | Store, name: str = "flat") -> SamplingWeigh
         raise StoreError(
             f"{s.path}: no sampling weights named {name!r}"
             + (f" (have: {', '.join(have)})" if have else "")
-            + f"; run `jetlib weights {s.path} --method {name if name in METHODS else 'flat'}`"
+            + f"; run `jetlib weights {s.path} " + (f"--method {name}`" if name in METHODS else f"--name {name}` (with your --bins, --method...)")
         )
     w = SamplingWeights.from_json(json.loads(path.read_text()))
     if w.jets != s.n_jets or (w.config_hash and w.config_hash != s.meta.get("config_hash", "")):
         raise StoreError(
             f"{path}: computed for {w.jets:,} jets but the store now has {s.n_jets:,} "
-            f"(or another configuration); re-run `jetlib weights {s.path}`"
+            f"(or another configuration); re-run `{w.command(s.path)}`"
         )
     return w

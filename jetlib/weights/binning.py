@@ -19,7 +19,7 @@ import numpy as np
 
 from jetlib.errors import ConfigError, near_matches
 
-__all__ = ["parse_bins", "default_edges", "ALIASES"]
+__all__ = ["parse_bins", "bins_spec", "default_edges", "ALIASES"]
 
 ALIASES = {"pt": "jet_pt", "eta": "jet_eta", "phi": "jet_phi", "mass": "jet_mass"}
 _NUM = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
@@ -98,3 +98,21 @@ def parse_bins(spec: str, observers: list[str], meta: dict[str, Any] | None = No
             f"many jets per bin and are stored per class and bin: use at most {MAX_CELLS:,}", key="bins",
         )  # fmt: skip
     return names, edges
+
+
+def bins_spec(variables: list[str], edges: list[np.ndarray]) -> str:
+    """The ``--bins`` string that :func:`parse_bins` turns back into ``variables`` and
+    ``edges`` (to print the command that remakes saved weights)."""
+    short = {v: k for k, v in ALIASES.items()}
+    parts = []
+    for v, e in zip(variables, edges):
+        e = np.asarray(e, np.float64)
+        lo, hi, n = e[0], e[-1], len(e) - 1
+        if np.allclose(e, np.linspace(lo, hi, n + 1), rtol=1e-9, atol=0):
+            rhs = f"{lo:.10g}:{hi:.10g}:{n}"
+        elif lo > 0 and np.allclose(e, np.geomspace(lo, hi, n + 1), rtol=1e-9, atol=0):
+            rhs = f"{lo:.10g}:{hi:.10g}:log{n}"
+        else:
+            rhs = "|".join(f"{x:.17g}" for x in e)
+        parts.append(f"{short.get(v, v)}={rhs}")
+    return ",".join(parts)

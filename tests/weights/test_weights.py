@@ -11,7 +11,7 @@ import pytest
 from jetlib.errors import ConfigError, StoreError
 from jetlib.store import Store
 from jetlib.weights import compute_weights, load_weights
-from jetlib.weights.binning import parse_bins
+from jetlib.weights.binning import bins_spec, parse_bins
 
 PT = np.geomspace(15, 1000, 21)
 ETA = np.linspace(-2.5, 2.5, 11)
@@ -247,3 +247,36 @@ def test_thread_pool_fill_equals_one_thread(store_factory):
     for _ in range(5):  # the threads copy the empty histogram while the total grows
         np.testing.assert_array_equal(fill_histograms(path, variables, edges).counts, one.counts)
     assert one.counts.sum() == 2100
+
+
+@pytest.mark.parametrize("spec, expected", [
+    ("pt=15:1000:log25,eta=-2.5:2.5:10", "pt=15:1000:log25,eta=-2.5:2.5:10"),
+    ("pt,eta", "pt=15:1000:log20,eta=-2.5:2.5:10"),
+    ("pt=15|30|60|1000,jet_mass=0:50:5", "pt=15|30|60|1000,mass=0:50:5"),
+])  # fmt: skip
+def test_bins_spec_round_trips(spec, expected):
+    obs = ["jet_pt", "jet_eta", "jet_mass"]
+    names, edges = parse_bins(spec, obs)
+    assert bins_spec(names, edges) == expected
+    n2, e2 = parse_bins(expected, obs)
+    assert n2 == names
+    for a, b in zip(edges, e2):
+        np.testing.assert_allclose(a, b, rtol=1e-12)
+
+
+def test_stale_weights_name_the_command_that_remakes_them(store_factory):
+    path = store_factory()
+    w = compute_weights(path, bins="pt=20:500:log8,eta=-2:2:4", method="ref", reference="c",
+                        class_weights="b=2", flow="drop", name="mine")  # fmt: skip
+    from jetlib.store import Manifest
+
+    rec = Manifest.of(path).records()[0]
+    Manifest.of(path).append({**rec, "status": "failed"})
+    with pytest.raises(StoreError) as err:
+        load_weights(path, "mine")
+    cmd = str(err.value).split("re-run `")[1].rstrip("`")
+    assert cmd == (f"jetlib weights {path} --bins 'pt=20:500:log8,eta=-2:2:4' --method ref --reference c "
+                   "--class-weights b=2 --flow drop --name mine")  # fmt: skip
+    assert w.command(path) == cmd
+    with pytest.raises(StoreError, match="--name nosuch"):
+        load_weights(path, "nosuch")
