@@ -27,7 +27,8 @@ def register(app: typer.Typer) -> None:
         console.print(
             f"[bold]{store}[/]: {d['jets']:,} jets in {d['shards']} {d['format']} shards "
             f"({d['bytes'] / 1e6:,.1f} MB, compression {d['compression']}); "
-            f"tasks: {d['status']}; schema {d['schema']}, config hash {d['config_hash']}"
+            f"tasks: {', '.join(f'{n} {k}' for k, n in d['status'].items()) or 'none yet'}; "
+            f"schema {d['schema']}, config hash {d['config_hash']}"
         )
         t = Table(title="arrays")
         for c in ("name", "shape", "dtype", "content"):
@@ -43,4 +44,5 @@ def register(app: typer.Typer) -> None:
             c.add_row(k, f"{v:,}", f"{v / max(d['jets'], 1):.3f}")
         console.print(c)
         if d["dropped"]:
-            console.print(f"not fed by the input schema: {d['dropped']}")
+            what = "; ".join(f"{k}: {', '.join(map(str, v)) if isinstance(v, list) else v}" for k, v in d["dropped"].items())
+            console.print(f"not fed by the input schema (left out of the store): {escape(what)}")

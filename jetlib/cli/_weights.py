@@ -49,13 +49,15 @@ def register(app: typer.Typer) -> None:
     def weights(
         store: Path = typer.Argument(..., help="Store folder."),
         bins: str = typer.Option(
-            "pt,eta", help="Binned observers: 'pt,eta' (defaults) or 'pt=15:1000:log25,eta=-2.5:2.5:10' or 'pt=15|30|1000'."
+            "pt,eta", help="Binned observers of the store (jetlib inspect lists them; pt, eta, phi, mass are short for jet_*): "
+            "'pt,eta' takes the defaults (pT from the skim's cut to 1000 GeV in 20 log bins, η over the skim's |η| cut in 10), "
+            "or give edges: 'pt=15:1000:log25,eta=-2.5:2.5:10' or 'pt=15|30|1000'."
         ),
-        method: str = typer.Option("flat", help="flat: uniform in the bins for every class; ref: shaped like --reference."),
+        method: str = typer.Option("flat", help="flat | ref. flat: every class uniform in the bins; ref: every class shaped like --reference."),
         reference: str = typer.Option(None, help="Reference class for --method ref."),
         class_weights: str = typer.Option(None, help="Up/down-sample classes, e.g. 'b=2,c=2' (others 1)."),
         threshold: float = typer.Option(10.0, help="Percentile guarding low-count bins (weaver's reweight_threshold)."),
-        flow: str = typer.Option("clip", help="Jets outside the bins: clip into the edge bins, or drop (weight 0)."),
+        flow: str = typer.Option("clip", help="clip | drop: jets outside the bins go into the edge bins, or get weight 0."),
         name: str = typer.Option(None, help="Save as weights/<name>.json (default: the method)."),
         plot: bool = typer.Option(False, "--plot", help="Write PNGs: per-class pT/η before/after, weight maps."),
         scheduler: str = typer.Option(None, help="Dask scheduler address for a large store (default: local threads)."),

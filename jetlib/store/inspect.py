@@ -30,10 +30,10 @@ def describe(path: str | Path) -> dict:
             content = ", ".join(s.classes)
         elif name == "truth":
             content = ", ".join(s.truth)
+        elif spec.inner == () and name != "label":
+            content = "observer (jetlib weights --bins can bin it)"
         else:
             content = ""
-        if len(content) > 60:
-            content = content[:57] + "..."
         arrays[name] = (str(("N", *spec.inner)).replace("'", ""), spec.dtype, content)
     return {
         "jets": int(counts.sum()),

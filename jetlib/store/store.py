@@ -66,6 +66,8 @@ class Store:
     def __init__(self, path: str | Path):
         self.path = Path(path)
         meta_path = self.path / META_NAME
+        if not self.path.is_dir():
+            raise StoreError(f"{self.path}: no such folder; give the --out folder of a `jetlib skim`")
         if not meta_path.is_file():
             raise StoreError(f"{self.path}: not a jetlib store (no {META_NAME}); create one with `jetlib skim`")
         try:

@@ -1,0 +1,29 @@
+"""``jetlib inspect``: the figures it prints equal those counted from the shards directly."""
+
+from __future__ import annotations
+
+import h5py
+import numpy as np
+from typer.testing import CliRunner
+
+from jetlib.cli import app
+from jetlib.store.inspect import describe
+
+
+def test_inspect_counts_and_lists(store_factory):
+    path = store_factory(failed=1)
+    labels = np.concatenate([h5py.File(p, "r")["label"][:] for p in sorted((path / "shards").glob("*.h5"))])
+    d = describe(path)
+    assert d["jets"] == len(labels) == 1500 and d["shards"] == 3
+    assert list(d["classes"].values()) == np.bincount(labels, minlength=4).tolist()
+    assert d["status"] == {"done": 3, "failed": 1}
+    assert d["arrays"]["pf_features"][0] == "(N, 4, 8)"
+    res = CliRunner().invoke(app, ["inspect", str(path)], env={"COLUMNS": "200"})
+    assert res.exit_code == 0, res.output
+    assert "1,500 jets in 3 hdf5 shards" in res.output and "tasks: 3 done, 1 failed;" in res.output
+    assert "log_pt, deta, dphi, charge" in res.output  # every feature, none cut off
+    assert "jet_pt" in res.output and "observer" in res.output
+    res = CliRunner().invoke(app, ["inspect", str(path / "nowhere")])
+    assert res.exit_code == 2 and "no such folder" in res.output
+    res = CliRunner().invoke(app, ["inspect", str(path / "shards")])
+    assert res.exit_code == 2 and "not a jetlib store" in res.output
