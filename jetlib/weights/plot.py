@@ -58,9 +58,11 @@ def plot_weights(w: SamplingWeights, folder: str | Path) -> list[Path]:
         acc = w.acceptance()
         ncol = min(4, len(live))
         nrow = -(-len(live) // ncol)
-        fig, axes = plt.subplots(nrow, ncol, figsize=(6 * ncol, 5 * nrow), squeeze=False)
+        # one colour bar for all maps (they share 0..1): a bar per map overlapped the next map's axis label
+        fig, axes = plt.subplots(nrow, ncol, figsize=(6 * ncol, 5 * nrow), squeeze=False, layout="constrained")
+        art = None
         for ax, i in zip(axes.flat, live):
-            mplhep.hist2dplot(acc[i], w.edges[0], w.edges[1], ax=ax, cmin=0, cmax=1)
+            art = mplhep.hist2dplot(acc[i], w.edges[0], w.edges[1], ax=ax, cbar=False, cmin=0, cmax=1)
             ax.set_title(w.classes[i], fontsize=16)
             ax.set_xlabel(w.variables[0], fontsize=14)
             ax.set_ylabel(w.variables[1], fontsize=14)
@@ -70,6 +72,9 @@ def plot_weights(w: SamplingWeights, folder: str | Path) -> list[Path]:
             ax.tick_params(labelsize=11)
         for ax in list(axes.flat)[len(live):]:
             ax.set_visible(False)
+        if art is not None:
+            bar = fig.colorbar(art.pcolormesh, ax=axes, shrink=min(1.0, 0.4 + 0.15 * nrow), aspect=30)
+            bar.set_label("acceptance (1: every jet kept)", fontsize=16)
         fig.suptitle(f"acceptance per class and bin ({w.method})", fontsize=20)
         path = folder / f"{w.name}_maps.png"
         fig.savefig(path, dpi=60, bbox_inches="tight")
