@@ -166,10 +166,14 @@ def _write_parquet(tmp: Path, arrays, layout: ShardLayout, compression: str, att
             cols.append(c)
     meta = {b"jetlib": json.dumps(attrs).encode()}
     table = pa.Table.from_arrays(cols, names=names).replace_schema_metadata(meta)
+    # the levels of the HDF5 filters (_hdf5_filter), so both formats trade the same way:
+    # pyarrow's own gzip default took 23 s for a 14k-jet shard, level 4 2.2 s (43.6 MB both)
+    level = {"gzip": 4, "zstd": 3}.get(compression)
     pq.write_table(
         table,
         tmp,
         compression="NONE" if compression == "none" else compression.upper(),
+        compression_level=level,
         use_dictionary=False,
         write_statistics=False,
         row_group_size=ROW_GROUP_JETS,
