@@ -20,17 +20,23 @@ def schema_root() -> Path:
     raise ConfigError("cannot find jetlib's schemas/ folder; reinstall jetlib")
 
 
-def resolve(kind: str, name_or_path: str | Path) -> Path:
-    """A bundled schema by name (``schemas/<kind>/<name>.yaml``) or a user's file by path."""
+#: bundled files that are not themselves a schema of their folder's kind (loaded by name)
+SUPPORT_FILES = {"skim": {"presets"}}
+
+
+def resolve(kind: str, name_or_path: str | Path, *, support: bool = False) -> Path:
+    """A bundled schema by name (``schemas/<kind>/<name>.yaml``) or a user's file by path;
+    ``support`` allows the support files of :data:`SUPPORT_FILES` (the event-selection presets)."""
     p = Path(name_or_path)
     if p.suffix in (".yaml", ".yml") or p.exists():
         if not p.is_file():
             raise ConfigError(f"no such file: {p}")
         return p
+    support_files = SUPPORT_FILES.get(kind, set())
     bundled = schema_root() / kind / f"{name_or_path}.yaml"
-    if bundled.is_file():
+    if bundled.is_file() and (support or str(name_or_path) not in support_files):
         return bundled
-    known = sorted(x.stem for x in (schema_root() / kind).glob("*.yaml"))
+    known = sorted(x.stem for x in (schema_root() / kind).glob("*.yaml") if x.stem not in support_files)
     raise ConfigError(
         f"unknown {kind} schema {str(name_or_path)!r}; bundled ones are {', '.join(known)}, "
         "or give the path of a .yaml file"

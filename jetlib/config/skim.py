@@ -137,7 +137,7 @@ def _names(v: list, src: str, key: str) -> list[str]:
 
 def load_presets() -> dict[str, dict]:
     """Event-selection presets (``schemas/skim/presets.yaml``)."""
-    return load_yaml(resolve("skim", "presets"))
+    return load_yaml(resolve("skim", "presets", support=True))
 
 
 @dataclass(frozen=True)

@@ -299,3 +299,12 @@ def test_skim_records_the_preset(preset_file, tmp_path):
         with h5py.File(sh.path, "r") as f:
             got.append(f["event"][:])
     np.testing.assert_array_equal(np.unique(np.concatenate(got)), np.sort(with_jets))
+
+
+def test_the_presets_file_is_not_offered_as_a_skim_config():
+    from jetlib.errors import ConfigError
+
+    assert "zmumu" in load_presets()
+    with pytest.raises(ConfigError, match="bundled ones are default,") as err:
+        load_skim_config("presets")  # it used to be listed, then failed with 'missing required section'
+    assert "presets" not in str(err.value).split("bundled ones are")[1]
