@@ -23,7 +23,7 @@ def register(app: typer.Typer) -> None:
         dashboard_address: str = typer.Option("127.0.0.1:8787", help="Dashboard bind address ('' for none)."),
         overwrite: bool = typer.Option(False, help="Replace a store made with another configuration."),
         fail_fast: bool = typer.Option(False, help="Stop at the first failed task."),
-        skip_bad_files: bool = typer.Option(False, help="Record damaged inputs as skipped; exit 0 if nothing else failed."),
+        skip_bad_files: bool = typer.Option(False, help="Record damaged inputs as skipped; exit 0 if nothing else failed (a branch missing for --schema still fails)."),
         task_timeout: float = typer.Option(900.0, help="Seconds allowed to open a file or read a task's entries; past it the task fails (0: no limit)."),
         progress: bool = typer.Option(True, help="Show a progress bar."),
     ) -> None:

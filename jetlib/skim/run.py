@@ -28,7 +28,7 @@ from jetlib.config.skim import load_label_scheme, load_skim_config
 from jetlib.errors import StoreError, error_name
 from jetlib.skim.plan import SkimPlan, make_plan
 from jetlib.skim.process import observers, shard_layout
-from jetlib.skim.task import DEFAULT_TASK_TIMEOUT_S, Task, count_entries, run_task
+from jetlib.skim.task import CONFIG_ERRORS, DEFAULT_TASK_TIMEOUT_S, Task, count_entries, run_task
 from jetlib.source.filelist import InputFile, parse_filelist
 from jetlib.store.lock import LOCK_NAME, writer_lock
 from jetlib.store.manifest import Manifest
@@ -212,7 +212,8 @@ def skim(
         scheduler: address of an existing Dask scheduler; else a LocalCluster of ``workers``.
         overwrite: replace a store made with another configuration.
         fail_fast: stop at the first failed task. skip_bad_files: record damaged inputs as
-            ``skipped`` (not ``failed``), so that they do not fail the run.
+            ``skipped`` (not ``failed``), so that they do not fail the run; a branch missing
+            for the input schema (a wrong --schema) is a configuration error and still fails.
         task_timeout: wall-clock limit in seconds for opening a file and for reading a task's
             entries (None or 0: none); a task past it is recorded ``failed`` (TaskTimeout).
 
@@ -249,11 +250,10 @@ def skim(
         ids = load_task_ids(out)
         next_id = max(ids.values(), default=-1) + 1
         summary = SkimSummary(out)
-        bad_status = "skipped" if skip_bad_files else "failed"
         t_start = time.perf_counter()
 
         def commit(rec: dict) -> None:
-            if rec["status"] == "failed" and skip_bad_files and rec.get("error") != "WorkerError":
+            if rec["status"] == "failed" and skip_bad_files and rec.get("error") not in ("WorkerError", *CONFIG_ERRORS):
                 rec["status"] = "skipped"
             manifest.append(rec)
             latest[rec["task"]] = rec
@@ -278,7 +278,7 @@ def skim(
 
         for f in files:
             if f.problem:
-                commit(file_record(f.path, bad_status, error="FileNotFoundError", reason=f"{f.path}: {f.problem}", entries=0))
+                commit(file_record(f.path, "failed", error="FileNotFoundError", reason=f"{f.path}: {f.problem}", entries=0))
         readable = [f.path for f in files if not f.problem]
 
         client, cluster = _client(scheduler, workers, dashboard_address)
@@ -288,11 +288,12 @@ def skim(
             if summary.dashboard:
                 console.print(f"[bold]Dask dashboard:[/] {summary.dashboard}  ({summary.workers} workers)")
             # 1. entries per file, on the workers (opening 500 remote files is work too)
+            plan_f = client.scatter(plan, broadcast=True)
             tasks: list[Task] = []
-            counts = client.gather(client.map(count_entries, readable, tree=plan.tree, timeout=task_timeout, pure=False))
+            counts = client.gather(client.map(count_entries, readable, tree=plan.tree, timeout=task_timeout, plan=plan_f, pure=False))
             for path, c in zip(readable, counts):
                 if c["status"] != "ok":
-                    commit(file_record(path, bad_status, entries=0, error=c["error"], reason=c["reason"]))
+                    commit(file_record(path, "failed", entries=0, error=c["error"], reason=c["reason"]))
                     continue
                 n = c["entries"]
                 if latest.get(f"{path}:file", {}).get("status") in ("failed", "skipped"):
@@ -315,7 +316,6 @@ def skim(
             from distributed import as_completed
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-            plan_f = client.scatter(plan, broadcast=True)
             futures = {}
             for t in tasks:
                 fut = client.submit(run_task, plan_f, t, str(out.resolve()), fmt, compression, task_timeout,

@@ -16,16 +16,19 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from jetlib.errors import InputFileError, MissingBranchError, error_name
+from jetlib.errors import ConfigError, InputFileError, MissingBranchError, error_name
 from jetlib.skim.plan import SkimPlan
 from jetlib.source.filelist import is_remote
-from jetlib.source.open import CORRUPT_ERRORS, check_branches, forget_tree, open_tree, open_tree_cached
+from jetlib.source.open import CORRUPT_ERRORS, check_branches, forget_tree, open_tree, open_tree_cached, tree_keys
 
-__all__ = ["Task", "run_task", "count_entries", "shard_name", "TaskTimeout", "DEFAULT_TASK_TIMEOUT_S"]
+__all__ = ["Task", "run_task", "count_entries", "shard_name", "TaskTimeout", "DEFAULT_TASK_TIMEOUT_S", "CONFIG_ERRORS"]
 
 RETRIES = 3
 BACKOFF_S = 2.0
 DEFAULT_TASK_TIMEOUT_S = 900.0
+BUNDLED_SCHEMAS = ("miniaod", "nanoaod")
+#: errors of the configuration, not of a file: --skip-bad-files never skips them
+CONFIG_ERRORS = ("MissingBranchError",)
 
 
 class TaskTimeout(TimeoutError):
@@ -96,13 +99,49 @@ def _with_retries(fn, path: str):
 
 def _failure(err: BaseException) -> dict:
     cause = getattr(err, "cause", None) or error_name(err)
-    return {"status": "failed", "error": cause, "reason": str(err)}
+    return {"status": "failed", "error": cause, "reason": str(err) + getattr(err, "schema_hint", "")}
 
 
-def count_entries(path: str, tree: str, timeout: float | None = DEFAULT_TASK_TIMEOUT_S) -> dict:
-    """Entries of ``tree`` in ``path``, or a failure record (runs on a worker)."""
+def schema_hint(keys: list[str], plan: SkimPlan) -> str:
+    """What to do about a branch the input schema names and the file lacks: the bundled
+    schema whose branches the file has, else check --schema or write a schema."""
+    from jetlib.config.inputs import load_input_schema
+    from jetlib.skim.plan import make_plan
+
+    have = set(keys)
+    for name in BUNDLED_SCHEMAS:
+        if name == plan.schema.name:
+            continue
+        try:
+            other = make_plan(load_input_schema(name), plan.config, plan.labels)
+        except ConfigError:  # that schema cannot feed this skim config at all
+            continue
+        if all(b in have for b in other.branches()):
+            return f"; the file has the branches of the bundled {name!r} schema: pass --schema {name}"
+    return f"; check --schema ({', '.join(BUNDLED_SCHEMAS)} or a YAML path), or write an input schema for this ntuple"
+
+
+def _check_schema(path: str, t, plan: SkimPlan) -> list[str]:
+    """:func:`check_branches` for ``plan``; a missing branch carries :func:`schema_hint`."""
     try:
-        t = _with_deadline(lambda: _with_retries(lambda: open_tree(path, tree), path), timeout, path)
+        return check_branches(path, t, plan.branches(), plan.schema.name)
+    except MissingBranchError as err:
+        err.schema_hint = schema_hint(tree_keys(t), plan)
+        raise
+
+
+def count_entries(path: str, tree: str, timeout: float | None = DEFAULT_TASK_TIMEOUT_S, plan: SkimPlan | None = None) -> dict:
+    """Entries of ``tree`` in ``path``, or a failure record (runs on a worker). With ``plan``,
+    the file must also have every branch the plan reads (else a MissingBranchError record)."""
+
+    def open_checked():
+        t = open_tree(path, tree)
+        if plan is not None:
+            _check_schema(path, t, plan)
+        return t
+
+    try:
+        t = _with_deadline(lambda: _with_retries(open_checked, path), timeout, path)
         return {"status": "ok", "entries": int(t.num_entries)}
     except (InputFileError, MissingBranchError, OSError, *CORRUPT_ERRORS) as err:
         return _failure(err)
@@ -128,12 +167,12 @@ def run_task(plan: SkimPlan, task: Task, store: str, fmt: str, compression: str,
     def read():
         t = open_tree_cached(task.path, plan.tree)
         try:
-            keys = set(check_branches(task.path, t, plan.branches(), plan.schema.name))
+            keys = set(_check_schema(task.path, t, plan))
             return read_chunk(t, plan, task.start, task.stop, keys)
         except BaseException as err:
             forget_tree(task.path)  # a retry, or the next task, opens the file afresh
-            if not isinstance(err, CORRUPT_ERRORS):
-                raise
+            if isinstance(err, MissingBranchError) or not isinstance(err, CORRUPT_ERRORS):
+                raise  # (a missing branch is a KeyError, but a wrong schema, not damage)
             # damaged baskets show up only when read
             raise InputFileError(task.path, f"cannot read entries {task.start}-{task.stop} ({error_name(err)}: {err}); "
                                  "the file is damaged: copy it again, or remove it from the file list",
