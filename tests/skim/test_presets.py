@@ -7,6 +7,7 @@ import json
 import math
 
 import h5py
+import hdf5plugin  # noqa: F401  (the skim's default LZ4 shards, read with plain h5py below)
 import numpy as np
 import pytest
 import uproot

@@ -5,6 +5,7 @@ store content as the same events in a TTree; one whose collections are nested re
 from __future__ import annotations
 
 import h5py
+import hdf5plugin  # noqa: F401  (the skim's default LZ4 shards, read with plain h5py below)
 import numpy as np
 import pytest
 import uproot
