@@ -13,6 +13,13 @@ import typer
 
 __all__ = ["app", "main"]
 
+# typer 0.29 prints a value type for on/off flags too ('--plot <bool>'), which reads as if
+# '--plot true' were valid (it is an error); flags take no value, so show none
+_option = getattr(getattr(typer, "core", None), "TyperOption", None)
+if _option is not None and hasattr(_option, "display_type_rich"):
+    _display_type_rich = _option.display_type_rich
+    _option.display_type_rich = lambda self, ctx: None if self.is_flag else _display_type_rich(self, ctx)
+
 app = typer.Typer(
     name="jetlib",
     help="Jet-tagging data preparation: generate, skim, inspect, verify, weights, stats, export.",
@@ -20,6 +27,21 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+def _show_version(value: bool) -> None:
+    if value:
+        from jetlib._version import __version__
+
+        typer.echo(f"jetlib {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: bool = typer.Option(False, "--version", callback=_show_version, is_eager=True, help="Show the version and exit."),
+) -> None:
+    pass
+
 
 #: command modules, in the order their commands appear in --help
 _COMMANDS = ["demo", "generate", "skim", "inspect", "verify", "weights", "export"]
