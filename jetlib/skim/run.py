@@ -121,6 +121,31 @@ def build_meta(plan: SkimPlan, *, fmt: str, compression: str, entries_per_task: 
     }
 
 
+def _ranges(entries: int, entries_per_task: int) -> list[tuple[int, int]]:
+    """The entry ranges of a file's tasks (one empty range for an empty file)."""
+    return [(s, min(s + entries_per_task, entries)) for s in range(0, entries, entries_per_task)] or [(0, 0)]
+
+
+def _is_done(rec: dict | None, out: Path) -> bool:
+    """A task recorded done whose shards are all still on disk."""
+    return bool(rec) and rec["status"] == "done" and all((out / "shards" / sh["name"]).exists() for sh in rec["shards"])
+
+
+def _finished_files(latest: dict[str, dict], entries_per_task: int, out: Path) -> dict[str, int]:
+    """Files whose every range task is done -> their number of tasks. A resumed skim does not
+    open them again: they may be unreachable now, and their tasks must not be re-opened."""
+    entries: dict[str, int] = {}
+    for rec in latest.values():
+        if rec.get("kind") == "range":
+            entries.setdefault(rec["file"], rec["entries"])
+    finished = {}
+    for path, n in entries.items():
+        keys = [f"{path}:{s}-{e}" for s, e in _ranges(n, entries_per_task)]
+        if all(_is_done(latest.get(k), out) for k in keys):
+            finished[path] = len(keys)
+    return finished
+
+
 def _prepare_store(out: Path, meta: dict, overwrite: bool) -> None:
     meta_path = out / META_NAME
     if meta_path.exists():
@@ -276,10 +301,17 @@ def skim(
                 next_id += 1
             return {"task": key, "task_id": ids[key], "kind": "file", "file": f, "status": status, **kw}
 
+        finished = _finished_files(latest, entries_per_task, out)
+        summary.already_done += sum(finished.get(f.path, 0) for f in files)
+        files = [f for f in files if f.path not in finished]
         for f in files:
             if f.problem:
                 commit(file_record(f.path, "failed", error="FileNotFoundError", reason=f"{f.path}: {f.problem}", entries=0))
         readable = [f.path for f in files if not f.problem]
+        if not readable:  # nothing to open: no cluster to start
+            write_json(out / TASKS_NAME, {"tasks": ids})
+            summary.seconds = time.perf_counter() - t_start
+            return summary
 
         client, cluster = _client(scheduler, workers, dashboard_address)
         try:
@@ -299,15 +331,13 @@ def skim(
                 if latest.get(f"{path}:file", {}).get("status") in ("failed", "skipped"):
                     # it opened this time: the ranges below account for it now
                     commit(file_record(path, "done", entries=n, reason="opened on a later run; see its entry ranges"))
-                ranges = [(s, min(s + entries_per_task, n)) for s in range(0, n, entries_per_task)] or [(0, 0)]
-                for s, e in ranges:
+                for s, e in _ranges(n, entries_per_task):
                     key = f"{path}:{s}-{e}"
                     if key not in ids:
                         ids[key] = next_id
                         next_id += 1
                     task = Task(key, ids[key], path, s, e, n)
-                    prev = latest.get(key)
-                    if prev and prev["status"] == "done" and all((out / "shards" / sh["name"]).exists() for sh in prev["shards"]):
+                    if _is_done(latest.get(key), out):
                         summary.already_done += 1
                         continue
                     tasks.append(task)

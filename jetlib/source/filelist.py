@@ -47,7 +47,7 @@ def parse_filelist(filelist: str | Path) -> list[InputFile]:
             if not p.is_absolute() and not p.exists() and (filelist.parent / p).exists():
                 p = filelist.parent / p
             problem = None if p.exists() else f"file not found (line {n} of {filelist})"
-            items = [InputFile(str(p.resolve()) if p.exists() else str(p.absolute()), n, problem)]
+            items = [InputFile(str(p.resolve()), n, problem)]  # resolved even when missing: its name in the manifest
         for it in items:
             if it.path not in seen:
                 seen.add(it.path)

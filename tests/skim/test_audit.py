@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import pytest
 from miniaod_inputs import NANO, write_miniaod
 
 from jetlib.skim.run import skim
 from jetlib.store import Store
+from jetlib.store.verify import verify
 
 KW = dict(workers=1, dashboard_address=None, progress=False, entries_per_task=200)
 
@@ -49,3 +53,20 @@ def test_a_range_task_reports_a_missing_branch_as_a_schema_problem(tmp_path):
     rec = run_task(plan, Task(f"{f}:0-20", 0, str(f), 0, 20, 20), str(tmp_path / "s"), "hdf5", "lz4", None)
     assert rec["status"] == "failed" and rec["error"] == "MissingBranchError"
     assert "damaged" not in rec["reason"] and "pass --schema miniaod" in rec["reason"]
+
+
+def _copies(files, folder: Path) -> list[str]:
+    folder.mkdir()
+    return [str(shutil.copy(p, folder / Path(p).name)) for p in files]
+
+
+def test_resume_does_not_reopen_a_finished_file_that_is_gone(miniaod_files, tmp_path):
+    files = _copies(miniaod_files, tmp_path / "data")
+    out = tmp_path / "store"
+    assert skim(files, out, **KW).ok
+    lines = (out / "manifest.jsonl").read_text()
+    Path(files[0]).unlink()  # unreachable now; its tasks are all done
+    s = skim(files, out, **KW)
+    assert s.ok and s.already_done == 4 and s.done == s.failed == 0
+    assert (out / "manifest.jsonl").read_text() == lines  # nothing re-opened nor downgraded
+    assert verify(out).ok
