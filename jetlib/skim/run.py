@@ -29,7 +29,8 @@ from jetlib.errors import StoreError, error_name
 from jetlib.skim.plan import SkimPlan, make_plan
 from jetlib.skim.process import observers, shard_layout
 from jetlib.skim.task import CONFIG_ERRORS, DEFAULT_TASK_TIMEOUT_S, Task, count_entries, run_task
-from jetlib.source.filelist import InputFile, parse_filelist
+from jetlib.source.filelist import InputFile, is_remote, parse_filelist
+from jetlib.source.open import header_uuid
 from jetlib.store.lock import LOCK_NAME, writer_lock
 from jetlib.store.manifest import Manifest
 from jetlib.store.shards import COMPRESSIONS, FORMATS
@@ -144,6 +145,20 @@ def _finished_files(latest: dict[str, dict], entries_per_task: int, out: Path) -
         if all(_is_done(latest.get(k), out) for k in keys):
             finished[path] = len(keys)
     return finished
+
+
+def _done_uuids(latest: dict[str, dict]) -> dict[str, str]:
+    """File -> the UUID its done tasks recorded (older manifests have none: not checked)."""
+    return {r["file"]: r["file_uuid"] for r in latest.values() if r["status"] == "done" and r.get("file_uuid")}
+
+
+def _refuse_changed(changed: list[tuple[str, str, str]]) -> None:
+    """Refuse to go on with inputs replaced since they were skimmed: (path, UUID then, now)."""
+    if not changed:
+        return
+    listed = "; ".join(f"{p} (UUID {old}, now {new})" for p, old, new in changed[:3])
+    more = f"; and {len(changed) - 3} more" if len(changed) > 3 else ""
+    raise StoreError(f"{listed}{more}: the file changed since it was skimmed; restore it, or re-skim with --overwrite")
 
 
 def _prepare_store(out: Path, meta: dict, overwrite: bool) -> None:
@@ -302,6 +317,10 @@ def skim(
             return {"task": key, "task_id": ids[key], "kind": "file", "file": f, "status": status, **kw}
 
         finished = _finished_files(latest, entries_per_task, out)
+        uuids = _done_uuids(latest)
+        # a finished local file is not opened again, but its header says whether it was replaced
+        _refuse_changed([(f.path, uuids[f.path], now) for f in files if f.path in finished and f.path in uuids
+                         and not is_remote(f.path) and (now := header_uuid(f.path)) not in (None, uuids[f.path])])  # fmt: skip
         summary.already_done += sum(finished.get(f.path, 0) for f in files)
         files = [f for f in files if f.path not in finished]
         for f in files:
@@ -323,6 +342,8 @@ def skim(
             plan_f = client.scatter(plan, broadcast=True)
             tasks: list[Task] = []
             counts = client.gather(client.map(count_entries, readable, tree=plan.tree, timeout=task_timeout, plan=plan_f, pure=False))
+            _refuse_changed([(p, uuids[p], c["file_uuid"]) for p, c in zip(readable, counts)
+                             if c["status"] == "ok" and uuids.get(p, c["file_uuid"]) != c["file_uuid"]])  # fmt: skip
             for path, c in zip(readable, counts):
                 if c["status"] != "ok":
                     commit(file_record(path, "failed", entries=0, error=c["error"], reason=c["reason"]))

@@ -19,7 +19,8 @@ from pathlib import Path
 from jetlib.errors import ConfigError, InputFileError, MissingBranchError, error_name
 from jetlib.skim.plan import SkimPlan
 from jetlib.source.filelist import is_remote
-from jetlib.source.open import CORRUPT_ERRORS, check_branches, forget_tree, open_tree, open_tree_cached, tree_keys
+from jetlib.source.open import (CORRUPT_ERRORS, check_branches, file_identity, forget_tree, open_tree, open_tree_cached,
+                                tree_keys)  # fmt: skip
 
 __all__ = ["Task", "run_task", "count_entries", "shard_name", "TaskTimeout", "DEFAULT_TASK_TIMEOUT_S", "CONFIG_ERRORS"]
 
@@ -142,7 +143,7 @@ def count_entries(path: str, tree: str, timeout: float | None = DEFAULT_TASK_TIM
 
     try:
         t = _with_deadline(lambda: _with_retries(open_checked, path), timeout, path)
-        return {"status": "ok", "entries": int(t.num_entries)}
+        return {"status": "ok", "entries": int(t.num_entries), **file_identity(t, path)}
     except (InputFileError, MissingBranchError, OSError, *CORRUPT_ERRORS) as err:
         return _failure(err)
 
@@ -167,6 +168,7 @@ def run_task(plan: SkimPlan, task: Task, store: str, fmt: str, compression: str,
     def read():
         t = open_tree_cached(task.path, plan.tree)
         try:
+            rec.update(file_identity(t, task.path))
             keys = set(_check_schema(task.path, t, plan))
             return read_chunk(t, plan, task.start, task.stop, keys)
         except BaseException as err:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import struct
 import threading
+import uuid
 import zlib
 from collections import OrderedDict
 from pathlib import Path
@@ -21,7 +22,8 @@ import uproot
 from jetlib.errors import InputFileError, MissingBranchError, error_name
 from jetlib.source.filelist import is_remote
 
-__all__ = ["CORRUPT_ERRORS", "check_header", "open_tree", "open_tree_cached", "forget_tree", "check_branches"]
+__all__ = ["CORRUPT_ERRORS", "check_header", "open_tree", "open_tree_cached", "forget_tree", "check_branches",
+           "file_identity", "header_uuid"]
 
 
 def _fast_inflate() -> tuple[type[BaseException], ...]:
@@ -82,6 +84,35 @@ def check_header(path: str) -> None:
         raise InputFileError(
             path, f"truncated: header says the file ends at byte {fend}, it has {size}; re-copy the file", cause="Truncated"
         )
+
+
+#: the TFile header up to fUUID, for small (< 2 GB) and big files (ROOT's TFile::WriteHeader)
+_HEADER_SMALL = struct.Struct(">4siiiiiiiBiiiH16s")
+_HEADER_BIG = struct.Struct(">4siiqqiiiBiqiH16s")
+
+
+def header_uuid(path: str) -> str | None:
+    """The UUID in a local ROOT file's header, read without opening it with uproot; None
+    when the file cannot be read or is not ROOT."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(_HEADER_BIG.size)
+    except OSError:
+        return None
+    if len(head) < _HEADER_SMALL.size or head[:4] != b"root":
+        return None
+    fields = _HEADER_BIG if struct.unpack(">i", head[4:8])[0] >= 1000000 else _HEADER_SMALL
+    if len(head) < fields.size:
+        return None
+    return str(uuid.UUID(bytes=fields.unpack(head[: fields.size])[-1]))
+
+
+def file_identity(t, path: str) -> dict:
+    """``file_uuid`` and ``file_size`` of the file of an open tree: a file replaced under the
+    same name has another UUID (ROOT writes a new one into every file it creates)."""
+    f = t.file
+    size = os.path.getsize(path) if not is_remote(path) else int(f.fEND)
+    return {"file_uuid": str(f.uuid), "file_size": size}
 
 
 def open_tree(path: str, tree: str):

@@ -3,7 +3,8 @@
 1. Accounting: every task of the skim's plan (``tasks.json``) has a manifest record, done,
    failed or skipped; each file's entry ranges tile ``[0, entries)`` with no gap or overlap.
 2. Events: a done range read ``stop - start`` events; with ``inputs=True`` each input file is
-   opened again and its tree must still have the entries the manifest recorded.
+   opened again and its tree must still have the entries, and the file the UUID, that the
+   manifest recorded.
 3. Shards: every shard of a done task exists, has the recorded size and number of jets, and
    (unless ``quick``) the recorded xxh3 checksum; no shard lies in ``shards/`` outside the
    manifest.
@@ -78,6 +79,11 @@ def _ranges_problem(ranges: list[tuple[int, int]], entries: int) -> str | None:
     if pos != entries:
         return f"entries {pos}-{entries} are in no task" if pos < entries else f"tasks run past the {entries} entries"
     return None
+
+
+def _recorded_uuid(recs: list[dict]) -> str | None:
+    """The file UUID that a file's done tasks recorded (manifests before it was recorded: None)."""
+    return next((r["file_uuid"] for r in recs if r["status"] == "done" and r.get("file_uuid")), None)
 
 
 def verify(
@@ -161,6 +167,9 @@ def verify(
                 warn("inputs", f, f"cannot open it now ({c['error']}: {c['reason']}); entries not re-checked")
             elif c["entries"] != recs[0]["entries"]:
                 err("inputs", f, f"the tree has {c['entries']} entries, the manifest {recs[0]['entries']}: the file changed")
+            elif (old := _recorded_uuid(recs)) and old != c["file_uuid"]:
+                err("inputs", f, f"the file changed since it was skimmed (UUID {old}, now {c['file_uuid']}): "
+                    "restore it, or re-skim with --overwrite")  # fmt: skip
 
     # 3. shards -------------------------------------------------------------------------------
     shards = st.shards()

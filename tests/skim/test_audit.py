@@ -70,3 +70,53 @@ def test_resume_does_not_reopen_a_finished_file_that_is_gone(miniaod_files, tmp_
     assert s.ok and s.already_done == 4 and s.done == s.failed == 0
     assert (out / "manifest.jsonl").read_text() == lines  # nothing re-opened nor downgraded
     assert verify(out).ok
+
+
+def _rewrite(path: str, seed: int) -> None:
+    """Replace a file by another one of the same name, size class and entries."""
+    write_miniaod(Path(path), 300, seed=seed)
+
+
+def test_a_replaced_input_is_named_on_resume_and_by_verify(miniaod_files, tmp_path):
+    import uproot
+
+    from jetlib.errors import StoreError
+
+    files = _copies(miniaod_files, tmp_path / "data")
+    out = tmp_path / "store"
+    assert skim(files, out, **KW).ok
+    recs = Store(out).manifest.latest().values()
+    for f in files:
+        with uproot.open(f) as u:
+            want = {(str(u.file.uuid), Path(f).stat().st_size)}
+        assert {(r["file_uuid"], r["file_size"]) for r in recs if r["file"] == f} == want
+    # a finished file replaced: the resume refuses, the store is untouched
+    lines = (out / "manifest.jsonl").read_text()
+    _rewrite(files[0], seed=10)
+    with pytest.raises(StoreError, match=rf"{files[0]} \(UUID .*\): the file changed since it was skimmed; restore it, or re-skim with --overwrite"):
+        skim(files, out, **KW)
+    assert (out / "manifest.jsonl").read_text() == lines
+    problems = [p for p in verify(out, inputs=True).errors if p.check == "inputs"]
+    assert [p.where for p in problems] == [files[0]] and "changed since it was skimmed" in problems[0].message
+    # a file with a task still to do is opened, and refused the same way
+    shutil.copy(miniaod_files[0], files[0])
+    _rewrite(files[1], seed=11)
+    kept = [line for line in lines.splitlines(keepends=True) if f"{files[1]}:0-200" not in line]  # a task unfinished
+    (out / "manifest.jsonl").write_text("".join(kept))
+    with pytest.raises(StoreError, match=rf"{files[1]} \(UUID .*\): the file changed since it was skimmed"):
+        skim(files, out, **KW)
+
+
+def test_a_manifest_without_file_uuids_still_resumes_and_verifies(miniaod_files, tmp_path):
+    import json
+
+    files = _copies(miniaod_files, tmp_path / "data")
+    out = tmp_path / "store"
+    assert skim(files, out, **KW).ok
+    old = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
+    for r in old:
+        del r["file_uuid"], r["file_size"]
+    (out / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in old[:-1]))  # one task to redo
+    s = skim(files, out, **KW)
+    assert s.ok and s.done == 1 and s.already_done == 3
+    assert verify(out, inputs=True).ok

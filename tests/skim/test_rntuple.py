@@ -78,7 +78,9 @@ def test_nested_rntuple_names_the_file_and_the_branch(tmp_path):
     path = write_miniaod(tmp_path / "nested.root", 50, seed=2, as_rntuple=True)
     cfg = load_skim_config("default")
     plan = make_plan(load_input_schema("miniaod"), cfg, load_label_scheme(cfg.labels))
-    assert count_entries(str(path), plan.tree) == {"status": "ok", "entries": 50}
+    c = count_entries(str(path), plan.tree)
+    assert c["status"] == "ok" and c["entries"] == 50
+    assert count_entries(str(path), plan.tree, plan=plan)["error"] == "MissingBranchError"  # checked when opened
     (tmp_path / "store" / "shards").mkdir(parents=True)
     rec = run_task(plan, Task(f"{path}:0-50", 0, str(path), 0, 50, 50), str(tmp_path / "store"), "hdf5", "none")
     assert rec["status"] == "failed" and rec["error"] == "MissingBranchError"
