@@ -120,3 +120,15 @@ def test_a_manifest_without_file_uuids_still_resumes_and_verifies(miniaod_files,
     s = skim(files, out, **KW)
     assert s.ok and s.done == 1 and s.already_done == 3
     assert verify(out, inputs=True).ok
+
+
+def test_done_counts_range_tasks_only_when_a_failed_file_comes_back(miniaod_files, tmp_path):
+    files = _copies(miniaod_files, tmp_path / "data")
+    out = tmp_path / "store"
+    shutil.move(files[1], tmp_path / "away.root")
+    s = skim(files, out, **KW)
+    assert s.failed == 1 and s.done == 2
+    shutil.move(tmp_path / "away.root", files[1])
+    s = skim(files, out, **KW)
+    assert s.ok and s.done == 2 and s.already_done == 2  # 300 events: 2 tasks of 200
+    assert verify(out).ok
