@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rich.markup import escape
+
 from jetlib._version import __version__
 from jetlib.config.inputs import load_input_schema
 from jetlib.config.skim import load_label_scheme, load_skim_config
@@ -161,6 +163,34 @@ def _refuse_changed(changed: list[tuple[str, str, str]]) -> None:
     raise StoreError(f"{listed}{more}: the file changed since it was skimmed; restore it, or re-skim with --overwrite")
 
 
+def _count_files(client, paths: list[str], plan: SkimPlan, plan_f, timeout: float | None, stop_at) -> dict[str, dict]:
+    """:func:`count_entries` of each path on the workers, by path; once a result satisfies
+    ``stop_at`` the counts still running are cancelled (and missing from the result)."""
+    from distributed import as_completed
+
+    futures = client.map(count_entries, paths, tree=plan.tree, timeout=timeout, plan=plan_f, pure=False)
+    path_of = dict(zip(futures, paths))
+    counts: dict[str, dict] = {}
+    for fut in as_completed(futures):
+        counts[path_of[fut]] = c = fut.result()
+        if stop_at(c):
+            for other in futures:
+                other.cancel()
+            break
+    return counts
+
+
+def _stop(summary: SkimSummary, ids: dict[str, int], t_start: float, console, fail_fast: bool) -> SkimSummary:
+    """End a skim before any range task runs: nothing left to do, or --fail-fast after a
+    failure met when opening the files. The plan written so far is kept."""
+    write_json(summary.store / TASKS_NAME, {"tasks": ids})
+    failed = [r["task"] for r in summary.failures if r["status"] == "failed"]
+    if fail_fast and failed:
+        console.print(f"[red]--fail-fast: stopping after the failure of {escape(failed[0])}[/]")
+    summary.seconds = time.perf_counter() - t_start
+    return summary
+
+
 def _prepare_store(out: Path, meta: dict, overwrite: bool) -> None:
     meta_path = out / META_NAME
     if meta_path.exists():
@@ -292,8 +322,11 @@ def skim(
         summary = SkimSummary(out)
         t_start = time.perf_counter()
 
+        def stays_failed(error: str | None) -> bool:  # --skip-bad-files skips damaged inputs only
+            return not skip_bad_files or error in ("WorkerError", *CONFIG_ERRORS)
+
         def commit(rec: dict) -> None:
-            if rec["status"] == "failed" and skip_bad_files and rec.get("error") not in ("WorkerError", *CONFIG_ERRORS):
+            if rec["status"] == "failed" and not stays_failed(rec.get("error")):
                 rec["status"] = "skipped"
             manifest.append(rec)
             latest[rec["task"]] = rec
@@ -329,10 +362,8 @@ def skim(
             if f.problem:
                 commit(file_record(f.path, "failed", error="FileNotFoundError", reason=f"{f.path}: {f.problem}", entries=0))
         readable = [f.path for f in files if not f.problem]
-        if not readable:  # nothing to open: no cluster to start
-            write_json(out / TASKS_NAME, {"tasks": ids})
-            summary.seconds = time.perf_counter() - t_start
-            return summary
+        if not readable or (fail_fast and summary.failed):  # nothing to open: no cluster to start
+            return _stop(summary, ids, t_start, console, fail_fast)
 
         client, cluster = _client(scheduler, workers, dashboard_address)
         try:
@@ -343,12 +374,16 @@ def skim(
             # 1. entries per file, on the workers (opening 500 remote files is work too)
             plan_f = client.scatter(plan, broadcast=True)
             tasks: list[Task] = []
-            counts = client.gather(client.map(count_entries, readable, tree=plan.tree, timeout=task_timeout, plan=plan_f, pure=False))
-            _refuse_changed([(p, uuids[p], c["file_uuid"]) for p, c in zip(readable, counts)
+            counts = _count_files(client, readable, plan, plan_f, task_timeout,
+                                  stop_at=lambda c: fail_fast and c["status"] != "ok" and stays_failed(c["error"]))  # fmt: skip
+            _refuse_changed([(p, uuids[p], c["file_uuid"]) for p, c in counts.items()
                              if c["status"] == "ok" and uuids.get(p, c["file_uuid"]) != c["file_uuid"]])  # fmt: skip
-            for path, c in zip(readable, counts):
-                if c["status"] != "ok":
+            stopping = fail_fast and any(c["status"] != "ok" and stays_failed(c["error"]) for c in counts.values())
+            for path in readable:
+                c = counts.get(path)
+                if c is not None and c["status"] != "ok":
                     commit(file_record(path, "failed", entries=0, error=c["error"], reason=c["reason"]))
+                if c is None or c["status"] != "ok" or stopping:  # (None: not counted, --fail-fast stopped first)
                     continue
                 n = c["entries"]
                 if latest.get(f"{path}:file", {}).get("status") in ("failed", "skipped"):
@@ -364,6 +399,8 @@ def skim(
                         summary.already_done += 1
                         continue
                     tasks.append(task)
+            if stopping:
+                return _stop(summary, ids, t_start, console, fail_fast)
             write_json(out / TASKS_NAME, {"tasks": ids})
             # 2. the skim itself
             from distributed import as_completed
@@ -391,7 +428,7 @@ def skim(
                     if fail_fast and rec["status"] == "failed":
                         for other in futures:
                             other.cancel()
-                        console.print(f"[red]--fail-fast: stopping after the failure of {t.key}[/]")
+                        console.print(f"[red]--fail-fast: stopping after the failure of {escape(t.key)}[/]")
                         break
         finally:
             client.close()

@@ -132,3 +132,20 @@ def test_done_counts_range_tasks_only_when_a_failed_file_comes_back(miniaod_file
     s = skim(files, out, **KW)
     assert s.ok and s.done == 2 and s.already_done == 2  # 300 events: 2 tasks of 200
     assert verify(out).ok
+
+
+def test_fail_fast_stops_on_a_file_that_does_not_open(miniaod_files, tmp_path):
+    notroot = tmp_path / "notroot.root"
+    notroot.write_text("not ROOT\n")
+    files = [str(p) for p in miniaod_files] + [str(notroot)]
+    s = skim(files, tmp_path / "store", fail_fast=True, **KW)
+    assert s.failed == 1 and s.done == 0 and s.failures[0]["file"] == str(notroot)
+    assert [r["status"] for r in Store(tmp_path / "store").manifest.records()] == ["failed"]  # no range task ran
+    # a file missing from the list stops it before any file is opened
+    s = skim(files + [str(tmp_path / "gone.root")], tmp_path / "store2", fail_fast=True, **KW)
+    assert s.failed == 1 and s.done == 0 and s.workers == 0 and "not found" in s.failures[0]["reason"]
+    # --skip-bad-files: a damaged file is skipped and the run goes on; a schema mismatch still stops it
+    s = skim(files, tmp_path / "store3", fail_fast=True, skip_bad_files=True, **KW)
+    assert s.skipped == 1 and s.done == 4
+    s = skim(files, tmp_path / "store4", schema="nanoaod", fail_fast=True, skip_bad_files=True, **KW)
+    assert s.failed >= 1 and s.done == 0
