@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import platform
 import shutil
@@ -191,6 +192,16 @@ def _stop(summary: SkimSummary, ids: dict[str, int], t_start: float, console, fa
     return summary
 
 
+def _check_numbers(entries_per_task: int, workers: int | None, task_timeout: float | None) -> None:
+    """Refuse values that would hang (no workers) or fail every task, before anything starts."""
+    if entries_per_task < 1:
+        raise ValueError(f"--entries-per-task must be >= 1 (got {entries_per_task})")
+    if workers is not None and workers < 0:
+        raise ValueError(f"--workers must be >= 1, or 0 for one per core (got {workers})")
+    if task_timeout is not None and not (0 <= task_timeout < math.inf):
+        raise ValueError(f"--task-timeout must be a number of seconds >= 0, 0 for no limit (got {task_timeout:g})")
+
+
 def _prepare_store(out: Path, meta: dict, overwrite: bool) -> None:
     meta_path = out / META_NAME
     if meta_path.exists():
@@ -279,7 +290,8 @@ def skim(
         schema, config, labels: bundled names or YAML paths (labels default to the config's).
         fmt, compression: shard format (hdf5 | parquet) and compression (none | lz4 | zstd | gzip).
         entries_per_task: events per task and shard (bounds worker memory and shard size).
-        scheduler: address of an existing Dask scheduler; else a LocalCluster of ``workers``.
+        scheduler: address of an existing Dask scheduler; else a LocalCluster of ``workers``
+            (None or 0: one per core).
         overwrite: replace a store made with another configuration.
         fail_fast: stop at the first failed task. skip_bad_files: record damaged inputs as
             ``skipped`` (not ``failed``), so that they do not fail the run; a branch missing
@@ -297,8 +309,7 @@ def skim(
         raise ValueError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
     if compression not in COMPRESSIONS:
         raise ValueError(f"unknown compression {compression!r}; use one of {', '.join(COMPRESSIONS)}")
-    if entries_per_task < 1:
-        raise ValueError("entries_per_task must be >= 1")
+    _check_numbers(entries_per_task, workers, task_timeout)
     cfg = load_skim_config(config)
     plan = make_plan(load_input_schema(schema), cfg, load_label_scheme(labels or cfg.labels))
     out = Path(out)

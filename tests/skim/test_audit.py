@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -149,3 +150,24 @@ def test_fail_fast_stops_on_a_file_that_does_not_open(miniaod_files, tmp_path):
     assert s.skipped == 1 and s.done == 4
     s = skim(files, tmp_path / "store4", schema="nanoaod", fail_fast=True, skip_bad_files=True, **KW)
     assert s.failed >= 1 and s.done == 0
+
+
+@pytest.mark.parametrize("option, kw", [
+    ("--workers must be >= 1, or 0 for one per core (got -3)", dict(workers=-3)),
+    ("--task-timeout must be a number of seconds >= 0, 0 for no limit (got -1)", dict(task_timeout=-1)),
+    ("--entries-per-task must be >= 1 (got 0)", dict(entries_per_task=0)),
+])  # fmt: skip
+def test_invalid_numbers_are_refused_before_anything_starts(miniaod_files, tmp_path, option, kw):
+    with pytest.raises(ValueError, match=re.escape(option)):
+        skim([str(p) for p in miniaod_files], tmp_path / "store", **{**KW, **kw})
+    assert not (tmp_path / "store").exists()
+
+
+def test_cli_refuses_negative_workers_with_exit_2(miniaod_files, tmp_path):
+    from typer.testing import CliRunner
+
+    from jetlib.cli import app
+
+    (tmp_path / "files.txt").write_text(str(miniaod_files[0]) + "\n")
+    res = CliRunner().invoke(app, ["skim", str(tmp_path / "files.txt"), "--out", str(tmp_path / "s"), "--workers", "-3"])
+    assert res.exit_code == 2 and "--workers must be >= 1" in res.output and "Traceback" not in res.output
