@@ -10,7 +10,7 @@ import typer
 def register(app: typer.Typer) -> None:
     @app.command()
     def skim(
-        filelist: Path = typer.Argument(..., help="Text file: one ROOT file path, glob or root:// URL a line; # comments.", exists=True, dir_okay=False),
+        inputs: list[str] = typer.Argument(..., metavar="INPUTS", help="A file list (text: one ROOT file path, glob or root:// URL a line; # comments), or ROOT files, globs or root:// URLs given directly."),
         out: Path = typer.Option(Path("store"), "--out", "-o", help="Store folder (created, or resumed if it exists)."),
         schema: str = typer.Option("miniaod", help="Input schema: miniaod, nanoaod, or a YAML path."),
         config: str = typer.Option("default", help="Skim config: default, or a YAML path (blocks, features, cuts)."),
@@ -29,6 +29,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Skim MiniAOD-like ROOT files into a store of padded, labelled jets.
 
+        INPUTS: a file list (filelist.txt), or ROOT files given directly (data/x.root, 'data/*.root', root://...).
+
         Re-running the same command resumes: only unfinished tasks run.
         """
         from rich.console import Console
@@ -41,7 +43,7 @@ def register(app: typer.Typer) -> None:
         console = Console(stderr=True, soft_wrap=True, emoji=False)  # long paths stay on one line (grep-able)
         try:
             s = run_skim(
-                filelist, out, schema=schema, config=config, labels=labels, fmt=fmt, compression=compression,
+                inputs[0] if len(inputs) == 1 else inputs, out, schema=schema, config=config, labels=labels, fmt=fmt, compression=compression,
                 entries_per_task=entries_per_task, scheduler=scheduler, workers=workers,
                 dashboard_address=dashboard_address or None, overwrite=overwrite, fail_fast=fail_fast,
                 skip_bad_files=skip_bad_files, task_timeout=task_timeout or None, progress=progress, console=console,

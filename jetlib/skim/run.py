@@ -32,7 +32,7 @@ from jetlib.errors import StoreError, error_name
 from jetlib.skim.plan import SkimPlan, make_plan
 from jetlib.skim.process import observers, shard_layout
 from jetlib.skim.task import CONFIG_ERRORS, DEFAULT_TASK_TIMEOUT_S, Task, count_entries, run_task
-from jetlib.source.filelist import InputFile, is_remote, parse_filelist
+from jetlib.source.filelist import is_remote, parse_inputs
 from jetlib.source.open import header_uuid
 from jetlib.store.lock import LOCK_NAME, writer_lock
 from jetlib.store.manifest import Manifest
@@ -285,7 +285,8 @@ def skim(
     """Skim the files of ``inputs`` (a file list path, or a list of paths) into the store ``out``.
 
     Args:
-        inputs: file list (paths, globs, ``root://`` URLs, ``#`` comments) or a list of paths.
+        inputs: file list (paths, globs, ``root://`` URLs, ``#`` comments), or a ROOT file,
+            glob or URL given directly, or a list of those.
         out: store folder; created, or resumed if it holds a store of the same configuration.
         schema, config, labels: bundled names or YAML paths (labels default to the config's).
         fmt, compression: shard format (hdf5 | parquet) and compression (none | lz4 | zstd | gzip).
@@ -314,12 +315,7 @@ def skim(
     plan = make_plan(load_input_schema(schema), cfg, load_label_scheme(labels or cfg.labels))
     out = Path(out)
     meta = build_meta(plan, fmt=fmt, compression=compression, entries_per_task=entries_per_task)
-    if isinstance(inputs, list | tuple):
-        files = [InputFile(str(Path(p).resolve()) if "://" not in str(p) else str(p), i + 1,
-                           None if ("://" in str(p) or Path(p).exists()) else "file not found")
-                 for i, p in enumerate(inputs)]  # fmt: skip
-    else:
-        files = parse_filelist(inputs)
+    files = parse_inputs(inputs)
     if not files:
         raise ValueError(f"{inputs}: the file list has no entries")
     with writer_lock(out, "jetlib skim"):  # one writer per store (jetlib/store/lock.py)

@@ -1,4 +1,5 @@
-"""Parse file lists: one path, glob or ``root://`` URL a line, ``#`` comments, blank lines."""
+"""Parse the inputs of a skim: a file list (one path, glob or ``root://`` URL a line, ``#``
+comments, blank lines), or ROOT files, globs and URLs given directly."""
 
 from __future__ import annotations
 
@@ -6,13 +7,15 @@ import glob
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["InputFile", "parse_filelist"]
+__all__ = ["InputFile", "parse_filelist", "parse_inputs"]
+
+_GIVE = "give a text file with one ROOT file, glob or root:// URL a line, or the ROOT files, a glob or a URL directly"
 
 
 @dataclass(frozen=True)
 class InputFile:
     path: str  # absolute local path or URL
-    line: int  # line of the file list it came from
+    line: int  # line of the file list (or number of the argument) it came from
     problem: str | None = None  # why it cannot be read at all (recorded as failed)
 
 
@@ -20,36 +23,70 @@ def is_remote(path: str) -> bool:
     return "://" in path and not path.startswith("file://")
 
 
+def _is_glob(text: str) -> bool:
+    return any(ch in text for ch in "*?[")
+
+
+def _is_root_file(p: Path) -> bool:
+    try:
+        with open(p, "rb") as f:
+            return f.read(4) == b"root"
+    except OSError:
+        return False
+
+
+def _entries(line: str, n: int, base: Path, where: str) -> list[InputFile]:
+    """The input files of one line (or argument); relative paths are taken relative to the
+    current directory, then to ``base``. ``where`` names the line for a problem."""
+    if is_remote(line):
+        return [InputFile(line, n)]
+    if _is_glob(line) and not Path(line).exists():
+        pattern = line if Path(line).is_absolute() or glob.glob(line) else str(base / line)
+        matches = sorted(glob.glob(pattern))
+        return [InputFile(str(Path(m).resolve()), n) for m in matches] or [InputFile(line, n, f"pattern matches no file ({where})")]
+    p = Path(line.removeprefix("file://"))
+    if not p.is_absolute() and not p.exists() and (base / p).exists():
+        p = base / p
+    problem = None if p.exists() else f"file not found ({where})"
+    return [InputFile(str(p.resolve()), n, problem)]  # resolved even when missing: its name in the manifest
+
+
+def _unique(items: list[InputFile]) -> list[InputFile]:
+    seen: set[str] = set()
+    return [it for it in items if not (it.path in seen or seen.add(it.path))]
+
+
 def parse_filelist(filelist: str | Path) -> list[InputFile]:
     """Entries of a file list, in order, globs expanded (sorted) and duplicates dropped.
 
     Relative paths are taken relative to the current directory, then to the file list's
     folder. A pattern that matches nothing or a missing path is kept with its ``problem`` so
-    that the manifest accounts for it.
+    that the manifest accounts for it. A UTF-8 byte-order mark at the start is ignored.
     """
     filelist = Path(filelist)
-    out: list[InputFile] = []
-    seen: set[str] = set()
-    for n, raw in enumerate(filelist.read_text().splitlines(), start=1):
+    try:
+        text = filelist.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise ValueError(f"{filelist}: no such file list; {_GIVE}") from None
+    except IsADirectoryError:
+        raise ValueError(f"{filelist}: is a folder; {_GIVE} (e.g. '{filelist}/*.root')") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"{filelist}: not a text file list (nor a ROOT file); {_GIVE}") from None
+    items: list[InputFile] = []
+    for n, raw in enumerate(text.splitlines(), start=1):
         line = raw.split("#", 1)[0].strip() if not raw.lstrip().startswith("root://") else raw.strip()
-        if not line:
-            continue
-        if is_remote(line):
-            items = [InputFile(line, n)]
-        elif any(ch in line for ch in "*?["):
-            base = line if Path(line).is_absolute() else (line if glob.glob(line) else str(filelist.parent / line))
-            matches = sorted(glob.glob(base))
-            items = [InputFile(str(Path(m).resolve()), n) for m in matches] or [
-                InputFile(line, n, f"pattern matches no file (line {n} of {filelist})")
-            ]
-        else:
-            p = Path(line.removeprefix("file://"))
-            if not p.is_absolute() and not p.exists() and (filelist.parent / p).exists():
-                p = filelist.parent / p
-            problem = None if p.exists() else f"file not found (line {n} of {filelist})"
-            items = [InputFile(str(p.resolve()), n, problem)]  # resolved even when missing: its name in the manifest
-        for it in items:
-            if it.path not in seen:
-                seen.add(it.path)
-                out.append(it)
-    return out
+        if line:
+            items += _entries(line, n, filelist.parent, f"line {n} of {filelist}")
+    return _unique(items)
+
+
+def parse_inputs(inputs: str | Path | list[str] | tuple[str, ...]) -> list[InputFile]:
+    """The input files of a skim: ``inputs`` is a file list, or a ROOT file (``.root`` name or
+    ROOT magic bytes), a glob or a URL given directly, or a list of those last three."""
+    if isinstance(inputs, list | tuple):
+        return _unique([it for n, x in enumerate(inputs, 1) for it in _entries(str(x), n, Path.cwd(), f"argument {n}")])
+    text = str(inputs)
+    direct = is_remote(text) or text.endswith(".root") or (_is_glob(text) and not Path(text).exists())
+    if direct or _is_root_file(Path(text)):
+        return parse_inputs([text])
+    return parse_filelist(text)

@@ -171,3 +171,32 @@ def test_cli_refuses_negative_workers_with_exit_2(miniaod_files, tmp_path):
     (tmp_path / "files.txt").write_text(str(miniaod_files[0]) + "\n")
     res = CliRunner().invoke(app, ["skim", str(tmp_path / "files.txt"), "--out", str(tmp_path / "s"), "--workers", "-3"])
     assert res.exit_code == 2 and "--workers must be >= 1" in res.output and "Traceback" not in res.output
+
+
+def test_inputs_given_directly_and_a_list_with_a_byte_order_mark(miniaod_files, tmp_path, monkeypatch):
+    from jetlib.source.filelist import parse_inputs
+
+    a, b = (str(Path(p).resolve()) for p in miniaod_files)
+    bom = tmp_path / "bom.txt"
+    bom.write_bytes(b"\xef\xbb\xbf" + f"{a}\n{b}\n".encode())
+    assert [f.path for f in parse_inputs(bom)] == [a, b] and not any(f.problem for f in parse_inputs(bom))
+    monkeypatch.chdir(Path(a).parent)
+    assert [f.path for f in parse_inputs(Path(a).name)] == [a]  # a .root file: a one-entry list
+    assert [f.path for f in parse_inputs("good_*.root")] == [a, b]
+    assert [f.path for f in parse_inputs("root://host//f.root")] == ["root://host//f.root"]
+    with pytest.raises(ValueError, match="nothere.txt: no such file list; give a text file"):
+        parse_inputs("nothere.txt")
+    (tmp_path / "blob.bin").write_bytes(b"\xff\xfe\x00binary")
+    with pytest.raises(ValueError, match="blob.bin: not a text file list"):
+        parse_inputs(tmp_path / "blob.bin")
+
+
+def test_cli_skims_a_root_file_given_directly(miniaod_files, tmp_path):
+    from typer.testing import CliRunner
+
+    from jetlib.cli import app
+
+    res = CliRunner().invoke(app, ["skim", str(miniaod_files[0]), "--out", str(tmp_path / "s"), "--workers", "1",
+                                  "--no-progress", "--dashboard-address", "", "--entries-per-task", "200"])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert {r["file"] for r in Store(tmp_path / "s").manifest.records()} == {str(Path(miniaod_files[0]).resolve())}
