@@ -52,7 +52,7 @@ def register(app: typer.Typer) -> None:
             hint = "; fix that (free space, permissions), then re-run the same command to resume" if isinstance(err, OSError) else ""
             console.print(f"[red]error:[/] {escape(str(err))}{hint}")
             raise typer.Exit(2) from None
-        t = Table(title=f"skim → {s.store}", show_header=True)
+        t = Table(title=escape(f"skim → {s.store}"), show_header=True)
         for c in ("done", "failed", "skipped", "already done", "events", "jets", "jets/s", "time"):
             t.add_column(c, justify="right")
         rate = s.jets / s.seconds if s.seconds else 0.0
@@ -64,9 +64,10 @@ def register(app: typer.Typer) -> None:
             split = ", ".join(f"{k} {100 * v / tot:.0f}%" for k, v in s.time_split.items())
             console.print(f"worker time: {split}; peak worker RSS {s.peak_rss_mb:.0f} MB")
         for f in s.failures[:20]:
-            console.print(f"[yellow]{f['status']}[/] {f['task']}: {f.get('error')}: {f.get('reason')}")
+            line = f"{f['task']}: {f.get('error')}: {f.get('reason')}"
+            console.print(f"[yellow]{f['status']}[/] {escape(line)}")  # paths and reasons may hold [brackets]
         if len(s.failures) > 20:
-            console.print(f"... and {len(s.failures) - 20} more: see {s.store}/manifest.jsonl")
+            console.print(f"... and {len(s.failures) - 20} more: see {escape(str(s.store))}/manifest.jsonl")
         if not s.ok:
             console.print("[red]some tasks failed[/]: fix or remove those inputs and re-run the same command to resume.")
             raise typer.Exit(1)

@@ -377,7 +377,7 @@ def skim(
             summary.workers = len(client.scheduler_info()["workers"])
             summary.dashboard = client.dashboard_link if dashboard_address or scheduler else None
             if summary.dashboard:
-                console.print(f"[bold]Dask dashboard:[/] {summary.dashboard}  ({summary.workers} workers)")
+                console.print(f"[bold]Dask dashboard:[/] {escape(summary.dashboard)}  ({summary.workers} workers)")
             # 1. entries per file, on the workers (opening 500 remote files is work too)
             plan_f = client.scatter(plan, broadcast=True)
             tasks: list[Task] = []

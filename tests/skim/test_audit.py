@@ -200,3 +200,20 @@ def test_cli_skims_a_root_file_given_directly(miniaod_files, tmp_path):
                                   "--no-progress", "--dashboard-address", "", "--entries-per-task", "200"])  # fmt: skip
     assert res.exit_code == 0, res.output
     assert {r["file"] for r in Store(tmp_path / "s").manifest.records()} == {str(Path(miniaod_files[0]).resolve())}
+
+
+def test_cli_failure_lines_keep_their_brackets(tmp_path, monkeypatch):
+    """Reasons are printed as text, not rich markup: '[xrootd]' in the advice stays."""
+    from typer.testing import CliRunner
+
+    import jetlib.skim.run
+    from jetlib.cli import app
+    from jetlib.skim.run import SkimSummary
+
+    reason = "root://eos//f[1].root: cannot open this URL (no xrootd); pip install 'jetlib[xrootd]'"
+    rec = {"task": "root://eos//f[1].root:file", "status": "failed", "error": "MissingDependency", "reason": reason}
+    monkeypatch.setattr(jetlib.skim.run, "skim", lambda *a, **kw: SkimSummary(tmp_path / "[s]", failed=1, failures=[rec]))
+    (tmp_path / "files.txt").write_text("root://eos//f[1].root\n")
+    res = CliRunner().invoke(app, ["skim", str(tmp_path / "files.txt"), "--out", str(tmp_path / "s")])
+    text = res.output.replace("\n", "")
+    assert res.exit_code == 1 and f"failed root://eos//f[1].root:file: MissingDependency: {reason}" in text, res.output
