@@ -28,13 +28,15 @@ def register(app: typer.Typer) -> None:
         from jetlib.errors import StoreError
         from jetlib.store.verify import verify as run_verify
 
-        console = Console(stderr=True, soft_wrap=True, emoji=False)  # long paths stay on one line (grep-able)
+        # the report goes to stdout (`jetlib verify store > report.txt`), a usage error to stderr;
+        # long paths stay on one line (grep-able)
+        console = Console(soft_wrap=True, emoji=False)
         try:
             r = run_verify(store, quick=quick, inputs=inputs, allow_failed=allow_failed, progress=progress)
         except StoreError as err:
-            console.print(f"[red]error:[/] {escape(str(err))}")
+            Console(stderr=True, soft_wrap=True, emoji=False).print(f"[red]error:[/] {escape(str(err))}")
             raise typer.Exit(2) from None
-        t = Table(title=f"verify {r.store}", show_header=False)
+        t = Table(title=escape(f"verify {r.store}"), show_header=False)
         t.add_column(style="bold")
         t.add_column()
         tasks = ", ".join(f"{r.tasks.get(k, 0):,} {name}" for k, name in

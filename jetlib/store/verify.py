@@ -194,10 +194,12 @@ def verify(
         rep.bytes += s.bytes
     rep.shards = len(shards)
     if not quick:
+        from rich.console import Console
         from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
+        # on stderr: stdout carries the report only (`jetlib verify store > report.txt`)
         with Progress(TextColumn("[bold]checksums"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-                      disable=not progress, transient=True) as bar:  # fmt: skip
+                      disable=not progress, transient=True, console=Console(stderr=True)) as bar:  # fmt: skip
             pid = bar.add_task("sum", total=sum(s.bytes for s in todo))
             for s in todo:
                 if checksum(s.path) != s.checksum:
@@ -208,7 +210,8 @@ def verify(
         if p.name.startswith("."):
             warn("orphan", p, "temporary file of an interrupted write; the next skim run removes it")
         elif p.name not in known:
-            err("orphan", p, "shard on disk that no done task records (interrupted run?): re-run the skim or delete it")
+            err("orphan", p, "shard on disk that no done task records (left by an interrupted run, or copied in): delete it; "
+                "re-running the skim does not remove it")  # fmt: skip
 
     # 4. derived data -----------------------------------------------------------------------
     for kind, folder in (("weights", st.path / "weights"), ("stats", st.path / "stats")):

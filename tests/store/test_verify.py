@@ -65,6 +65,17 @@ def test_flipped_bit_fails_the_checksum_and_quick_mode_skips_it(store):
     assert verify(store, quick=True).ok  # sizes and row counts still agree
 
 
+def test_the_report_goes_to_stdout_and_an_orphan_is_to_be_deleted(store):
+    res = CliRunner().invoke(app, ["verify", str(store)])
+    assert res.exit_code == 0 and "every check passed" in res.stdout and "events read" in res.stdout
+    assert "every check passed" not in res.stderr
+    shutil.copy(Store(store).shards()[0].path, store / "shards" / "part-99999.h5")
+    res = CliRunner().invoke(app, ["verify", str(store), "--quick"])
+    (line,) = [x for x in res.stdout.splitlines() if x.startswith("FAIL orphan")]
+    assert res.exit_code == 1 and "part-99999.h5: shard on disk that no done task records" in line
+    assert "delete it" in line and "re-run the skim or" not in line
+
+
 def test_truncated_and_orphan_shards_are_named(store):
     shards = Store(store).shards()
     with open(shards[0].path, "r+b") as f:
