@@ -202,6 +202,45 @@ def _check_numbers(entries_per_task: int, workers: int | None, task_timeout: flo
         raise ValueError(f"--task-timeout must be a number of seconds >= 0, 0 for no limit (got {task_timeout:g})")
 
 
+def _flatten(d: dict, prefix: str, out: dict[str, Any]) -> dict[str, Any]:
+    for k, v in d.items():
+        if isinstance(v, dict) and v:
+            _flatten(v, f"{prefix}{k}.", out)
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def _settings(meta: dict) -> dict[str, Any]:
+    """The hashed settings of a store's metadata, flat: ``compression``, ``blocks.pf.length``,
+    ``labels.…``; another input schema or label scheme is one setting, its name."""
+    shards = meta.get("shards") or {}
+    flat: dict[str, Any] = {k: shards.get(k) for k in ("format", "compression", "entries_per_task")}
+    schema, labels = meta.get("input_schema") or {}, meta.get("labels") or {}
+    flat["schema"], flat["labels"] = schema.get("name"), labels.get("scheme")
+    _flatten(meta.get("skim_config") or {}, "", flat)
+    _flatten(labels.get("raw") or {}, "labels.", flat)
+    _flatten(schema.get("raw") or {}, "input_schema.", flat)
+    return flat
+
+
+def _show(value: Any, width: int = 40) -> str:
+    text = value if isinstance(value, str) else json.dumps(value)
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def _differences(old: dict, new: dict, most: int = 5) -> str:
+    """The settings that differ between two stores' metadata, as ``compression lz4 -> zstd``."""
+    a, b = _settings(old), _settings(new)
+    # another schema or label scheme: its name says it, not each of its entries
+    hidden = tuple(p for name, p in (("schema", "input_schema."), ("labels", "labels.")) if a.get(name) != b.get(name))
+    keys = [k for k in dict.fromkeys([*b, *a]) if a.get(k) != b.get(k) and not (hidden and k.startswith(hidden))]
+    diffs = [f"{k} {_show(a.get(k))} -> {_show(b.get(k))}" for k in keys]
+    if not diffs:  # only what the hash covers beyond these settings
+        return f"hash {old.get('config_hash')} vs {new['config_hash']}"
+    return ", ".join(diffs[:most]) + (f" and {len(diffs) - most} more" if len(diffs) > most else "")
+
+
 def _prepare_store(out: Path, meta: dict, overwrite: bool) -> None:
     meta_path = out / META_NAME
     if meta_path.exists():
@@ -209,8 +248,8 @@ def _prepare_store(out: Path, meta: dict, overwrite: bool) -> None:
         if old.get("config_hash") != meta["config_hash"]:
             if not overwrite:
                 raise StoreError(
-                    f"{out}: this store was made with another configuration (hash {old.get('config_hash')} vs "
-                    f"{meta['config_hash']}); pass --overwrite to replace it, or choose a new --out"
+                    f"{out}: this store was made with another configuration ({_differences(old, meta)}); "
+                    "pass --overwrite to replace it, or choose a new --out"
                 )
             _clear_store(out)
         elif overwrite:

@@ -217,3 +217,21 @@ def test_cli_failure_lines_keep_their_brackets(tmp_path, monkeypatch):
     res = CliRunner().invoke(app, ["skim", str(tmp_path / "files.txt"), "--out", str(tmp_path / "s")])
     text = res.output.replace("\n", "")
     assert res.exit_code == 1 and f"failed root://eos//f[1].root:file: MissingDependency: {reason}" in text, res.output
+
+
+def test_refusal_names_the_settings_that_differ(miniaod_files, tmp_path):
+    import yaml
+
+    from jetlib.config.skim import load_skim_config
+    from jetlib.errors import StoreError
+
+    raw = load_skim_config("default").raw
+    raw["blocks"]["pf"]["length"] = 40
+    (tmp_path / "pf40.yaml").write_text(yaml.safe_dump(raw))
+    files = [str(p) for p in miniaod_files]
+    out = tmp_path / "store"
+    assert skim(files, out, **KW).ok
+    with pytest.raises(StoreError, match=r"another configuration \(compression lz4 -> zstd, blocks\.pf\.length 50 -> 40\); pass --overwrite"):
+        skim(files, out, compression="zstd", config=str(tmp_path / "pf40.yaml"), **KW)
+    with pytest.raises(StoreError, match=r"another configuration \(schema miniaod -> nanoaod\)"):
+        skim(files, out, schema="nanoaod", **KW)
