@@ -102,10 +102,13 @@ def generate(
     from rich.progress import Progress
 
     unknown = [p for p in processes if p not in PROCESSES]
-    if unknown:
-        raise ValueError(f"unknown process {unknown[0]!r}; known: {', '.join(PROCESSES)}")
+    if unknown or not processes:
+        what = f"unknown process {unknown[0]!r}" if unknown else "no process given"
+        raise ValueError(f"{what}; known: {', '.join(PROCESSES)} (--process, comma-separated)")
     if events < 1 or files < 1:
-        raise ValueError("events and files must be >= 1")
+        raise ValueError("--events and --files must be >= 1")
+    if files > events:  # a file without events would have no Events tree
+        raise ValueError(f"--files {files} is more than --events {events}: every file needs at least one event")
     proc = [PROCESSES.index(p) for p in processes]
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

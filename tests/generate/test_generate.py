@@ -76,3 +76,18 @@ def test_cli_reports_an_unwritable_out(tmp_path):
     (tmp_path / "file").write_text("not a folder")
     res = CliRunner().invoke(app, ["generate", "--events", "10", "--out", str(tmp_path / "file" / "gen")])
     assert res.exit_code == 2 and "Not a directory" in res.output and "Traceback" not in res.output
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--events", "3", "--files", "5"], "--files 5 is more than --events 3: every file needs at least one event"),
+    (["--process", ""], "no process given; known: ttbar, qcd, ztautau, zmumu"),
+    (["--process", " , "], "no process given; known: ttbar"),
+])  # fmt: skip
+def test_cli_refuses_settings_that_would_write_broken_files(tmp_path, args, message):
+    from typer.testing import CliRunner
+
+    from jetlib.cli import app
+
+    res = CliRunner().invoke(app, ["generate", *args, "--out", str(tmp_path / "g")])
+    assert res.exit_code == 2 and message in res.output.replace("\n", " ") and "Traceback" not in res.output
+    assert not (tmp_path / "g").exists()  # nothing half-written
