@@ -52,6 +52,8 @@ def register(app: typer.Typer) -> None:
             hint = "; fix that (free space, permissions), then re-run the same command to resume" if isinstance(err, OSError) else ""
             console.print(f"[red]error:[/] {escape(str(err))}{hint}")
             raise typer.Exit(2) from None
+        except KeyboardInterrupt:  # the skim printed how far it got
+            raise typer.Exit(130) from None
         t = Table(title=escape(f"skim → {s.store}"), show_header=True)
         for c in ("done", "failed", "skipped", "already done", "events", "jets", "jets/s", "time"):
             t.add_column(c, justify="right")

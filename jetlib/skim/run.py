@@ -12,12 +12,16 @@ knows every task that should have a record.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import logging
 import math
 import os
 import platform
 import shutil
+import signal
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -294,11 +298,30 @@ def _client(scheduler: str | None, workers: int | None, dashboard_address: str |
     # per worker, peak RSS ~700 MB (benchmarks/RESULTS.md).
     environ = dict(dask.config.get("distributed.nanny.pre-spawn-environ", {}))
     environ.update(WORKER_MALLOC_ENV)
-    with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}):
+    with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}), _workers_ignore_ctrl_c():
         # no address asked for: a random loopback port, never all interfaces (PITFALLS.md)
         cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
                                dashboard_address=dashboard_address or "127.0.0.1:0")  # fmt: skip
     return Client(cluster), cluster
+
+
+def _quiet_dask_logs() -> None:
+    logging.getLogger("distributed").setLevel(logging.ERROR)
+
+
+@contextlib.contextmanager
+def _workers_ignore_ctrl_c():
+    """Start worker processes with SIGINT ignored (inherited; Python then installs no
+    KeyboardInterrupt handler): Ctrl-C in a terminal reaches the whole process group, and
+    each worker printed its traceback. The client stops them when it is interrupted."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def skim(
@@ -412,6 +435,7 @@ def skim(
             return _stop(summary, ids, t_start, console, fail_fast)
 
         client, cluster = _client(scheduler, workers, dashboard_address)
+        total = None  # range tasks of the run, once planned
         try:
             summary.workers = len(client.scheduler_info()["workers"])
             summary.dashboard = client.dashboard_link if dashboard_address or scheduler else None
@@ -447,6 +471,7 @@ def skim(
                     tasks.append(task)
             if stopping:
                 return _stop(summary, ids, t_start, console, fail_fast)
+            total = summary.already_done + len(tasks)
             write_json(out / TASKS_NAME, {"tasks": ids})
             # 2. the skim itself
             from distributed import as_completed
@@ -476,6 +501,18 @@ def skim(
                             other.cancel()
                         console.print(f"[red]--fail-fast: stopping after the failure of {escape(t.key)}[/]")
                         break
+        except KeyboardInterrupt:  # Ctrl-C: one line, not the traceback of every thread
+            where = "while opening the inputs"
+            if total is not None:  # counted from the manifest: Ctrl-C may have come between a record and its count
+                on_disk = Manifest.of(out).latest()
+                done = sum(on_disk.get(t.key, {}).get("status") == "done" for t in tasks)
+                where = f"{summary.already_done + done} of {total} tasks done"
+            console.print(f"[red]interrupted[/]: {where}; re-run the same command to resume")
+            if cluster is not None:  # our own workers: their tasks being cancelled is no news
+                with contextlib.suppress(Exception):
+                    client.run(_quiet_dask_logs)
+                _quiet_dask_logs()
+            raise
         finally:
             client.close()
             if cluster is not None:

@@ -235,3 +235,32 @@ def test_refusal_names_the_settings_that_differ(miniaod_files, tmp_path):
         skim(files, out, compression="zstd", config=str(tmp_path / "pf40.yaml"), **KW)
     with pytest.raises(StoreError, match=r"another configuration \(schema miniaod -> nanoaod\)"):
         skim(files, out, schema="nanoaod", **KW)
+
+
+def test_ctrl_c_prints_one_line_with_how_far_it_got(miniaod_files, tmp_path):
+    """Ctrl-C reaches the whole process group (client and workers): the skim says how far
+    it got in one line, with no worker tracebacks, and exits 130."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "store"
+    (tmp_path / "files.txt").write_text("".join(f"{f}\n" for f in miniaod_files))
+    cmd = [sys.executable, "-c", "from jetlib.cli import main; main()", "skim", str(tmp_path / "files.txt"), "--out", str(out),
+           "--workers", "1", "--entries-per-task", "1", "--no-progress", "--dashboard-address", ""]  # fmt: skip
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
+    try:
+        while p.poll() is None and not ((out / "manifest.jsonl").exists() and (out / "manifest.jsonl").read_text().count("\n") >= 3):
+            time.sleep(0.05)
+        assert p.poll() is None, p.communicate()
+        os.killpg(p.pid, signal.SIGINT)
+        _, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+    done = len(Store(out).manifest.records())
+    assert p.returncode == 130 and err.splitlines() == [f"interrupted: {done} of 600 tasks done; re-run the same command to resume"]
+    assert verify(out, quick=True).tasks == {"done": done, "missing": 600 - done}  # what a re-run resumes
