@@ -129,6 +129,10 @@ def build_meta(plan: SkimPlan, *, fmt: str, compression: str, entries_per_task: 
     }
 
 
+def _the_plan(plan: SkimPlan) -> SkimPlan:
+    return plan
+
+
 def _ranges(entries: int, entries_per_task: int) -> list[tuple[int, int]]:
     """The entry ranges of a file's tasks (one empty range for an empty file)."""
     return [(s, min(s + entries_per_task, entries)) for s in range(0, entries, entries_per_task)] or [(0, 0)]
@@ -442,7 +446,10 @@ def skim(
             if summary.dashboard:
                 console.print(f"[bold]Dask dashboard:[/] {escape(summary.dashboard)}  ({summary.workers} workers)")
             # 1. entries per file, on the workers (opening 500 remote files is work too)
-            plan_f = client.scatter(plan, broadcast=True)
+            # the plan as a task's result, not scattered data: when the only worker holding
+            # it dies, the scheduler computes it again; scattered data was lost with it, and
+            # every task still waiting was cancelled ('already forgotten') instead of re-run
+            plan_f = client.submit(_the_plan, plan, pure=False)
             tasks: list[Task] = []
             counts = _count_files(client, readable, plan, plan_f, task_timeout,
                                   stop_at=lambda c: fail_fast and c["status"] != "ok" and stays_failed(c["error"]))  # fmt: skip

@@ -192,3 +192,29 @@ def test_weight_histograms_on_the_cluster_equal_one_thread(cluster, store_factor
     many = fill_histograms(path, variables, edges, scheduler=cluster)
     np.testing.assert_array_equal(many.counts, one.counts)
     assert many.counts.sum() == 1400 and many.flow.tolist() == one.flow.tolist()
+
+
+def test_the_only_worker_killed_mid_skim_is_replaced_and_the_skim_completes(sample, reference, tmp_path):
+    """One worker, SIGKILLed: its nanny starts a new one, the plan every task needs is
+    computed again there (it was scattered data, lost with the worker: every waiting task
+    was cancelled) and the skim completes with the reference store."""
+    from distributed import default_client
+
+    out = tmp_path / "store"
+    killed = {}
+
+    def killer():
+        while manifest_lines(out) < 3:
+            time.sleep(0.02)
+        pids = default_client().run(os.getpid)
+        killed["lines"] = manifest_lines(out)
+        os.kill(min(pids.values()), signal.SIGKILL)
+
+    th = threading.Thread(target=killer, daemon=True)
+    th.start()
+    s = skim(sample, out, workers=1, **KW)
+    th.join(5)
+    assert killed and killed["lines"] < N_TASKS, "the worker was not killed during the skim"
+    assert s.ok and s.done == N_TASKS, [r.get("reason") for r in s.failures][:2]
+    assert fingerprint(out) == reference
+    assert verify(out).ok
