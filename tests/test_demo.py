@@ -54,3 +54,7 @@ def test_demo_exits_nonzero_on_failure(tmp_path: Path):
     res = CliRunner().invoke(app, ["demo", "--events", "0", "--out", str(tmp_path / "demo")])
     assert res.exit_code == 1
     assert "error" in res.output
+    blocked = tmp_path / "afile"
+    blocked.write_text("")  # --out below a file: nothing can be written there
+    res = CliRunner().invoke(app, ["demo", "--events", "100", "--out", str(blocked / "demo")])
+    assert res.exit_code == 1 and "choose another --out" in res.output and res.exception.__class__ is SystemExit

@@ -40,6 +40,9 @@ def register(app: typer.Typer) -> None:
         except (ConfigError, InputFileError, MissingBranchError, ShardError, StoreError, ValueError) as err:
             console.print(f"[red]error:[/] {escape(str(err))}")
             raise typer.Exit(1) from None
+        except OSError as err:  # --out where nothing can be written: one line, not a traceback
+            console.print(f"[red]error:[/] {escape(str(err))}; check --out and its permissions, or choose another --out")
+            raise typer.Exit(1) from None
         if not ok:
             raise typer.Exit(1)
 
