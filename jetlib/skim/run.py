@@ -416,13 +416,17 @@ def skim(
                 setattr(summary, rec["status"], getattr(summary, rec["status"]) + 1)
                 summary.failures.append(rec)
 
-        def file_record(f: str, status: str, **kw) -> dict:
-            key = f"{f}:file"
+        def task_id(key: str) -> int:
+            """The task's number in the plan: kept from an earlier run, else the next free one."""
             nonlocal next_id
             if key not in ids:
                 ids[key] = next_id
                 next_id += 1
-            return {"task": key, "task_id": ids[key], "kind": "file", "file": f, "status": status, **kw}
+            return ids[key]
+
+        def file_record(f: str, status: str, **kw) -> dict:
+            key = f"{f}:file"
+            return {"task": key, "task_id": task_id(key), "kind": "file", "file": f, "status": status, **kw}
 
         finished = _finished_files(latest, entries_per_task, out)
         uuids = _done_uuids(latest)
@@ -451,11 +455,13 @@ def skim(
             # every task still waiting was cancelled ('already forgotten') instead of re-run
             plan_f = client.submit(_the_plan, plan, pure=False)
             tasks: list[Task] = []
-            counts = _count_files(client, readable, plan, plan_f, task_timeout,
-                                  stop_at=lambda c: fail_fast and c["status"] != "ok" and stays_failed(c["error"]))  # fmt: skip
+            def stops(c: dict) -> bool:  # a count result that ends the run under --fail-fast
+                return fail_fast and c["status"] != "ok" and stays_failed(c["error"])
+
+            counts = _count_files(client, readable, plan, plan_f, task_timeout, stop_at=stops)
             _refuse_changed([(p, uuids[p], c["file_uuid"]) for p, c in counts.items()
                              if c["status"] == "ok" and uuids.get(p, c["file_uuid"]) != c["file_uuid"]])  # fmt: skip
-            stopping = fail_fast and any(c["status"] != "ok" and stays_failed(c["error"]) for c in counts.values())
+            stopping = any(stops(c) for c in counts.values())
             for path in readable:
                 c = counts.get(path)
                 if c is not None and c["status"] != "ok":
@@ -468,10 +474,7 @@ def skim(
                     commit(file_record(path, "done", entries=n, reason="opened on a later run; see its entry ranges"))
                 for s, e in _ranges(n, entries_per_task):
                     key = f"{path}:{s}-{e}"
-                    if key not in ids:
-                        ids[key] = next_id
-                        next_id += 1
-                    task = Task(key, ids[key], path, s, e, n)
+                    task = Task(key, task_id(key), path, s, e, n)
                     if _is_done(latest.get(key), out):
                         summary.already_done += 1
                         continue
