@@ -39,7 +39,7 @@ from jetlib.skim.task import CONFIG_ERRORS, DEFAULT_TASK_TIMEOUT_S, Task, count_
 from jetlib.source.filelist import is_remote, parse_inputs
 from jetlib.source.open import header_uuid
 from jetlib.store.lock import LOCK_NAME, writer_lock
-from jetlib.store.manifest import Manifest
+from jetlib.store.manifest import Manifest, done_uuids
 from jetlib.store.shards import COMPRESSIONS, FORMATS
 from jetlib.store.store import FORMAT_VERSION, META_NAME, write_json, write_meta
 
@@ -156,11 +156,6 @@ def _finished_files(latest: dict[str, dict], entries_per_task: int, out: Path) -
         if all(_is_done(latest.get(k), out) for k in keys):
             finished[path] = len(keys)
     return finished
-
-
-def _done_uuids(latest: dict[str, dict]) -> dict[str, str]:
-    """File -> the UUID its done tasks recorded (older manifests have none: not checked)."""
-    return {r["file"]: r["file_uuid"] for r in latest.values() if r["status"] == "done" and r.get("file_uuid")}
 
 
 def _refuse_changed(changed: list[tuple[str, str, str]]) -> None:
@@ -429,7 +424,7 @@ def skim(
             return {"task": key, "task_id": task_id(key), "kind": "file", "file": f, "status": status, **kw}
 
         finished = _finished_files(latest, entries_per_task, out)
-        uuids = _done_uuids(latest)
+        uuids = done_uuids(latest)
         # a finished local file is not opened again, but its header says whether it was replaced
         _refuse_changed([(f.path, uuids[f.path], now) for f in files if f.path in finished and f.path in uuids
                          and not is_remote(f.path) and (now := header_uuid(f.path)) not in (None, uuids[f.path])])  # fmt: skip

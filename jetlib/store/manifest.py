@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Manifest", "STATUSES"]
+__all__ = ["Manifest", "STATUSES", "done_uuids"]
 
 STATUSES = ("done", "failed", "skipped")
 MANIFEST_NAME = "manifest.jsonl"
@@ -67,3 +67,9 @@ class Manifest:
         for r in self.records():
             last[r["task"]] = r
         return last
+
+
+def done_uuids(latest: dict[str, dict[str, Any]]) -> dict[str, str]:
+    """Input file -> the ROOT UUID its done tasks recorded (manifests written before the UUID
+    was recorded have none: such files are not checked)."""
+    return {r["file"]: r["file_uuid"] for r in latest.values() if r["status"] == "done" and r.get("file_uuid")}

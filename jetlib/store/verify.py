@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from jetlib.errors import StoreError
+from jetlib.store.manifest import done_uuids
 from jetlib.store.shards import checksum
 from jetlib.store.store import Store
 
@@ -79,11 +80,6 @@ def _ranges_problem(ranges: list[tuple[int, int]], entries: int) -> str | None:
     if pos != entries:
         return f"entries {pos}-{entries} are in no task" if pos < entries else f"tasks run past the {entries} entries"
     return None
-
-
-def _recorded_uuid(recs: list[dict]) -> str | None:
-    """The file UUID that a file's done tasks recorded (manifests before it was recorded: None)."""
-    return next((r["file_uuid"] for r in recs if r["status"] == "done" and r.get("file_uuid")), None)
 
 
 def verify(
@@ -160,6 +156,7 @@ def verify(
         from jetlib.skim.task import count_entries
 
         tree = st.meta["input_schema"]["raw"].get("tree", "Events")
+        uuids = done_uuids(latest)
         for f, recs in sorted(by_file.items()):
             c = count_entries(f, tree)
             rep.checked_inputs += 1
@@ -167,7 +164,7 @@ def verify(
                 warn("inputs", f, f"cannot open it now ({c['error']}: {c['reason']}); entries not re-checked")
             elif c["entries"] != recs[0]["entries"]:
                 err("inputs", f, f"the tree has {c['entries']} entries, the manifest {recs[0]['entries']}: the file changed")
-            elif (old := _recorded_uuid(recs)) and old != c["file_uuid"]:
+            elif (old := uuids.get(f)) and old != c["file_uuid"]:
                 err("inputs", f, f"the file changed since it was skimmed (UUID {old}, now {c['file_uuid']}): "
                     "restore it, or re-skim with --overwrite")  # fmt: skip
 
