@@ -33,13 +33,10 @@ def _summary(path: Path) -> str | None:
     run replaces; None if there are none or they cannot be read."""
     import json
 
+    from jetlib.weights import SamplingWeights
+
     try:
-        d = json.loads(path.read_text())
-        bins = " x ".join(f"{v} {len(e) - 1}" for v, e in zip(d["variables"], d["edges"]))
-        cw = ",".join(f"{k}={v:g}" for k, v in d["class_weights"].items() if v != 1)
-        ref = f" (reference {d['reference']})" if d.get("reference") else ""
-        lo_hi = "; ".join(f"{v} {e[0]:g}..{e[-1]:g}" for v, e in zip(d["variables"], d["edges"]))
-        return f"{d['method']}{ref} weights over {bins} bins ({lo_hi})" + (f", class weights {cw}" if cw else "")
+        return SamplingWeights.from_json(json.loads(path.read_text())).describe()
     except (OSError, ValueError, KeyError, TypeError, IndexError):
         return None
 

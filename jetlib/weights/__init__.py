@@ -102,12 +102,24 @@ class SamplingWeights:
         e = (self.acceptance() * self.counts).reshape(len(self.classes), -1).sum(axis=1)
         return dict(zip(self.classes, e.tolist()))
 
+    def _changed_class_weights(self) -> str:
+        """``--class-weights`` of the classes whose weight is not 1 (``b=2,c=2``)."""
+        return ",".join(f"{k}={v:g}" for k, v in self.class_weights.items() if v != 1)
+
+    def describe(self) -> str:
+        """What these weights were made with: method, reference, bins and their ranges, class weights."""
+        bins = " x ".join(f"{v} {len(e) - 1}" for v, e in zip(self.variables, self.edges))
+        ref = f" (reference {self.reference})" if self.reference else ""
+        lo_hi = "; ".join(f"{v} {e[0]:g}..{e[-1]:g}" for v, e in zip(self.variables, self.edges))
+        cw = self._changed_class_weights()
+        return f"{self.method}{ref} weights over {bins} bins ({lo_hi})" + (f", class weights {cw}" if cw else "")
+
     def command(self, store: str | Path) -> str:
         """The ``jetlib weights`` command that makes these weights again."""
         args = [f"jetlib weights {store} --bins '{bins_spec(self.variables, self.edges)}'", f"--method {self.method}"]
         if self.reference:
             args.append(f"--reference {self.reference}")
-        cw = ",".join(f"{k}={v:g}" for k, v in self.class_weights.items() if v != 1)
+        cw = self._changed_class_weights()
         if cw:
             args.append(f"--class-weights {cw}")
         if self.threshold != DEFAULT_THRESHOLD:
