@@ -282,11 +282,11 @@ class ReaderBase:
                 break
             if b % w == rank and mine(k):
                 yield self._read(pieces)
-        if not total or n_rank is None:
+        if not total:  # one rank, or an empty epoch: nothing to pad
             return
         # DDP steps all ranks together: a rank one batch short would wait forever at the
         # last step, so it repeats a batch from the start of the epoch (plan batch b mod total)
-        pads = {(k * w + rank) % total: k for k in range(n_rank) if k * w + rank >= total and mine(k)}
+        pads = {(k * w + rank) % total for k in range(n_rank) if k * w + rank >= total and mine(k)}
         if pads:
             for b, pieces in enumerate(self._plan()):
                 if b in pads:
