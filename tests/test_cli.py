@@ -20,3 +20,15 @@ def test_help_shows_no_value_for_on_off_flags():
     assert "bool" not in plot.lower()  # '--plot <bool>' read as if '--plot true' were valid
     bins = next(line for line in res.output.splitlines() if "--bins" in line)
     assert "<str>" in bins or "TEXT" in bins  # options that take a value still show its type
+
+
+def test_usage_names_the_arguments_in_capitals():
+    # typer 0.29 writes an argument without a metavar as '{store}' in the usage line, where
+    # the help's own text says STORE
+    for cmd, arg in (["weights", "STORE"], ["stats", "STORE"], ["inspect", "STORE"], ["verify", "STORE"], ["skim", "INPUTS"]):
+        res = CliRunner().invoke(app, [cmd, "--help"], env={"COLUMNS": "200"})
+        assert res.exit_code == 0
+        usage = next(line for line in res.output.splitlines() if "Usage:" in line)
+        assert usage.split()[-1].strip("{}[].") == arg, usage
+    res = CliRunner().invoke(app, ["export", "weaver", "--help"], env={"COLUMNS": "200"})
+    assert "[OPTIONS] {STORE}" in res.output

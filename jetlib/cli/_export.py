@@ -22,7 +22,7 @@ def register(app: typer.Typer) -> None:
 
     @export.command()
     def weaver(
-        store: Path = typer.Argument(..., help="Store folder (Parquet shards)."),
+        store: Path = typer.Argument(..., metavar="STORE", help="Store folder (Parquet shards)."),
         weights: str = typer.Option("flat", help="Stored sampling weights to include; 'none' for no weights section."),
         standardize: bool = typer.Option(True, help="Include the stored standardisation (jetlib stats)."),
         blocks: str = typer.Option(None, help="Blocks to export, e.g. 'pf,sv,jet' (default: all)."),
@@ -44,7 +44,7 @@ def register(app: typer.Typer) -> None:
 
     @export.command()
     def cmssw(
-        store: Path = typer.Argument(..., help="Store folder."),
+        store: Path = typer.Argument(..., metavar="STORE", help="Store folder."),
         blocks: str = typer.Option(None, help="Blocks to export, e.g. 'pf,sv,jet' (default: all)."),
     ) -> None:
         """CMSSW ONNX preprocess.json on stdout: `jetlib export cmssw store/ > preprocess.json`."""

@@ -9,7 +9,7 @@ import typer
 
 def register(app: typer.Typer) -> None:
     @app.command()
-    def inspect(store: Path = typer.Argument(..., help="Store folder.")) -> None:
+    def inspect(store: Path = typer.Argument(..., metavar="STORE", help="Store folder.")) -> None:
         """Show a store: blocks and shapes, jets per class, size, manifest status."""
         from rich.console import Console
         from rich.markup import escape

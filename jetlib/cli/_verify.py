@@ -10,7 +10,7 @@ import typer
 def register(app: typer.Typer) -> None:
     @app.command()
     def verify(
-        store: Path = typer.Argument(..., help="Store folder."),
+        store: Path = typer.Argument(..., metavar="STORE", help="Store folder."),
         quick: bool = typer.Option(False, "--quick", help="Sizes and row counts only; skip the checksums (no full read)."),
         inputs: bool = typer.Option(False, "--inputs", help="Also open every input file and compare its entries and UUID with the manifest."),
         allow_failed: bool = typer.Option(False, "--allow-failed", help="Accept failed tasks (an incomplete store)."),

@@ -44,7 +44,7 @@ def _summary(path: Path) -> str | None:
 def register(app: typer.Typer) -> None:
     @app.command()
     def weights(
-        store: Path = typer.Argument(..., help="Store folder."),
+        store: Path = typer.Argument(..., metavar="STORE", help="Store folder."),
         bins: str = typer.Option(
             "pt,eta", help="Binned observers of the store (jetlib inspect lists them; pt, eta, phi, mass are short for jet_*): "
             "'pt,eta' takes the defaults (pT from the skim's cut to 1000 GeV in 20 log bins, η over the skim's |η| cut in 10), "
@@ -106,7 +106,7 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def stats(
-        store: Path = typer.Argument(..., help="Store folder."),
+        store: Path = typer.Argument(..., metavar="STORE", help="Store folder."),
         clip: float = typer.Option(5.0, help="Clip standardised values to ±CLIP."),
     ) -> None:
         """Standardisation of every node and jet feature, saved in STORE/stats/stats.json.
