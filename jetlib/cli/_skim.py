@@ -71,5 +71,17 @@ def register(app: typer.Typer) -> None:
         if len(s.failures) > 20:
             console.print(f"... and {len(s.failures) - 20} more: see {escape(str(s.store))}/manifest.jsonl")
         if not s.ok:
-            console.print("[red]some tasks failed[/]: fix or remove those inputs and re-run the same command to resume.")
+            console.print(f"[red]some tasks failed[/]: {_what_next(s)}")
             raise typer.Exit(1)
+
+
+def _what_next(s) -> str:
+    """The last line of a skim with failures: a schema that does not fit the files is fixed
+    by the command line, not by the files, and a store it left empty is replaced with it."""
+    from jetlib.skim.task import CONFIG_ERRORS
+
+    failed = [f for f in s.failures if f["status"] == "failed"]
+    if failed and all(f.get("error") in CONFIG_ERRORS for f in failed):
+        again = ", and add --overwrite (this store holds no jets yet)" if s.jets == 0 and s.already_done == 0 else ""
+        return f"the files lack branches that the input schema names; fix --schema as the message above says{again}."
+    return "fix or remove those inputs and re-run the same command to resume."

@@ -202,6 +202,24 @@ def test_cli_skims_a_root_file_given_directly(miniaod_files, tmp_path):
     assert {r["file"] for r in Store(tmp_path / "s").manifest.records()} == {str(Path(miniaod_files[0]).resolve())}
 
 
+def test_cli_wrong_schema_ends_with_the_fix_and_the_fix_works(miniaod_files, tmp_path):
+    """The last line of a skim with the wrong --schema says to change --schema, not to fix
+    the files; with --overwrite the suggested command then fills the store it left empty."""
+    from typer.testing import CliRunner
+
+    from jetlib.cli import app
+
+    base = ["skim", str(miniaod_files[0]), "--out", str(tmp_path / "s"), "--workers", "1", "--no-progress",
+            "--dashboard-address", "", "--entries-per-task", "200"]  # fmt: skip
+    res = CliRunner().invoke(app, [*base, "--schema", "nanoaod"], env={"COLUMNS": "400"})
+    last = res.output.strip().splitlines()[-1]
+    assert res.exit_code == 1 and "fix --schema" in last and "--overwrite" in last and "fix or remove" not in last, res.output
+    assert "pass --schema miniaod" in res.output
+    res = CliRunner().invoke(app, [*base, "--schema", "miniaod", "--overwrite"])
+    assert res.exit_code == 0, res.output
+    assert Store(tmp_path / "s").n_jets > 0
+
+
 def test_cli_failure_lines_keep_their_brackets(tmp_path, monkeypatch):
     """Reasons are printed as text, not rich markup: '[xrootd]' in the advice stays."""
     from typer.testing import CliRunner
