@@ -289,6 +289,10 @@ def main() -> None:
     body.append(f"- The same on the LZ4 store: private memory {anon_lz4[0]:.0f} MB after opening, {max(anon_lz4):.0f} MB at most "
                 f"(target ≤ 1 GB: {'met' if max(anon_lz4) <= 1024 else 'NOT met'}): compressed shards are decoded a window "
                 "of shards at a time into private memory instead of being mapped.")  # fmt: skip
+    body.append("- Weighted sampling keeps each jet with its acceptance probability (the largest is 1), so an epoch yields "
+                "the expected count of `jetlib weights`' summary: flat weights for 20 classes, some of them rare here, keep "
+                "a few thousand jets of the store; the epoch's time is the scan of the whole store. A DDP rank also runs "
+                "the epoch's plan once to count its batches, so that every rank yields the same number.")  # fmt: skip
     text = "\n".join(body)
     print(text)
     if not a.no_record:
