@@ -203,6 +203,38 @@ def test_weighted_sampling_matches_the_weights(store_factory):
     assert [_ids(b) for b in again] == [_ids(b) for b in again2]
 
 
+@pytest.mark.parametrize("compression", ["none", "lz4"])
+def test_weighted_sample_is_the_jets_drawn_below_their_acceptance(store_factory, monkeypatch, compression):
+    """Each jet is kept when its unit's seeded uniform draw falls below its weights.lookup
+    probability, whether the reader keeps whole shards' acceptance (default), looks each
+    unit up alone (a mapped store bigger than its cache) or evicts shards (a decoded one)."""
+    import jetlib.reader.reader as rr
+    from jetlib.reader.plan import make_units
+    from jetlib.weights import compute_weights
+
+    path = store_factory(jets_per_shard=(3000, 2000, 2500), compression=compression)
+    w = compute_weights(path, bins="pt=15:300:log6,eta=-2.5:2.5:4", class_weights={"b": 3})
+    a, _ = _reference(path)
+    p = w.lookup({"jet_pt": a["jet_pt"], "jet_eta": a["jet_eta"]}, a["label"])
+    first = np.cumsum([0, 3000, 2000])
+    for epoch in (0, 1):
+        want = set()
+        for u in make_units([3000, 2000, 2500], 64):
+            draw = np.random.default_rng([5, epoch, u.shard, u.start, 1]).random(u.stop - u.start)
+            rows = first[u.shard] + np.arange(u.start, u.stop)
+            want |= {(int(a["event"][i]), int(a["jet_index"][i])) for i in rows[draw < p[rows]]}
+        got = []
+        for cache in (rr.ACCEPT_CACHE_JETS, 100):
+            monkeypatch.setattr(rr, "ACCEPT_CACHE_JETS", cache)
+            r = Reader(path, batch_size=256, weights="flat", seed=5, observers=IDS, output="numpy")
+            r.set_epoch(epoch)
+            got.append([_ids(b) for b in r])
+        assert got[0] == got[1]  # same batches, in the same order
+        ids = [i for b in got[0] for i in b]
+        assert len(ids) == len(set(ids)) and set(ids) == want
+        assert 0 < len(want) < len(p)
+
+
 def test_errors_name_the_shard_or_block(store_factory, tmp_path):
     with pytest.raises(StoreError, match="no jets: all 1 of its tasks failed"):
         Reader(store_factory("failed", jets_per_shard=(), failed=1))
