@@ -85,11 +85,14 @@ class SamplingWeights:
             label: integer class of each jet.
         """
         idx, inside = self.bin_index(columns)
-        top = self.tables.max()
-        if top <= 0:
+        if self._peak <= 0:
             return np.zeros(len(label))
-        p = self.tables[(np.asarray(label, np.intp), *idx)] / top
-        return np.where(inside, p, 0.0)
+        p = self.tables[(np.asarray(label, np.intp), *idx)] / self._peak
+        return p if self.flow == "clip" else np.where(inside, p, 0.0)
+
+    @cached_property
+    def _peak(self) -> float:
+        return float(self.tables.max())
 
     # -- summaries ---------------------------------------------------------------------------
     def acceptance(self) -> np.ndarray:

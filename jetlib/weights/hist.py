@@ -70,7 +70,9 @@ def bin_index(axis: bh.axis.Axis, values: np.ndarray, flow: str) -> tuple[np.nda
     i = np.asarray(axis.index(np.asarray(values, np.float64)))
     n = len(axis)
     inside = (i >= 0) & (i < n)
-    return (np.clip(i, 0, n - 1) if flow == "clip" else np.where(inside, i, 0)), inside
+    # minimum/maximum, not np.clip: 3 against 10 us on a 64-jet unit, which the Reader's
+    # weighted sampling looks up one at a time
+    return (np.minimum(np.maximum(i, 0), n - 1) if flow == "clip" else np.where(inside, i, 0)), inside
 
 
 def _empty(n_classes: int, edges: list[np.ndarray]) -> bh.Histogram:
