@@ -10,8 +10,9 @@ Memory-mapped shards cost nothing to touch, so their units are permuted over the
 store. Shards that must be decoded (Parquet, compressed HDF5) are visited in random order,
 a window of about ``window_jets`` at a time, and units are permuted within a window: the
 reader then keeps one window decoded instead of decoding a shard per unit.
-Sampling weights drop jets unit by unit with uniforms drawn from ``(seed, epoch, shard,
-start)``, so the kept jets do not depend on how the plan is split among workers.
+Sampling weights drop jets with one uniform per jet, a function of ``(seed, epoch, shard,
+row)`` only (:func:`jet_uniforms`), so the kept jets do not depend on how the plan is split
+among workers, nor on the unit size.
 """
 
 from __future__ import annotations
@@ -19,9 +20,41 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+import numba as nb
 import numpy as np
 
-__all__ = ["Unit", "Piece", "make_units", "unit_order", "epoch_batches"]
+__all__ = ["Unit", "Piece", "make_units", "unit_order", "epoch_batches", "jet_uniforms"]
+
+# splitmix64 (Steele, Lea, Flood 2014): state += golden gamma, then this finaliser
+_GAMMA = np.uint64(0x9E3779B97F4A7C15)
+_M1 = np.uint64(0xBF58476D1CE4E5B9)
+_M2 = np.uint64(0x94D049BB133111EB)
+
+
+@nb.njit(cache=True)
+def _mix(z):  # pragma: no cover (compiled)
+    z = (z ^ (z >> np.uint64(30))) * _M1
+    z = (z ^ (z >> np.uint64(27))) * _M2
+    return z ^ (z >> np.uint64(31))
+
+
+@nb.njit(cache=True)
+def _uniforms(seed, epoch, shard, start, n):  # pragma: no cover (compiled)
+    key = _mix(_mix(_mix(seed + _GAMMA) ^ epoch) ^ shard)
+    out = np.empty(n)
+    for i in range(n):
+        out[i] = np.float64(_mix(key + (start + np.uint64(i + 1)) * _GAMMA) >> np.uint64(11)) * (1.0 / 9007199254740992.0)
+    return out
+
+
+def jet_uniforms(seed: int, epoch: int, shard: int, start: int, n: int) -> np.ndarray:
+    """Uniforms in [0, 1) for rows ``start .. start + n - 1`` of ``shard``: row r takes element
+    r + 1 of the splitmix64 stream keyed by ``(seed, epoch, shard)``, so a jet's draw does not
+    depend on which unit or worker asks. Hand-written because a NumPy Generator seeded per
+    64-jet unit cost 40 us, 80% of a weighted epoch's plan; this costs ~1 us."""
+    u64 = np.uint64
+    m = 2**64 - 1
+    return _uniforms(u64(seed & m), u64(epoch & m), u64(shard), u64(start), n)
 
 
 @dataclass(frozen=True)
@@ -139,7 +172,7 @@ def epoch_batches(
         rows = np.arange(u.start, u.stop)
         if accept is not None:
             p = accept(u)
-            uni = np.random.default_rng([seed, epoch, u.shard, u.start, 1]).random(n)
+            uni = jet_uniforms(seed, epoch, u.shard, u.start, n)
             rows = rows[uni < p]
         shard = np.full(len(rows), u.shard, np.int64)
         if jet_level:
