@@ -105,9 +105,8 @@ def _run(console, out: Path, *, events: int, files: int, workers: int | None, ba
             t.add_row(c, f"{n:,}", f"{exp[c]:,.0f}")
     t.add_row("all", f"{int(w.counts.sum()):,}", f"{sum(exp.values()):,.0f}")
     console.print(t)
-    acc = w.acceptance().reshape(len(w.classes), -1).max(axis=1)
     console.print(f"  equal class weights: every class gets the same expected count, set by the most constrained "
-                  f"class ({w.classes[int(acc.argmax())]}); change it with --class-weights, --method ref or --bins")  # fmt: skip
+                  f"class ({w.limiting_class()}); change it with --class-weights, --method ref or --bins")  # fmt: skip
 
     # 4. standardisation of every node and jet feature
     t0 = time.perf_counter()

@@ -18,7 +18,7 @@ def register(app: typer.Typer) -> None:
         fmt: str = typer.Option("hdf5", "--format", help="Shard format: hdf5 or parquet."),
         compression: str = typer.Option("lz4", help="lz4 (light, the default), zstd, gzip, or none: uncompressed HDF5 lets jetlib.Reader memory-map shards (zero copy)."),
         entries_per_task: int = typer.Option(5000, help="Events per task and shard (bounds memory per worker)."),
-        workers: int = typer.Option(None, help="LocalCluster worker processes (default, or 0: one per core)."),
+        workers: int = typer.Option(None, help="LocalCluster worker processes (default: one per core, as with 0)."),
         scheduler: str = typer.Option(None, help="Use an existing Dask scheduler, e.g. tcp://HOST:8786."),
         dashboard_address: str = typer.Option("127.0.0.1:8787", help="Dashboard bind address ('' for none)."),
         overwrite: bool = typer.Option(False, help="Replace a store made with another configuration."),

@@ -28,6 +28,16 @@ def _warn_if_written(console, store: Path) -> None:
                       "cover the jets done so far; run again when it ends")  # fmt: skip
 
 
+def _warn_if_incomplete(console, store: Path) -> None:
+    """Weights and stats cover the done tasks only: say so when some failed."""
+    from jetlib.store import Store
+
+    failed = sum(r["status"] == "failed" for r in Store(store).manifest.latest().values())
+    if failed:
+        console.print(f"[yellow]warning:[/] {failed} task(s) of this store failed: these results cover the jets of "
+                      "the done ones; `jetlib verify` names the failures")  # fmt: skip
+
+
 def _summary(path: Path) -> str | None:
     """What saved weights were made with (method, bins, class weights), to say what a new
     run replaces; None if there are none or they cannot be read."""
@@ -88,7 +98,19 @@ def register(app: typer.Typer) -> None:
             if n == 0:
                 continue
             t.add_row(c, f"{n:,}", f"{flow_jets.get(c, 0):,}", f"{w.class_weights[c]:g}", f"{exp[c]:,.0f}", f"{exp[c] / tot:.3f}")
+        t.add_row("all", f"{w.jets:,}", f"{sum(flow_jets.values()):,}", "", f"{sum(exp.values()):,.0f}", "1.000", style="bold")
         console.print(t)
+        kept = sum(exp.values()) / w.jets if w.jets else 0.0
+        console.print(f"an epoch samples {sum(exp.values()):,.0f} of {w.jets:,} jets ({kept:.1%}); the rate is set by "
+                      f"{w.limiting_class()}, the most constrained class")  # fmt: skip
+        if kept < 0.1:
+            console.print("[yellow]warning:[/] fewer than 10% of the jets are sampled: give the limiting class a "
+                          f"class weight below 1 (--class-weights {w.limiting_class()}=0.2), use coarser --bins, "
+                          "or --method ref")  # fmt: skip
+        per_bin = w.jets_per_filled_bin()
+        if 0 < per_bin < 10:
+            console.print(f"[yellow]warning:[/] the median class has {per_bin:.1f} jets per filled bin: its weights "
+                          "follow statistical fluctuations; use coarser --bins, or more jets")  # fmt: skip
         outside = sum(flow_jets.values())
         if outside > 0.01 * w.jets:
             what = "clipped into the edge bins" if w.flow == "clip" else "dropped (weight 0)"
@@ -100,7 +122,9 @@ def register(app: typer.Typer) -> None:
                           "take the latest: use --name to keep both")  # fmt: skip
         empty = [c for i, c in enumerate(w.classes) if w.counts[i].sum() == 0]
         if empty:
-            console.print(f"classes with no jets (weight 0): {', '.join(empty)}")
+            where = " inside the bins" if w.flow == "drop" else ""
+            console.print(f"classes with no jets{where} (weight 0): {', '.join(empty)}")
+        _warn_if_incomplete(console, store)
         for p in w.extra.get("plots", []):
             console.print(f"plot: {p}")
 
@@ -124,6 +148,7 @@ def register(app: typer.Typer) -> None:
             st = compute_stats(store, clip=clip, progress=True)
         except (ConfigError, StoreError, OSError) as err:  # OSError: a store we may not write
             _fail(console, err)
+        _warn_if_incomplete(console, store)
         t = Table(title=f"standardisation of {st.jets:,} jets → {store}/stats/stats.json")
         for c in ("array", "feature", "values", "p16", "median", "p84", "scale"):
             t.add_column(c, justify="left" if c in ("array", "feature") else "right", no_wrap=True)

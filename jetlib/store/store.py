@@ -67,7 +67,8 @@ class Store:
         self.path = Path(path)
         meta_path = self.path / META_NAME
         if not self.path.is_dir():
-            raise StoreError(f"{self.path}: no such folder; give the --out folder of a `jetlib skim`")
+            what = "a file, not a store folder" if self.path.exists() else "no such folder"
+            raise StoreError(f"{self.path}: {what}; give the --out folder of a `jetlib skim`")
         if not meta_path.is_file():
             raise StoreError(f"{self.path}: not a jetlib store (no {META_NAME}); create one with `jetlib skim`")
         try:

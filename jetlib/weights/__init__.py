@@ -105,6 +105,20 @@ class SamplingWeights:
         e = (self.acceptance() * self.counts).reshape(len(self.classes), -1).sum(axis=1)
         return dict(zip(self.classes, e.tolist()))
 
+    def limiting_class(self) -> str | None:
+        """The class whose sparsest bin sets the sampling rate of every class (its acceptance
+        reaches 1 there); None when no jet is sampled."""
+        peak = self.acceptance().reshape(len(self.classes), -1).max(axis=1)
+        return self.classes[int(peak.argmax())] if peak.max() > 0 else None
+
+    def jets_per_filled_bin(self) -> float:
+        """Median over classes with jets of the mean jets per non-empty bin: below ~10, the
+        flat and ref weights follow the bins' statistical fluctuations."""
+        c = self.counts.reshape(len(self.classes), -1)
+        filled = (c > 0).sum(axis=1)
+        live = filled > 0
+        return float(np.median(c[live].sum(axis=1) / filled[live])) if live.any() else 0.0
+
     def _changed_class_weights(self) -> str:
         """``--class-weights`` of the classes whose weight is not 1 (``b=2,c=2``)."""
         return ",".join(f"{k}={v:g}" for k, v in self.class_weights.items() if v != 1)
@@ -212,13 +226,14 @@ def tables_from_histograms(
             raise ConfigError("method 'ref' needs a reference class (--reference b)", key="reference")
         if reference not in hists.classes:
             hint = near_matches(reference, hists.classes)
-            raise ConfigError(f"reference class {reference!r} does not exist" + (f"; did you mean {', '.join(hint)}?" if hint else ""), key="reference")
+            raise ConfigError(f"reference class {reference!r} does not exist" + (f"; did you mean {', '.join(hint)}?" if hint else "")
+                              + f"; the store's classes are {', '.join(hists.classes)}", key="reference")  # fmt: skip
         ref = counts[hists.classes.index(reference)]
         if ref.sum() == 0:
             raise ConfigError(f"reference class {reference!r} has no jets in this store", key="reference")
         tables = np.stack([ref_table(c, ref, threshold) for c in counts])
     else:
-        raise ConfigError(f"unknown method {method!r}; use one of {METHODS}", key="method")
+        raise ConfigError(f"unknown method {method!r}; use one of {', '.join(METHODS)}", key="method")
     cw = np.array([class_weights[c] for c in hists.classes], np.float64)
     return balance(tables, counts, cw)
 
@@ -260,7 +275,7 @@ def compute_weights(
                           key="name")  # fmt: skip
     s = store if isinstance(store, Store) else Store(store)
     if flow not in FLOW_POLICIES:
-        raise ConfigError(f"flow {flow!r}; use one of {FLOW_POLICIES}", key="flow")
+        raise ConfigError(f"flow {flow!r}; use one of {', '.join(FLOW_POLICIES)}", key="flow")
     if not 0 <= threshold < 100:
         raise ConfigError(f"threshold {threshold} must be a percentile in [0, 100)", key="threshold")
     observers = [n for n, spec in s.layout.arrays.items() if spec.inner == ()]

@@ -280,3 +280,38 @@ def test_stale_weights_name_the_command_that_remakes_them(store_factory):
     assert w.command(path) == cmd
     with pytest.raises(StoreError, match="--name nosuch"):
         load_weights(path, "nosuch")
+
+
+def test_cli_summary_says_how_many_jets_an_epoch_samples(store_factory):
+    """The total row equals the sum of the classes' expected counts; the limiting class is the
+    one whose acceptance reaches 1; a store with a failed task is said to be incomplete."""
+    from typer.testing import CliRunner
+
+    from jetlib.cli import app
+
+    path = store_factory(jets_per_shard=(3000, 2000), class_probs=[0.6, 0.3, 0.08, 0.02], failed=1)
+    res = CliRunner().invoke(app, ["weights", str(path), "--bins", "pt=15:300:log6,eta=-2.5:2.5:4"], env={"COLUMNS": "300"})
+    assert res.exit_code == 0, res.output
+    w = load_weights(path, "flat")
+    total = sum(w.expected_counts().values())
+    all_row = next(line for line in res.output.splitlines() if "│ all" in line)
+    assert f"{total:,.0f}" in all_row and "5,000" in all_row
+    acc = w.acceptance()
+    limiting = w.limiting_class()
+    assert acc[w.classes.index(limiting)].max() == pytest.approx(1.0)
+    assert f"an epoch samples {total:,.0f} of 5,000 jets ({total / 5000:.1%}); the rate is set by {limiting}" in res.output
+    assert "1 task(s) of this store failed" in res.output
+    # few jets per bin and a small sampled fraction are called out
+    res = CliRunner().invoke(app, ["weights", str(path), "--bins", "pt=15:300:log60,eta=-2.5:2.5:40"], env={"COLUMNS": "300"})
+    assert res.exit_code == 0 and "jets per filled bin" in res.output and "fewer than 10% of the jets" in res.output
+
+
+def test_limiting_class_and_jets_per_filled_bin_by_hand():
+    from jetlib.weights import SamplingWeights
+
+    counts = np.array([[[10.0, 30.0]], [[0.0, 4.0]]])  # 2 classes, 1 x 2 bins
+    tables = np.array([[[0.1, 0.05]], [[0.0, 0.9]]])
+    w = SamplingWeights(name="t", method="flat", variables=["jet_pt", "jet_eta"], edges=[np.array([0.0, 1.0]), np.array([0.0, 1.0, 2.0])],
+                        classes=["a", "b"], class_weights={"a": 1.0, "b": 1.0}, tables=tables, counts=counts)  # fmt: skip
+    assert w.limiting_class() == "b"
+    assert w.jets_per_filled_bin() == pytest.approx(np.median([40 / 2, 4 / 1]))
