@@ -84,4 +84,5 @@ def _what_next(s) -> str:
     if failed and all(f.get("error") in CONFIG_ERRORS for f in failed):
         again = ", and add --overwrite (this store holds no jets yet)" if s.jets == 0 and s.already_done == 0 else ""
         return f"the files lack branches that the input schema names; fix --schema as the message above says{again}."
-    return "fix or remove those inputs and re-run the same command to resume."
+    return ("fix those inputs and re-run the same command to resume (a failed input dropped from the list stays "
+            "failed in this store: --skip-bad-files records damaged ones as skipped, --overwrite starts the store anew).")

@@ -379,6 +379,10 @@ def skim(
     files = parse_inputs(inputs)
     if not files:
         raise ValueError(f"{inputs}: the file list has no entries")
+    if all(f.problem for f in files) and not (out / "jetlib.json").exists():
+        # a typo in every path or glob: say so, rather than make a store of failed records
+        more = f"; and {len(files) - 3} more" if len(files) > 3 else ""
+        raise ValueError("no input to skim, no store made: " + "; ".join(f"{f.path}: {f.problem}" for f in files[:3]) + more)
     with writer_lock(out, "jetlib skim"):  # one writer per store (jetlib/store/lock.py)
         _prepare_store(out, meta, overwrite)
         for stale in (out / "shards").glob(".*.tmp-*"):  # left by workers of an interrupted run

@@ -282,3 +282,33 @@ def test_ctrl_c_prints_one_line_with_how_far_it_got(miniaod_files, tmp_path):
     done = len(Store(out).manifest.records())
     assert p.returncode == 130 and err.splitlines() == [f"interrupted: {done} of 600 tasks done; re-run the same command to resume"]
     assert verify(out, quick=True).tasks == {"done": done, "missing": 600 - done}  # what a re-run resumes
+
+
+def test_no_readable_input_makes_no_store(miniaod_files, tmp_path):
+    """A typo in every path or glob is an error before any store is made; on an existing
+    store the same inputs are recorded as failed (the manifest accounts for them)."""
+    with pytest.raises(ValueError, match=r"no input to skim, no store made: .*nomatch\*\.root: pattern matches no file"):
+        skim([str(tmp_path / "nomatch*.root")], tmp_path / "s", **KW)
+    assert not (tmp_path / "s").exists()
+    skim([str(miniaod_files[0])], tmp_path / "s", **KW)
+    s = skim([str(tmp_path / "gone.root")], tmp_path / "s", **KW)
+    assert s.failed == 1 and s.failures[0]["error"] == "FileNotFoundError"
+
+
+def test_cli_failure_line_says_how_to_drop_an_input(miniaod_files, tmp_path):
+    from typer.testing import CliRunner
+
+    from jetlib.cli import app
+
+    (tmp_path / "notroot.root").write_text("not a ROOT file\n")
+    (tmp_path / "files.txt").write_text(f"{miniaod_files[0]}\n{tmp_path / 'notroot.root'}\n")
+    res = CliRunner().invoke(app, ["skim", str(tmp_path / "files.txt"), "--out", str(tmp_path / "s"), "--workers", "1",
+                                  "--no-progress", "--dashboard-address", "", "--entries-per-task", "200"],
+                             env={"COLUMNS": "400"})  # fmt: skip
+    last = res.output.strip().splitlines()[-1]
+    assert res.exit_code == 1 and "--skip-bad-files" in last and "--overwrite" in last, res.output
+    # and the advice works: the damaged input is recorded skipped, the run succeeds
+    res = CliRunner().invoke(app, ["skim", str(tmp_path / "files.txt"), "--out", str(tmp_path / "s"), "--workers", "1",
+                                  "--no-progress", "--dashboard-address", "", "--entries-per-task", "200", "--skip-bad-files"])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert Store(tmp_path / "s").manifest.latest()[f"{(tmp_path / 'notroot.root').resolve()}:file"]["status"] == "skipped"
