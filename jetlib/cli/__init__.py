@@ -28,6 +28,19 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+
+def results_console():
+    """The console for results on stdout. Piped or redirected, rich assumes 80 columns and
+    cuts table cells ('375,4…'); there it is wide enough for any table (COLUMNS still wins)."""
+    import os
+    import sys
+
+    from rich.console import Console
+
+    wide = not sys.stdout.isatty() and "COLUMNS" not in os.environ
+    return Console(soft_wrap=True, emoji=False, width=200 if wide else None)  # emoji=False: ':b:' stays text
+
+
 def _show_version(value: bool) -> None:
     if value:
         from jetlib._version import __version__

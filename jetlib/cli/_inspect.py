@@ -11,14 +11,14 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def inspect(store: Path = typer.Argument(..., metavar="STORE", help="Store folder.")) -> None:
         """Show a store: blocks and shapes, jets per class, size, manifest status."""
-        from rich.console import Console
         from rich.markup import escape
         from rich.table import Table
 
+        from jetlib.cli import results_console
         from jetlib.errors import StoreError
         from jetlib.store.inspect import describe
 
-        console = Console(soft_wrap=True, emoji=False)
+        console = results_console()
         try:
             d = describe(store)
         except StoreError as err:

@@ -25,12 +25,13 @@ def register(app: typer.Typer) -> None:
         from rich.markup import escape
         from rich.table import Table
 
+        from jetlib.cli import results_console
         from jetlib.errors import StoreError
         from jetlib.store.verify import verify as run_verify
 
         # the report goes to stdout (`jetlib verify store > report.txt`), a usage error to stderr;
         # long paths stay on one line (grep-able)
-        console = Console(soft_wrap=True, emoji=False)
+        console = results_console()
         try:
             r = run_verify(store, quick=quick, inputs=inputs, allow_failed=allow_failed, progress=progress)
         except StoreError as err:

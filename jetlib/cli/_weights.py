@@ -70,13 +70,13 @@ def register(app: typer.Typer) -> None:
         scheduler: str = typer.Option(None, help="Dask scheduler address for a large store (default: local threads)."),
     ) -> None:
         """Per-class pT/η sampling weights and class weights, saved in STORE/weights/."""
-        from rich.console import Console
         from rich.table import Table
 
+        from jetlib.cli import results_console
         from jetlib.errors import ConfigError, StoreError
         from jetlib.weights import compute_weights
 
-        console = Console(soft_wrap=True, emoji=False)  # no emoji codes: ':b:' of --bins 'pt=a:b:c' stays text
+        console = results_console()
         _warn_if_written(console, store)
         before = _summary(store / "weights" / f"{name or method}.json")
         try:
@@ -136,13 +136,13 @@ def register(app: typer.Typer) -> None:
         """Standardisation of every node and jet feature, saved in STORE/stats/stats.json.
 
         Median as centre, 16th/84th percentiles for the scale, clip bounds; exact, over real nodes only."""
-        from rich.console import Console
         from rich.table import Table
 
+        from jetlib.cli import results_console
         from jetlib.errors import ConfigError, StoreError
         from jetlib.stats import compute_stats
 
-        console = Console(soft_wrap=True, emoji=False)
+        console = results_console()
         _warn_if_written(console, store)
         try:
             st = compute_stats(store, clip=clip, progress=True)

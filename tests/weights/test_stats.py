@@ -168,3 +168,22 @@ def test_bounds_repeated_in_the_data_but_not_in_the_sample():
                              lambda: ({"x": (c.T, None)} for c in chunks), {"x": 1}, [16, 50, 84])["x"]  # fmt: skip
     np.testing.assert_allclose(p[0], np.percentile(data[0], [16, 50, 84]), rtol=1e-6)
     assert n[0] == data.shape[1]
+
+
+def test_results_are_not_cut_in_a_pipe(monkeypatch, capsys):
+    """Piped, rich assumed 80 columns and cut table cells ('375,4…'); the results console is
+    wide there, unless COLUMNS says otherwise."""
+    from rich.table import Table
+
+    from jetlib.cli import results_console
+
+    monkeypatch.delenv("COLUMNS", raising=False)
+    t = Table()
+    for c in ("array", "feature", "values", "p16", "median", "p84", "scale"):
+        t.add_column(c, no_wrap=True)
+    t.add_row("pf_features", "pt_perp_ratio_long_name", "375,414,123", "-5.136e-05", "0.03912345", "123.4567", "0.123456789")
+    results_console().print(t)  # capsys: stdout is not a terminal
+    out = capsys.readouterr().out
+    assert "…" not in out and "375,414,123" in out and "0.123456789" in out
+    monkeypatch.setenv("COLUMNS", "90")
+    assert results_console().size.width == 90
