@@ -45,7 +45,8 @@ def register(app: typer.Typer) -> None:
         t.add_row("input files", f"{r.files:,}" + (f" ({r.checked_inputs:,} re-opened)" if r.checked_inputs else ""))
         t.add_row("tasks", f"{sum(r.tasks.values()):,}: {tasks}")
         t.add_row("events read", f"{r.events:,}")
-        t.add_row("jets", f"{r.jets:,} in {r.shards:,} shards, {r.bytes / 1e6:,.1f} MB")
+        where = f"{r.shards:,} shards" if r.readable == r.shards else f"{r.readable:,} of {r.shards:,} shards (the others below)"
+        t.add_row("jets", f"{r.jets:,} in {where}, {r.bytes / 1e6:,.1f} MB")
         t.add_row("checksums", "checked" if r.checked_checksums else "not checked (--quick)")
         console.print(t)
         for p in r.warnings:
@@ -55,7 +56,9 @@ def register(app: typer.Typer) -> None:
         if len(r.errors) > 50:
             console.print(f"... and {len(r.errors) - 50} more")
         if r.ok:
-            console.print("[green]OK[/]: every check passed")
+            failed = r.tasks.get("failed", 0)
+            accepted = f"; {failed:,} failed task(s) accepted (--allow-failed)" if failed else ""
+            console.print(f"[green]OK[/]: every check passed{accepted}")
         else:
             console.print(f"[red]{len(r.errors)} problem(s)[/]")
             raise typer.Exit(1)

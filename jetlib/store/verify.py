@@ -45,7 +45,8 @@ class VerifyReport:
     files: int = 0
     events: int = 0
     jets: int = 0
-    shards: int = 0
+    shards: int = 0  # in the manifest
+    readable: int = 0  # of those, on disk with the recorded size and rows (jets and bytes count these)
     bytes: int = 0
     checked_checksums: bool = False
     checked_inputs: int = 0
@@ -190,6 +191,7 @@ def verify(
         rep.jets += s.jets
         rep.bytes += s.bytes
     rep.shards = len(shards)
+    rep.readable = len(todo)
     if not quick:
         from rich.console import Console
         from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn

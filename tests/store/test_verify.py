@@ -53,6 +53,10 @@ def test_deleted_shard_is_named(store):
     assert not r.ok and _where(r) == {victim} and "missing" in r.errors[0].message
     res = CliRunner().invoke(app, ["verify", str(store), "--no-progress"])
     assert res.exit_code == 1 and victim in res.output
+    # the jets row counts the shards it found: 5 of the 6
+    st = Store(store)
+    assert r.shards == 6 and r.readable == 5 and r.jets == st.n_jets - st.shards()[2].jets
+    assert f"{r.jets:,} in 5 of 6 shards" in res.output
 
 
 def test_flipped_bit_fails_the_checksum_and_quick_mode_skips_it(store):
@@ -102,6 +106,8 @@ def test_failed_tasks_fail_unless_allowed(store_factory):
     assert {p.where for p in r.errors} == {"bad0.root:file", "bad1.root:file"}
     assert all("not a ROOT file" in p.message for p in r.errors)
     assert verify(path, allow_failed=True).ok
+    res = CliRunner().invoke(app, ["verify", str(path), "--no-progress", "--allow-failed"], env={"COLUMNS": "200"})
+    assert res.exit_code == 0 and "every check passed; 2 failed task(s) accepted (--allow-failed)" in res.output
 
 
 def test_not_a_store_exits_2(tmp_path):
