@@ -64,7 +64,9 @@ def register(app: typer.Typer) -> None:
         if s.time_split:
             tot = sum(s.time_split.values()) or 1.0
             split = ", ".join(f"{k} {100 * v / tot:.0f}%" for k, v in s.time_split.items())
-            console.print(f"worker time: {split}; peak worker RSS {s.peak_rss_mb:.0f} MB")
+            # the table's jets/s is over the wall time, cluster start and JIT loading included
+            console.print(f"worker time: {split} ({s.jets / tot:,.0f} jets/s per worker while working); "
+                          f"peak worker RSS {s.peak_rss_mb:.0f} MB")  # fmt: skip
         for f in s.failures[:20]:
             line = f"{f['task']}: {f.get('error')}: {f.get('reason')}"
             console.print(f"[yellow]{f['status']}[/] {escape(line)}")  # paths and reasons may hold [brackets]

@@ -200,6 +200,10 @@ def test_cli_skims_a_root_file_given_directly(miniaod_files, tmp_path):
                                   "--no-progress", "--dashboard-address", "", "--entries-per-task", "200"])  # fmt: skip
     assert res.exit_code == 0, res.output
     assert {r["file"] for r in Store(tmp_path / "s").manifest.records()} == {str(Path(miniaod_files[0]).resolve())}
+    # besides the wall-time jets/s, the rate while the workers worked (from the task records)
+    done = [r for r in Store(tmp_path / "s").manifest.latest().values() if r["status"] == "done"]
+    busy = sum(sum(r["seconds"].values()) for r in done)
+    assert f"({sum(r['jets'] for r in done) / busy:,.0f} jets/s per worker while working)" in res.output.replace("\n", " ")
 
 
 def test_cli_wrong_schema_ends_with_the_fix_and_the_fix_works(miniaod_files, tmp_path):
