@@ -101,11 +101,12 @@ def register(app: typer.Typer) -> None:
         t.add_row("all", f"{w.jets:,}", f"{sum(flow_jets.values()):,}", "", f"{sum(exp.values()):,.0f}", "1.000", style="bold")
         console.print(t)
         kept = sum(exp.values()) / w.jets if w.jets else 0.0
-        console.print(f"an epoch samples {sum(exp.values()):,.0f} of {w.jets:,} jets ({kept:.1%}); the rate is set by "
-                      f"{w.limiting_class()}, the most constrained class")  # fmt: skip
-        if kept < 0.1:
+        limiting = w.limiting_class()
+        rate = f"; the rate is set by {limiting}, the most constrained class" if limiting else ""
+        console.print(f"an epoch samples {sum(exp.values()):,.0f} of {w.jets:,} jets ({kept:.1%}){rate}")
+        if limiting and kept < 0.1:
             console.print("[yellow]warning:[/] fewer than 10% of the jets are sampled: give the limiting class a "
-                          f"class weight below 1 (--class-weights {w.limiting_class()}=0.2), use coarser --bins, "
+                          f"class weight below 1 (--class-weights {limiting}=0.2), use coarser --bins, "
                           "or --method ref")  # fmt: skip
         per_bin = w.jets_per_filled_bin()
         if 0 < per_bin < 10:
