@@ -206,14 +206,17 @@ class ReaderBase:
     # -- iteration ---------------------------------------------------------------------------
     def _accept(self, u: Unit) -> np.ndarray:
         """Acceptance probability of each jet of unit ``u`` under the sampling weights."""
-        assert self.weights is not None
         if not (self.mapped and self._n_jets > ACCEPT_CACHE_JETS):
             return self._shard_acceptance(u.shard)[u.start : u.stop]
         # a big mapped store's units come in one global random order, which a bounded cache
         # of whole shards would miss: look up the unit alone (views of the mapping, no read)
-        sh = self._shard(u.shard)
-        cols = {v: sh[v][u.start : u.stop] for v in self.weights.variables}
-        return self.weights.lookup(cols, sh["label"][u.start : u.stop])
+        return self._lookup(self._shard(u.shard), u.start, u.stop)
+
+    def _lookup(self, src: ShardArrays | dict[str, np.ndarray], start: int = 0, stop: int | None = None) -> np.ndarray:
+        """Acceptance of rows ``start:stop`` of a shard's arrays (mapped, or the columns read)."""
+        assert self.weights is not None
+        cols = {v: src[v][start:stop] for v in self.weights.variables}
+        return self.weights.lookup(cols, src["label"][start:stop])
 
     def _shard_acceptance(self, i: int) -> np.ndarray:
         """Acceptance of every jet of shard ``i``, looked up once and kept (up to
@@ -225,12 +228,7 @@ class ReaderBase:
         p = self._wcols.pop(i, None)
         if p is None:
             names = list(dict.fromkeys([*self.weights.variables, "label"]))
-            if self.mapped:
-                sh = self._shard(i)
-                cols = {v: sh[v][:] for v in names}
-            else:
-                cols = read_shard(self.entries[i].path, self.store.layout, names)
-            p = self.weights.lookup({v: cols[v] for v in self.weights.variables}, cols["label"])
+            p = self._lookup(self._shard(i) if self.mapped else read_shard(self.entries[i].path, self.store.layout, names))
             held = sum(len(v) for v in self._wcols.values()) + len(p)
             while self._wcols and held > ACCEPT_CACHE_JETS:
                 held -= len(self._wcols.pop(next(iter(self._wcols))))
@@ -268,8 +266,7 @@ class ReaderBase:
         running the plan when sampling weights decide how many jets there are."""
         if self.weights is not None:
             return sum(1 for _ in self._plan())
-        n = sum(e.jets for e in self.entries)
-        full, rest = divmod(n, self.batch_size)
+        full, rest = divmod(self._n_jets, self.batch_size)
         if self.shuffle in (False, "slices"):  # units never straddle shards: count per shard
             full = sum(e.jets // self.batch_size for e in self.entries)
             rest_jets = sum(e.jets % self.batch_size for e in self.entries)
@@ -369,7 +366,7 @@ class ReaderBase:
     def expected_jets(self) -> float:
         """Jets per epoch over all ranks (expected value with sampling weights)."""
         if self.weights is None:
-            return float(sum(e.jets for e in self.entries))
+            return float(self._n_jets)
         return float(sum(self.weights.expected_counts().values()))
 
     def __repr__(self) -> str:

@@ -379,7 +379,7 @@ def skim(
     files = parse_inputs(inputs)
     if not files:
         raise ValueError(f"{inputs}: the file list has no entries")
-    if all(f.problem for f in files) and not (out / "jetlib.json").exists():
+    if all(f.problem for f in files) and not (out / META_NAME).exists():
         # a typo in every path or glob: say so, rather than make a store of failed records
         more = f"; and {len(files) - 3} more" if len(files) > 3 else ""
         raise ValueError("no input to skim, no store made: " + "; ".join(f"{f.path}: {f.problem}" for f in files[:3]) + more)

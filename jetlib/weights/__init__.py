@@ -97,8 +97,7 @@ class SamplingWeights:
     # -- summaries ---------------------------------------------------------------------------
     def acceptance(self) -> np.ndarray:
         """The tables scaled to a maximum of 1 (what :meth:`lookup` returns per bin)."""
-        top = self.tables.max()
-        return self.tables / top if top > 0 else self.tables
+        return self.tables / self._peak if self._peak > 0 else self.tables
 
     def expected_counts(self) -> dict[str, float]:
         """Expected jets per class in one pass over the store with accept/reject sampling."""
