@@ -239,7 +239,7 @@ def test_weighted_sampling_matches_the_weights(store_factory):
 
 @pytest.mark.parametrize("compression", ["none", "lz4"])
 def test_weighted_sample_is_the_jets_drawn_below_their_acceptance(store_factory, monkeypatch, compression):
-    """Each jet is kept when its unit's seeded uniform draw falls below its weights.lookup
+    """Each jet is kept when its splitmix64 draw (seed, epoch, shard, row) falls below its weights.lookup
     probability, whether the reader keeps whole shards' acceptance (default), looks each
     unit up alone (a mapped store bigger than its cache) or evicts shards (a decoded one)."""
     import jetlib.reader.reader as rr
