@@ -57,7 +57,7 @@ def real_values(x: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
     if mask is None:
         v = np.ascontiguousarray(x.T)
     else:
-        v = x.transpose(1, 0, 2)[:, mask[:, 0, :] > 0]
+        v = _gather_real(x, mask[:, 0, :])
     if not np.isfinite(v).all():
         v = np.nan_to_num(v, nan=0.0, posinf=0.0, neginf=0.0)
     return v
