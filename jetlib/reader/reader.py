@@ -35,6 +35,30 @@ def _torch_available() -> bool:
     return importlib.util.find_spec("torch") is not None
 
 
+def _torch_dtype(v: np.ndarray) -> np.ndarray:
+    """``v`` as torch batches it: torch has uint16/32/64 tensors but no arithmetic on them
+    (``event % 2`` raises), so ``run``, ``lumi`` and ``event`` become int64 (event numbers
+    are far below 2**63); uint8 (``label_onehot``) stays."""
+    return v.astype(np.int64) if v.dtype.kind == "u" and v.dtype.itemsize > 1 else v
+
+
+def _select_shards(s: Store, entries: list, shards: Sequence[int] | slice) -> list:
+    """The store's shard entries picked by ``shards`` (indices or a slice); an index out of
+    range or a selection with no jets is an error, not an empty epoch."""
+    n = len(entries)
+    if isinstance(shards, slice):
+        picked = entries[shards]
+    else:
+        bad = [i for i in shards if not isinstance(i, (int, np.integer)) or not -n <= i < n]
+        if bad:
+            raise IndexError(f"{s.path}: shards={list(shards)!r}: no shard {bad[0]!r}; the store has {n} shards (0..{n - 1})")
+        picked = [entries[i] for i in shards]
+    if not any(e.jets for e in picked):
+        raise ValueError(f"{s.path}: shards={shards!r} selects no jets; the store has {n} shards (0..{n - 1}), "
+                         f"{sum(1 for e in entries if e.jets)} of them with jets")  # fmt: skip
+    return picked
+
+
 class ReaderBase:
     """Iterate a store in batches (a torch ``IterableDataset`` when torch is installed).
 
@@ -69,7 +93,8 @@ class ReaderBase:
 
     Batches are dicts: ``<block>_features`` (B, F, L) float32, ``<block>_mask`` (B, 1, L),
     ``jet_features`` (B, Fj), ``label`` (B,) int64, ``label_onehot`` (B, C) uint8,
-    ``truth`` (B, T), and the requested observers.
+    ``truth`` (B, T), and the requested observers (unsigned ``run``, ``lumi``, ``event``
+    become int64 in torch batches).
     """
 
     def __init__(
@@ -97,10 +122,14 @@ class ReaderBase:
         self.store = s
         if shuffle not in SHUFFLE_MODES:
             raise ValueError(f"shuffle={shuffle!r}; use one of {SHUFFLE_MODES}")
-        if batch_size < 1:
-            raise ValueError("batch_size must be >= 1")
+        for name, value in (("batch_size", batch_size), ("world_size", world_size), ("rank", rank),
+                            ("buffer_jets", buffer_jets), ("unit_jets", unit_jets)):  # fmt: skip
+            if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
+                raise TypeError(f"{name} must be an integer, not {value!r}")
+        if batch_size < 1 or world_size < 1 or unit_jets < 1:
+            raise ValueError(f"batch_size ({batch_size}), world_size ({world_size}) and unit_jets ({unit_jets}) must be >= 1")
         if not 0 <= rank < world_size:
-            raise ValueError(f"rank {rank} outside 0..{world_size - 1}")
+            raise ValueError(f"rank {rank} outside 0..{world_size - 1} (world_size={world_size})")
         if output not in (None, "torch", "numpy"):
             raise ValueError(f"output={output!r}; use 'torch', 'numpy' or None")
         have = list(s.blocks) + ["jet"]
@@ -137,8 +166,9 @@ class ReaderBase:
         entries = s.shards()
         if not any(e.jets for e in entries):
             raise s.no_jets_error()  # not an empty loop that a training would take for an epoch
+        self._subset = shards is not None
         if shards is not None:
-            entries = entries[shards] if isinstance(shards, slice) else [entries[i] for i in shards]
+            entries = _select_shards(s, entries, shards)
         self.entries = [e for e in entries if e.jets]
         self.units: list[Unit] = make_units([e.jets for e in self.entries], self.unit_jets)
         self._n_jets = sum(e.jets for e in self.entries)
@@ -344,7 +374,7 @@ class ReaderBase:
         self._yielded = self._start_batch
         for batch in self.batches(worker=worker, num_workers=num_workers):
             self._yielded += 1
-            yield {k: torch.from_numpy(v) for k, v in batch.items()} if to_torch else batch
+            yield {k: torch.from_numpy(_torch_dtype(v)) for k, v in batch.items()} if to_torch else batch
         self._start_batch = 0
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
@@ -364,9 +394,13 @@ class ReaderBase:
         return self._rank_batches(self._plan_batches())
 
     def expected_jets(self) -> float:
-        """Jets per epoch over all ranks (expected value with sampling weights)."""
+        """Jets per epoch over all ranks (expected value with sampling weights: from the
+        weight tables for the whole store, from each jet's acceptance for a ``shards=``
+        subset)."""
         if self.weights is None:
             return float(self._n_jets)
+        if self._subset:
+            return float(sum(self._shard_acceptance(i).sum(dtype=np.float64) for i in range(len(self.entries))))
         return float(sum(self.weights.expected_counts().values()))
 
     def __repr__(self) -> str:

@@ -202,6 +202,25 @@ def test_zero_copy_torch_tensors(store_factory):
         assert lo <= t.data_ptr() and t.data_ptr() + t.numel() * 4 <= hi
 
 
+@pytest.mark.torch
+def test_torch_batches_ids_are_signed(store_factory):
+    """run, lumi and event (unsigned in the store) come as int64 tensors that torch can do
+    arithmetic on, with the store's values; NumPy batches keep the store's dtypes."""
+    torch = pytest.importorskip("torch")
+    path = store_factory(jets_per_shard=(300,))
+    ref, key = _reference(path)
+    obs = ["run", "lumi", "event", "jet_index"]
+    (b,) = Reader(path, batch_size=300, shuffle=True, observers=obs, output="torch")
+    for k in ("run", "lumi", "event"):
+        assert b[k].dtype == torch.int64
+        rows = [key[i] for i in zip(b["event"].tolist(), b["jet_index"].tolist())]
+        assert b[k].tolist() == ref[k][rows].tolist()
+    assert (b["event"] % 2).sum() >= 0
+    assert b["label_onehot"].dtype == torch.uint8
+    (n,) = Reader(path, batch_size=300, observers=obs, output="numpy")
+    assert n["event"].dtype == ref["event"].dtype == np.uint64
+
+
 def test_standardize_applies_the_stored_stats(store_factory):
     from jetlib.stats import compute_stats
 
@@ -267,6 +286,41 @@ def test_weighted_sample_is_the_jets_drawn_below_their_acceptance(store_factory,
         ids = [i for b in got[0] for i in b]
         assert len(ids) == len(set(ids)) and set(ids) == want
         assert 0 < len(want) < len(p)
+
+
+@pytest.mark.parametrize("compression", ["none", "lz4"])
+def test_expected_jets_of_a_shard_subset(store_factory, compression):
+    """With ``shards=``, the expected epoch is the summed acceptance of those shards' jets,
+    not the whole store's."""
+    from jetlib.weights import compute_weights
+
+    path = store_factory(jets_per_shard=(3000, 2000, 2500), compression=compression)
+    w = compute_weights(path, bins="pt=15:300:log6,eta=-2.5:2.5:4", class_weights={"b": 3})
+    a, _ = _reference(path)
+    p = w.lookup({"jet_pt": a["jet_pt"], "jet_eta": a["jet_eta"]}, a["label"])
+    whole = Reader(path, weights="flat", output="numpy").expected_jets()
+    assert whole == pytest.approx(p.sum(), rel=1e-9)
+    assert whole == pytest.approx(sum(w.expected_counts().values()), rel=1e-9)
+    assert Reader(path, weights="flat", shards=[1], output="numpy").expected_jets() == pytest.approx(p[3000:5000].sum(), rel=1e-9)
+    assert Reader(path, weights="flat", shards=slice(0, 3, 2), output="numpy").expected_jets() == pytest.approx(
+        p[:3000].sum() + p[5000:].sum(), rel=1e-9
+    )
+    assert Reader(path, shards=[1], output="numpy").expected_jets() == 2000
+
+
+def test_bad_arguments_are_named(store_factory):
+    path = store_factory(jets_per_shard=(300, 200))
+    with pytest.raises(IndexError, match="no shard 7; the store has 2 shards"):
+        Reader(path, shards=[7])
+    with pytest.raises(ValueError, match=r"shards=slice\(5, None, None\) selects no jets"):
+        Reader(path, shards=slice(5, None))
+    with pytest.raises(ValueError, match=r"world_size \(0\)"):
+        Reader(path, world_size=0)
+    with pytest.raises(ValueError, match=r"rank 2 outside 0..1"):
+        Reader(path, rank=2, world_size=2)
+    with pytest.raises(TypeError, match="batch_size must be an integer, not 2.5"):
+        Reader(path, batch_size=2.5)
+    assert len(Reader(path, shards=[-1], batch_size=100, output="numpy")) == 2
 
 
 def test_errors_name_the_shard_or_block(store_factory, tmp_path):
