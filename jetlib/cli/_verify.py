@@ -58,7 +58,12 @@ def register(app: typer.Typer) -> None:
         if r.ok:
             failed = r.tasks.get("failed", 0)
             accepted = f"; {failed:,} failed task(s) accepted (--allow-failed)" if failed else ""
-            console.print(f"[green]OK[/]: every check passed{accepted}")
+            warned = f" ({len(r.warnings)} warning(s) above)" if r.warnings else ""
+            console.print(f"[green]OK[/]: every check passed{warned}{accepted}")
         else:
             console.print(f"[red]{len(r.errors)} problem(s)[/]")
+            if any(p.check == "accounting" and p.message.startswith("failed:") for p in r.errors):
+                console.print("failed tasks: fix the input named and re-run the same `jetlib skim` command (it redoes "
+                              "only what is not done), or re-run it with --skip-bad-files to record damaged inputs as "
+                              "skipped; `jetlib verify --allow-failed` accepts failed tasks as they are")  # fmt: skip
             raise typer.Exit(1)

@@ -153,8 +153,9 @@ def compute_stats(store: str | Path | Store, *, clip: float = 5.0, sample_jets: 
     Returns:
         :class:`Stats`.
     """
-    if not clip > 0:
-        raise ConfigError(f"clip {clip:g} must be > 0: standardised values are clipped to ±clip", key="clip")
+    if not 0 < clip < np.inf:
+        raise ConfigError(f"clip {clip:g} must be a finite number > 0: standardised values are clipped to ±clip "
+                          "(for practically no clipping, give a large value such as 1e6)", key="clip")  # fmt: skip
     s = store if isinstance(store, Store) else Store(store)
     shards = [x for x in s.shards() if x.jets]
     total = sum(x.jets for x in shards)
@@ -218,5 +219,6 @@ def load_stats(store: str | Path | Store) -> Stats:
         raise StoreError(f"{s.path}: no standardisation yet; run `jetlib stats {s.path}`")
     st = Stats.from_json(json.loads(path.read_text()))
     if st.jets != s.n_jets or (st.config_hash and st.config_hash != s.meta.get("config_hash", "")):
-        raise StoreError(f"{path}: computed for {st.jets:,} jets but the store now has {s.n_jets:,}; re-run `jetlib stats {s.path}`")
+        again = f"jetlib stats {s.path}" + (f" --clip {st.clip:g}" if st.clip != 5.0 else "")
+        raise StoreError(f"{path}: computed for {st.jets:,} jets but the store now has {s.n_jets:,}; re-run `{again}`")
     return st

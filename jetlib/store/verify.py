@@ -222,8 +222,22 @@ def verify(
                 continue
             n_jets = sum(s.jets for s in shards)
             if d.get("jets") not in (None, n_jets) or (d.get("config_hash") or None) not in (None, st.meta["config_hash"]):
-                warn("derived", p, f"{kind} made from another state of the store: recompute with `jetlib {kind}`")
+                warn("derived", p, f"{kind} made from another state of the store (the Reader and `jetlib export` refuse "
+                     f"them): re-run `{_remake(kind, d, st.path)}`")  # fmt: skip
     return rep
+
+
+def _remake(kind: str, d: dict, store: Path) -> str:
+    """The command that makes a weights or stats file ``d`` again, with its options."""
+    if kind == "stats":
+        clip = float(d.get("clip", 5.0))
+        return f"jetlib stats {store}" + (f" --clip {clip:g}" if clip != 5.0 else "")
+    from jetlib.weights import SamplingWeights
+
+    try:
+        return SamplingWeights.from_json(d).command(store)
+    except (KeyError, TypeError, ValueError):  # a file of an older version: the options are unknown
+        return f"jetlib weights {store} ... (with its --bins, --method and --name)"
 
 
 def raise_if_bad(report: VerifyReport) -> None:

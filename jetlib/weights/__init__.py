@@ -194,6 +194,7 @@ def parse_class_weights(spec: str | dict[str, float] | None, classes: list[str])
     if not spec:
         return out
     items = spec.items() if isinstance(spec, dict) else [p.split("=", 1) for p in str(spec).split(",") if p.strip()]
+    seen: set[str] = set()
     for item in items:
         if len(item) != 2:
             raise ConfigError(f"class weight {'='.join(item)!r}: use name=value, e.g. b=2", key="class_weights")
@@ -204,12 +205,15 @@ def parse_class_weights(spec: str | dict[str, float] | None, classes: list[str])
                 f"class weight for {k!r}: no such class" + (f"; did you mean {', '.join(hint)}?" if hint else f"; classes are {', '.join(classes)}"),
                 key="class_weights",
             )
+        if k in seen:
+            raise ConfigError(f"class weight for {k!r} given twice; give each class once", key="class_weights")
+        seen.add(k)
         try:
             out[k] = float(v)
         except ValueError:
             raise ConfigError(f"class weight {k}={v!r} is not a number", key="class_weights") from None
-        if not out[k] >= 0:
-            raise ConfigError(f"class weight {k}={v} must be >= 0", key="class_weights")
+        if not 0 <= out[k] < np.inf:
+            raise ConfigError(f"class weight {k}={v} must be a finite number >= 0", key="class_weights")
     return out
 
 
@@ -290,6 +294,14 @@ def compute_weights(
         reference=reference, jets=s.n_jets, config_hash=s.meta.get("config_hash", ""),
         extra={"flow_jets": dict(zip(s.classes, hists.flow.tolist()))},
     )  # fmt: skip
+    if not sum(w.expected_counts().values()) > 0:  # a Reader would yield empty epochs
+        if not any(cw.values()):
+            why = "every class weight is 0"
+        elif hists.counts.sum() == 0:
+            why = f"no jet lies inside --bins {bins!r}" + (" and --flow drop gives the others weight 0" if flow == "drop" else "")
+        else:
+            why = "every class with jets has class weight 0"
+        raise ConfigError(f"these weights would sample no jets ({why}); nothing saved", key="class_weights")
     w.save(s.path)
     if plot:
         from jetlib.weights.plot import plot_weights

@@ -107,7 +107,9 @@ def test_failed_tasks_fail_unless_allowed(store_factory):
     assert all("not a ROOT file" in p.message for p in r.errors)
     assert verify(path, allow_failed=True).ok
     res = CliRunner().invoke(app, ["verify", str(path), "--no-progress", "--allow-failed"], env={"COLUMNS": "200"})
-    assert res.exit_code == 0 and "every check passed; 2 failed task(s) accepted (--allow-failed)" in res.output
+    assert res.exit_code == 0 and "every check passed (1 warning(s) above); 2 failed task(s) accepted (--allow-failed)" in res.output
+    res = CliRunner().invoke(app, ["verify", str(path), "--no-progress"], env={"COLUMNS": "200"})
+    assert res.exit_code == 1 and "2 problem(s)" in res.output and "re-run the same `jetlib skim` command" in res.output
 
 
 def test_not_a_store_exits_2(tmp_path):
@@ -137,3 +139,22 @@ def test_a_torn_manifest_line_is_named(store):
     assert [(p.check, Path(p.where).name) for p in r.warnings] == [("accounting", "manifest.jsonl:6")]
     assert not r.ok and last["task"] in {p.where for p in r.errors}
     assert {Path(p.where).name for p in r.errors if p.check == "orphan"} == {s["name"] for s in last["shards"]}
+
+
+def test_stale_weights_and_stats_name_the_command_with_their_options(store_factory):
+    from jetlib.stats import compute_stats
+    from jetlib.weights import compute_weights
+
+    path = store_factory()
+    w = compute_weights(path, bins="pt=15:300:log6,eta=-2.5:2.5:4", class_weights="b=2", flow="drop", name="mine")
+    compute_stats(path, clip=3.0)
+    assert not [p for p in verify(path).warnings if p.check == "derived"]
+    for f in (path / "weights" / "mine.json", path / "stats" / "stats.json"):  # as if the store had grown
+        d = json.loads(f.read_text())
+        d["jets"] += 1
+        f.write_text(json.dumps(d))
+    msgs = {Path(p.where).name: p.message for p in verify(path).warnings if p.check == "derived"}
+    assert msgs["mine.json"].endswith(f"re-run `{w.command(path)}`") and "--name mine" in msgs["mine.json"]
+    assert msgs["stats.json"].endswith(f"re-run `jetlib stats {path} --clip 3`")
+    res = CliRunner().invoke(app, ["verify", str(path), "--no-progress"], env={"COLUMNS": "400"})
+    assert res.exit_code == 0 and "every check passed (3 warning(s) above)" in res.output  # and the synthetic store's plan

@@ -154,7 +154,7 @@ def test_cli_says_what_it_replaced_and_what_falls_outside(store_factory):
     res = r.invoke(app, ["weights", str(path), "--scheduler", "notanaddress"])
     assert res.exit_code == 2 and "cannot connect to the Dask scheduler notanaddress" in out(res), res.output
     res = r.invoke(app, ["stats", str(path), "--clip", "-1"])
-    assert res.exit_code == 2 and "must be > 0" in res.output
+    assert res.exit_code == 2 and "must be a finite number > 0" in res.output
 
 
 def test_weaver_ref_weights_list_the_reference_first(store_factory):

@@ -129,9 +129,15 @@ def test_load_and_errors(store_factory):
     failed = store_factory("failed", jets_per_shard=(), failed=2)
     with pytest.raises(StoreError, match="all 2 of its tasks failed .*jetlib verify"):
         compute_stats(failed)
-    for clip in (0.0, -1.0, float("nan")):  # every standardised value would be one constant
-        with pytest.raises(ConfigError, match="must be > 0"):
+    for clip in (0.0, -1.0, float("nan"), float("inf")):  # one constant, or Infinity in stats.json
+        with pytest.raises(ConfigError, match="must be a finite number > 0"):
             compute_stats(path, clip=clip)
+    compute_stats(path, clip=3.0)
+    more = store_factory("more", jets_per_shard=(500, 700, 300, 50))
+    (more / "stats").mkdir()
+    (more / "stats" / "stats.json").write_text((path / "stats" / "stats.json").read_text())  # another state
+    with pytest.raises(StoreError, match=f"re-run `jetlib stats {more} --clip 3`"):
+        load_stats(more)
 
 
 @pytest.mark.parametrize("lo, hi", [(40.0, 49.0), (50.0, 60.0), (49.0, 49.0), (70.0, 80.0), (10.0, 20.0)])

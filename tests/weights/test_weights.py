@@ -182,6 +182,27 @@ def test_bad_specs(store_factory):
         compute_weights(path, bins="pt=15:10:5")
     with pytest.raises(ConfigError, match="1,000,000 bins"):
         compute_weights(path, bins="pt=15:1000:log1000,eta=-2.5:2.5:1000")
+    for cw in ("b=inf", "b=nan", "b=-1"):  # inf would save NaN tables and sample nothing
+        with pytest.raises(ConfigError, match="must be a finite number >= 0"):
+            compute_weights(path, class_weights=cw)
+    with pytest.raises(ConfigError, match="'b' given twice"):
+        compute_weights(path, class_weights="b=2,b=3")
+
+
+def test_weights_that_sample_nothing_are_refused(store_factory):
+    """An epoch with no jets is an error, not a saved file that gives a training empty epochs;
+    weights of the same name from before stay."""
+    path = store_factory()
+    classes = Store(path).classes
+    compute_weights(path)
+    before = (path / "weights" / "flat.json").read_text()
+    with pytest.raises(ConfigError, match=r"sample no jets \(every class weight is 0\); nothing saved"):
+        compute_weights(path, class_weights={c: 0 for c in classes})
+    with pytest.raises(ConfigError, match="no jet lies inside --bins .* --flow drop"):
+        compute_weights(path, bins="pt=5000:6000:2,eta=-1:1:2", flow="drop")
+    assert (path / "weights" / "flat.json").read_text() == before
+    w = compute_weights(path, class_weights={c: 0 for c in classes[1:]}, name="one")  # one class only: fine
+    assert sum(w.expected_counts().values()) > 0 and set(k for k, v in w.expected_counts().items() if v) == {classes[0]}
 
 
 def test_parse_bins_defaults_follow_the_skim_cut():
