@@ -14,7 +14,7 @@ def register(app: typer.Typer) -> None:
         process: str = typer.Option("ttbar,qcd,ztautau,zmumu", help="Comma-separated: ttbar, qcd, ztautau, zmumu."),
         files: int = typer.Option(1, help="Number of ROOT files (events split evenly)."),
         out: Path = typer.Option(Path("data"), "--out", "-o", help="Output folder."),
-        seed: int = typer.Option(1, help="Random seed: the same seed gives the same events."),
+        seed: int = typer.Option(1, min=0, help="Random seed: the same seed gives the same events. Also the run number, so samples of different seeds can be skimmed together."),
     ) -> None:
         """Generate synthetic MiniAOD-like events (ROOT TTrees) with every truth class."""
         import time

@@ -72,6 +72,10 @@ def register(app: typer.Typer) -> None:
             console.print(f"[yellow]{f['status']}[/] {escape(line)}")  # paths and reasons may hold [brackets]
         if len(s.failures) > 20:
             console.print(f"... and {len(s.failures) - 20} more: see {escape(str(s.store))}/manifest.jsonl")
+        if s.done and s.events and not s.jets:
+            console.print(f"[yellow]warning:[/] no jet of the {s.events:,} events read passed the selection of skim "
+                          f"config {escape(repr(config))} (jets: min pT, |eta|, jet ID, cut; events: preset); check it "
+                          "against the inputs: `jetlib weights`, `jetlib stats` and the Reader need jets")  # fmt: skip
         if not s.ok:
             console.print(f"[red]some tasks failed[/]: {_what_next(s)}")
             raise typer.Exit(1)

@@ -105,9 +105,11 @@ def register(app: typer.Typer) -> None:
         rate = f"; the rate is set by {limiting}, the most constrained class" if limiting else ""
         console.print(f"an epoch samples {sum(exp.values()):,.0f} of {w.jets:,} jets ({kept:.1%}){rate}")
         if limiting and kept < 0.1:
+            many = int((w.counts.reshape(len(w.classes), -1).sum(axis=1) > 0).sum()) > 8
+            fewer = "; with many classes, each sparse somewhere, fewer classes help most (skim with --labels merged)" if many else ""
             console.print("[yellow]warning:[/] fewer than 10% of the jets are sampled: give the limiting class a "
                           f"class weight below 1 (--class-weights {limiting}=0.2), use coarser --bins, "
-                          "or --method ref")  # fmt: skip
+                          f"or --method ref{fewer}")  # fmt: skip
         per_bin = w.jets_per_filled_bin()
         if 0 < per_bin < 10:
             console.print(f"[yellow]warning:[/] the median class has {per_bin:.1f} jets per filled bin: its weights "

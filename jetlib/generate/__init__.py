@@ -25,8 +25,9 @@ __all__ = ["generate", "generate_batch", "PROCESSES"]
 BATCH = 2000
 
 
-def generate_batch(rng: np.random.Generator, n: int, processes: list[int], first_event: int) -> dict:
-    """One batch of ``n`` events as a dict ready for ``uproot``'s ``mktree``/``extend``."""
+def generate_batch(rng: np.random.Generator, n: int, processes: list[int], first_event: int, run: int = 1) -> dict:
+    """One batch of ``n`` events as a dict ready for ``uproot``'s ``mktree``/``extend``,
+    numbered ``event = first_event + 1, ...`` in run ``run``."""
     from jetlib.config.inputs import load_input_schema
 
     process = np.asarray(processes)[rng.integers(0, len(processes), n)]
@@ -68,7 +69,7 @@ def generate_batch(rng: np.random.Generator, n: int, processes: list[int], first
                 arr = arr.astype(np.int32)
             rec[branch[len(cname) + 1 :]] = ak.unflatten(arr, counts)
         out[cname] = ak.zip(rec)
-    out["run"] = np.ones(n, np.uint32)
+    out["run"] = np.full(n, run, np.uint32)
     out["luminosityBlock"] = (1 + (first_event + np.arange(n)) // 1000).astype(np.uint32)
     out["event"] = (first_event + np.arange(n) + 1).astype(np.uint64)
     out["PV_npvs"] = npv.astype(np.int32)
@@ -93,7 +94,10 @@ def generate(
         out_dir: folder for ``jetlib_gen_NNN.root`` (created).
         events: total number of events.
         processes: any of ttbar, qcd, ztautau, zmumu; each file mixes them in equal shares.
-        files: number of files. seed: the same seed gives the same arrays.
+        files: number of files.
+        seed: the same seed gives the same arrays. It is also the run number (modulo
+            2**32), so that samples made with different seeds have distinct (run, lumi,
+            event) keys and can be skimmed together.
 
     Returns:
         The paths written.
@@ -128,7 +132,7 @@ def generate(
                     m = min(BATCH, n - start)
                     if m <= 0:
                         break
-                    batch = generate_batch(rng, m, proc, first)
+                    batch = generate_batch(rng, m, proc, first, run=seed % 2**32)
                     first += m
                     if tree is None:
                         tree = f.mktree("Events", batch)  # a TTree: uproot >= 5.7 defaults to RNTuple otherwise

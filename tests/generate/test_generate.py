@@ -33,6 +33,11 @@ def test_same_seed_same_events(tmp_path, sample):
     a, b, c = (uproot.open(p)["Events"].arrays(["Jet_pt", "PFCand_dxy", "GenPart_pdgId"]) for p in (sample, again, other))
     assert ak.all(a.Jet_pt == b.Jet_pt) and ak.all(ak.flatten(a.PFCand_dxy) == ak.flatten(b.PFCand_dxy))
     assert ak.num(a.Jet_pt, axis=0) == ak.num(c.Jet_pt, axis=0) and not ak.all(ak.num(a.Jet_pt) == ak.num(c.Jet_pt))
+    # the seed is the run number: samples of two seeds share no (run, lumi, event) key
+    ids = [uproot.open(p)["Events"].arrays(["run", "luminosityBlock", "event"], library="np") for p in (sample, other)]
+    assert set(ids[0]["run"].tolist()) == {7} and set(ids[1]["run"].tolist()) == {8}
+    keys = [set(zip(*(d[k].tolist() for k in ("run", "luminosityBlock", "event")))) for d in ids]
+    assert len(keys[0]) == 3000 and not keys[0] & keys[1]
 
 
 def test_consistency_and_physics(sample):

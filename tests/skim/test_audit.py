@@ -316,3 +316,24 @@ def test_cli_failure_line_says_how_to_drop_an_input(miniaod_files, tmp_path):
                                   "--no-progress", "--dashboard-address", "", "--entries-per-task", "200", "--skip-bad-files"])  # fmt: skip
     assert res.exit_code == 0, res.output
     assert Store(tmp_path / "s").manifest.latest()[f"{(tmp_path / 'notroot.root').resolve()}:file"]["status"] == "skipped"
+
+
+def test_cli_warns_when_no_jet_passes_the_selection(miniaod_files, tmp_path):
+    """A skim that reads events but keeps no jet (a cut beyond the inputs' range) says so,
+    instead of a plain success that weights and stats later fail on."""
+    from typer.testing import CliRunner
+
+    from jetlib.cli import app
+
+    default = (Path(__file__).parents[2] / "schemas" / "skim" / "default.yaml").read_text()
+    assert "  min_pt: 15.0\n" in default
+    cfg = tmp_path / "hard.yaml"
+    cfg.write_text(default.replace("  min_pt: 15.0\n", "  min_pt: 5000.0\n", 1))
+    args = ["skim", str(miniaod_files[0]), "--workers", "1", "--no-progress", "--dashboard-address", "", "--entries-per-task", "200"]
+    res = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "s"), "--config", str(cfg)], env={"COLUMNS": "300"})
+    assert res.exit_code == 0, res.output
+    out = " ".join(res.output.split())
+    assert "no jet of the 300 events read passed the selection of skim config" in out and "hard.yaml" in out
+    assert Store(tmp_path / "s").n_jets == 0
+    res = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "ok")], env={"COLUMNS": "300"})
+    assert res.exit_code == 0 and "no jet of the" not in res.output and Store(tmp_path / "ok").n_jets > 0

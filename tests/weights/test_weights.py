@@ -325,6 +325,10 @@ def test_cli_summary_says_how_many_jets_an_epoch_samples(store_factory):
     # few jets per bin and a small sampled fraction are called out
     res = CliRunner().invoke(app, ["weights", str(path), "--bins", "pt=15:300:log60,eta=-2.5:2.5:40"], env={"COLUMNS": "300"})
     assert res.exit_code == 0 and "jets per filled bin" in res.output and "fewer than 10% of the jets" in res.output
+    assert "--labels merged" not in res.output  # 4 classes
+    many = store_factory("many", classes=[f"c{i}" for i in range(10)], class_probs=[0.01] * 9 + [0.91], jets_per_shard=(20000,))
+    res = CliRunner().invoke(app, ["weights", str(many), "--bins", "pt=15:300:log6,eta=-2.5:2.5:4"], env={"COLUMNS": "300"})
+    assert res.exit_code == 0 and "fewer classes help most (skim with --labels merged)" in " ".join(res.output.split())
 
 
 def test_limiting_class_and_jets_per_filled_bin_by_hand():
