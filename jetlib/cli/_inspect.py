@@ -43,6 +43,14 @@ def register(app: typer.Typer) -> None:
         for k, v in d["classes"].items():
             c.add_row(k, f"{v:,}", f"{v / max(d['jets'], 1):.3f}")
         console.print(c)
+        if d["derived"]:
+            for f in d["derived"]:
+                what = {"current": "[green]current[/]", "stale": f"[yellow]stale[/]: re-run `{escape(f.remake)}`",
+                        "unreadable": "[red]unreadable JSON[/]"}[f.state]  # fmt: skip
+                console.print(f"{f.kind}: {escape(f.path.relative_to(d['path']).as_posix())} ({what})")
+        else:
+            console.print(f"no sampling weights or standardisation yet: `jetlib weights {escape(str(store))}`, "
+                          f"`jetlib stats {escape(str(store))}`")  # fmt: skip
         if d["dropped"]:
             what = "; ".join(f"{k}: {', '.join(map(str, v)) if isinstance(v, list) else v}" for k, v in d["dropped"].items())
             console.print(f"not fed by the input schema (left out of the store): {escape(what)}")

@@ -133,8 +133,8 @@ def weaver_config(
         except StoreError as err:
             raise StoreError(f"{err}; or export without sampling weights: --weights none") from None
         if len(w.variables) != 2:
-            raise StoreError(f"weights {weights!r} bin {len(w.variables)} variable(s); weaver's reweighting needs exactly 2 "
-                             f"(re-run `jetlib weights {s.path} --bins pt,eta`)")  # fmt: skip
+            raise StoreError(f"weights {weights!r} are binned in {len(w.variables)} variable(s) ({', '.join(w.variables)}); "
+                             f"weaver's reweighting needs exactly 2 (re-run `jetlib weights {s.path} --bins pt,eta`)")  # fmt: skip
         live = [i for i, c in enumerate(w.classes) if w.counts[i].sum() > 0]
         if w.method == "ref" and w.reference in w.classes:  # weaver's ref method takes the first class as reference
             r = w.classes.index(w.reference)

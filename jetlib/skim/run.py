@@ -433,6 +433,13 @@ def skim(
         _refuse_changed([(f.path, uuids[f.path], now) for f in files if f.path in finished and f.path in uuids
                          and not is_remote(f.path) and (now := header_uuid(f.path)) not in (None, uuids[f.path])])  # fmt: skip
         summary.already_done += sum(finished.get(f.path, 0) for f in files)
+        listed = {f.path for f in files}
+        unlisted = sorted({r["file"] for r in latest.values() if r.get("file") and r["file"] not in listed})
+        if unlisted:  # a shorter list does not take inputs out of a store
+            gone = set(unlisted)
+            kept = sum(r.get("jets", 0) for r in latest.values() if r.get("kind") == "range" and r.get("status") == "done" and r["file"] in gone)
+            console.print(f"note: the store also holds {len(unlisted):,} input file(s) not in this list ({kept:,} jets; "
+                          f"e.g. {escape(unlisted[0])}): they stay in it; --overwrite starts the store anew")  # fmt: skip
         files = [f for f in files if f.path not in finished]
         for f in files:
             if f.problem:

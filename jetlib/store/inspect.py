@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from jetlib.store.store import Store
+from jetlib.store.verify import derived_files
 
 __all__ = ["describe"]
 
@@ -36,6 +37,7 @@ def describe(path: str | Path) -> dict:
             content = ""
         arrays[name] = (str(("N", *spec.inner)).replace("'", ""), spec.dtype, content)
     return {
+        "path": s.path,
         "jets": int(counts.sum()),
         "shards": len(shards),
         "bytes": sum(x.bytes for x in shards),
@@ -48,4 +50,5 @@ def describe(path: str | Path) -> dict:
         "label_scheme": s.meta["labels"]["scheme"],
         "classes": dict(zip(s.classes, counts.tolist())),
         "dropped": s.meta.get("dropped", {}),
+        "derived": derived_files(s),
     }

@@ -26,7 +26,7 @@ from jetlib.store.manifest import done_uuids
 from jetlib.store.shards import checksum
 from jetlib.store.store import Store
 
-__all__ = ["verify", "VerifyReport", "Problem"]
+__all__ = ["verify", "VerifyReport", "Problem", "DerivedFile", "derived_files"]
 
 _REDO = "delete it and re-run the same `jetlib skim` command to redo its task"
 
@@ -213,18 +213,38 @@ def verify(
                 "re-running the skim does not remove it")  # fmt: skip
 
     # 4. derived data -----------------------------------------------------------------------
+    for f in derived_files(st, sum(s.jets for s in shards)):
+        if f.state == "unreadable":
+            warn("derived", f.path, "unreadable JSON")
+        elif f.state == "stale":
+            warn("derived", f.path, f"{f.kind} made from another state of the store (the Reader and `jetlib export` "
+                 f"refuse them): re-run `{f.remake}`")  # fmt: skip
+    return rep
+
+
+@dataclass(frozen=True)
+class DerivedFile:
+    kind: str  # weights | stats
+    path: Path
+    state: str  # current | stale | unreadable
+    remake: str  # the command that makes it again
+
+
+def derived_files(st: Store, n_jets: int | None = None) -> list[DerivedFile]:
+    """The weights and stats files of a store, each current (made from the store as it is:
+    its jets and configuration) or stale."""
+    n_jets = st.n_jets if n_jets is None else n_jets
+    out = []
     for kind, folder in (("weights", st.path / "weights"), ("stats", st.path / "stats")):
         for p in sorted(folder.glob("*.json")) if folder.is_dir() else []:
             try:
                 d = json.loads(p.read_text())
-            except json.JSONDecodeError:
-                warn("derived", p, "unreadable JSON")
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                out.append(DerivedFile(kind, p, "unreadable", f"jetlib {kind} {st.path}"))
                 continue
-            n_jets = sum(s.jets for s in shards)
-            if d.get("jets") not in (None, n_jets) or (d.get("config_hash") or None) not in (None, st.meta["config_hash"]):
-                warn("derived", p, f"{kind} made from another state of the store (the Reader and `jetlib export` refuse "
-                     f"them): re-run `{_remake(kind, d, st.path)}`")  # fmt: skip
-    return rep
+            stale = d.get("jets") not in (None, n_jets) or (d.get("config_hash") or None) not in (None, st.meta["config_hash"])
+            out.append(DerivedFile(kind, p, "stale" if stale else "current", _remake(kind, d, st.path)))
+    return out
 
 
 def _remake(kind: str, d: dict, store: Path) -> str:

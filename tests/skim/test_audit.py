@@ -337,3 +337,23 @@ def test_cli_warns_when_no_jet_passes_the_selection(miniaod_files, tmp_path):
     assert Store(tmp_path / "s").n_jets == 0
     res = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "ok")], env={"COLUMNS": "300"})
     assert res.exit_code == 0 and "no jet of the" not in res.output and Store(tmp_path / "ok").n_jets > 0
+
+
+def test_rerun_with_fewer_inputs_says_the_others_stay(miniaod_files, tmp_path):
+    """A shorter list does not take inputs out of a store; the skim says so, with their jets."""
+    from typer.testing import CliRunner
+
+    from jetlib.cli import app
+
+    args = ["--out", str(tmp_path / "s"), "--workers", "1", "--no-progress", "--dashboard-address", "", "--entries-per-task", "200"]
+    (tmp_path / "both.txt").write_text("\n".join(str(p) for p in miniaod_files) + "\n")
+    (tmp_path / "one.txt").write_text(f"{miniaod_files[0]}\n")
+    res = CliRunner().invoke(app, ["skim", str(tmp_path / "both.txt"), *args], env={"COLUMNS": "400"})
+    assert res.exit_code == 0 and "note: the store also holds" not in res.output
+    st = Store(tmp_path / "s")
+    second = str(Path(miniaod_files[1]).resolve())
+    jets = sum(r["jets"] for r in st.manifest.latest().values() if r["kind"] == "range" and r["file"] == second)
+    res = CliRunner().invoke(app, ["skim", str(tmp_path / "one.txt"), *args], env={"COLUMNS": "400"})
+    assert res.exit_code == 0, res.output
+    assert f"note: the store also holds 1 input file(s) not in this list ({jets:,} jets; e.g. {second})" in res.output
+    assert Store(tmp_path / "s").n_jets == st.n_jets

@@ -27,3 +27,25 @@ def test_inspect_counts_and_lists(store_factory):
     assert res.exit_code == 2 and "no such folder" in res.output
     res = CliRunner().invoke(app, ["inspect", str(path / "shards")])
     assert res.exit_code == 2 and "not a jetlib store" in res.output
+
+
+def test_inspect_says_which_weights_and_stats_are_current(store_factory):
+    import json
+
+    from jetlib.stats import compute_stats
+    from jetlib.weights import compute_weights
+
+    path = store_factory()
+    res = CliRunner().invoke(app, ["inspect", str(path)], env={"COLUMNS": "300"})
+    assert "no sampling weights or standardisation yet" in res.output
+    compute_weights(path)
+    compute_stats(path, clip=3.0)
+    res = CliRunner().invoke(app, ["inspect", str(path)], env={"COLUMNS": "300"})
+    assert "weights: weights/flat.json (current)" in res.output and "stats: stats/stats.json (current)" in res.output
+    f = path / "stats" / "stats.json"
+    d = json.loads(f.read_text())
+    d["jets"] += 1  # as if made before the store grew
+    f.write_text(json.dumps(d))
+    res = CliRunner().invoke(app, ["inspect", str(path)], env={"COLUMNS": "300"})
+    assert f"stats: stats/stats.json (stale: re-run `jetlib stats {path} --clip 3`)" in res.output
+    assert "weights: weights/flat.json (current)" in res.output
