@@ -105,8 +105,9 @@ def weaver_config(
     """
     s = store if isinstance(store, Store) else Store(store)
     if s.format != "parquet":
-        raise StoreError(f"{s.path}: weaver reads Parquet or ROOT; this store has {s.format} shards. "
-                         "Skim with `--format parquet` to train with weaver")  # fmt: skip
+        raise StoreError(f"{s.path}: weaver's loader reads this layout from Parquet (its HDF5 reader expects "
+                         f"another layout); this store has {s.format} shards. Skim with `--format parquet` to train "
+                         "with weaver, or train with jetlib.Reader")  # fmt: skip
     stats = load_stats(s) if standardize else None
     inputs = _inputs(s, stats, blocks)
     new = _unpad(inputs) if unpad else {}

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from jetlib.errors import StoreError
+from jetlib.errors import StoreError, near_matches
 from jetlib.store.layout import ShardLayout
 from jetlib.store.manifest import Manifest
 from jetlib.store.shards import read_shard
@@ -68,7 +68,12 @@ class Store:
         meta_path = self.path / META_NAME
         if not self.path.is_dir():
             what = "a file, not a store folder" if self.path.exists() else "no such folder"
-            raise StoreError(f"{self.path}: {what}; give the --out folder of a `jetlib skim`")
+            near = []
+            if not self.path.exists() and self.path.parent.is_dir():  # a typo: name stores beside it
+                beside = [p.name for p in self.path.parent.iterdir() if (p / META_NAME).is_file()]
+                near = near_matches(self.path.name, beside)
+            hint = f" (did you mean {', '.join(str(self.path.parent / n) for n in near)}?)" if near else ""
+            raise StoreError(f"{self.path}: {what}{hint}; give the --out folder of a `jetlib skim`")
         if not meta_path.is_file():
             raise StoreError(f"{self.path}: not a jetlib store (no {META_NAME}); create one with `jetlib skim`")
         try:

@@ -24,7 +24,9 @@ def test_inspect_counts_and_lists(store_factory):
     assert "log_pt, deta, dphi, charge" in res.output  # every feature, none cut off
     assert "jet_pt" in res.output and "observer" in res.output
     res = CliRunner().invoke(app, ["inspect", str(path / "nowhere")])
-    assert res.exit_code == 2 and "no such folder" in res.output
+    assert res.exit_code == 2 and "no such folder" in res.output and "did you mean" not in res.output
+    res = CliRunner().invoke(app, ["inspect", str(path.parent / "stor")], env={"COLUMNS": "400"})
+    assert res.exit_code == 2 and f"no such folder (did you mean {path}?)" in res.output
     res = CliRunner().invoke(app, ["inspect", str(path / "shards")])
     assert res.exit_code == 2 and "not a jetlib store" in res.output
 
