@@ -240,6 +240,8 @@ def derived_files(st: Store, n_jets: int | None = None) -> list[DerivedFile]:
             try:
                 d = json.loads(p.read_text())
             except (json.JSONDecodeError, UnicodeDecodeError):
+                d = None
+            if not isinstance(d, dict):
                 out.append(DerivedFile(kind, p, "unreadable", f"jetlib {kind} {st.path}"))
                 continue
             stale = d.get("jets") not in (None, n_jets) or (d.get("config_hash") or None) not in (None, st.meta["config_hash"])
@@ -256,7 +258,7 @@ def _remake(kind: str, d: dict, store: Path) -> str:
 
     try:
         return SamplingWeights.from_json(d).command(store)
-    except (KeyError, TypeError, ValueError):  # a file of an older version: the options are unknown
+    except (KeyError, TypeError, ValueError, AttributeError):  # an older version's file: options unknown
         return f"jetlib weights {store} ... (with its --bins, --method and --name)"
 
 

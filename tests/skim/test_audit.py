@@ -349,11 +349,11 @@ def test_rerun_with_fewer_inputs_says_the_others_stay(miniaod_files, tmp_path):
     (tmp_path / "both.txt").write_text("\n".join(str(p) for p in miniaod_files) + "\n")
     (tmp_path / "one.txt").write_text(f"{miniaod_files[0]}\n")
     res = CliRunner().invoke(app, ["skim", str(tmp_path / "both.txt"), *args], env={"COLUMNS": "400"})
-    assert res.exit_code == 0 and "note: the store also holds" not in res.output
+    assert res.exit_code == 0 and "note: the store also has records" not in res.output
     st = Store(tmp_path / "s")
     second = str(Path(miniaod_files[1]).resolve())
     jets = sum(r["jets"] for r in st.manifest.latest().values() if r["kind"] == "range" and r["file"] == second)
     res = CliRunner().invoke(app, ["skim", str(tmp_path / "one.txt"), *args], env={"COLUMNS": "400"})
     assert res.exit_code == 0, res.output
-    assert f"note: the store also holds 1 input file(s) not in this list ({jets:,} jets; e.g. {second})" in res.output
+    assert f"note: the store also has records of 1 input file(s) not in this list ({jets:,} jets; e.g. {second})" in res.output
     assert Store(tmp_path / "s").n_jets == st.n_jets

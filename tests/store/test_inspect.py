@@ -51,3 +51,6 @@ def test_inspect_says_which_weights_and_stats_are_current(store_factory):
     res = CliRunner().invoke(app, ["inspect", str(path)], env={"COLUMNS": "300"})
     assert f"stats: stats/stats.json (stale: re-run `jetlib stats {path} --clip 3`)" in res.output
     assert "weights: weights/flat.json (current)" in res.output
+    (path / "weights" / "broken.json").write_text("[1, 2]")  # JSON, but not a weights file
+    res = CliRunner().invoke(app, ["inspect", str(path)], env={"COLUMNS": "300"})
+    assert res.exit_code == 0 and "weights: weights/broken.json (unreadable JSON)" in res.output
