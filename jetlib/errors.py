@@ -81,6 +81,12 @@ class MissingBranchError(KeyError):
         return (type(self), (self.path, self.branch, self.suggestions, self.schema))
 
 
+class SchemaMismatchError(ValueError):
+    """A branch the input schema names has another shape or type than its role needs (an event
+    field that holds a list, a collection field that holds one value per event, a branch of
+    another collection, integers for a kinematic field): the schema is wrong, not the file."""
+
+
 class StoreError(RuntimeError):
     """A store is missing, of an unknown format, inconsistent, or mixed with another config."""
 

@@ -89,6 +89,6 @@ def _what_next(s) -> str:
     failed = [f for f in s.failures if f["status"] == "failed"]
     if failed and all(f.get("error") in CONFIG_ERRORS for f in failed):
         again = ", and add --overwrite (this store holds no jets yet)" if s.jets == 0 and s.already_done == 0 else ""
-        return f"the files lack branches that the input schema names; fix --schema as the message above says{again}."
+        return f"the input schema does not fit the files (branches missing, or of another shape or type); fix --schema as the message above says{again}."
     return ("fix those inputs and re-run the same command to resume (a failed input dropped from the list stays "
             "failed in this store: --skip-bad-files records damaged ones as skipped, --overwrite starts the store anew).")

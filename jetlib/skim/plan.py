@@ -177,13 +177,16 @@ def make_plan(schema: InputSchema, config: SkimConfig, labels: LabelScheme) -> S
         elif f in jc.all_fields:
             jet_branches[f] = jc.all_fields[f]
         else:
-            known = list(JET_DERIVED) + list(EVENT_FEATURES) + [f"n_{x}" for x in config.blocks] + list(jc.all_fields)
+            known = list(dict.fromkeys([*JET_DERIVED, *EVENT_FEATURES, *(f"n_{x}" for x in config.blocks), *jc.all_fields]))
             near = near_matches(f, known)
             raise ConfigError(
-                f"unknown jet feature {f!r}" + (f"; did you mean {near[0]!r}?" if near else f"; known: {', '.join(known)}"),
+                f"jet feature {f!r} is neither computed by jetlib nor a field of {jc.name} in input schema "
+                f"{schema.source}" + (f"; did you mean {near[0]!r}?" if near else f" (known: {', '.join(known)})")
+                + f"; add {f!r} to collections.{jc.name}.fields of the input schema, or remove it from jets.features "
+                "of a copy of the skim config (--config)",
                 source=src,
                 key="jets.features",
-            )
+            )  # fmt: skip
         jet_features.append(f)
 
     # -- GEN ---------------------------------------------------------------------------
@@ -210,9 +213,57 @@ def make_plan(schema: InputSchema, config: SkimConfig, labels: LabelScheme) -> S
                 c = _col(schema, cname, f"event_selection {config.event_selection}")
                 fields = ["pt", "eta", "phi", "mass"] + (["charge"] if key != "jets" else []) + (["iso"] if key != "jets" else [])
                 preset_branches[cname] = {f: c.all_fields[f] for f in fields if f in c.all_fields}
+    missing_ids = [k for k in ("run", "lumi", "event") if k not in schema.event]
+    if missing_ids:
+        dropped.setdefault("observers", []).extend(f"{k} (not in the schema's event fields: written as 0)" for k in missing_ids)
+    _refuse_likely_typos(schema, config, jc.name, blocks, preset_branches, jet_features, missing_ids)
     return SkimPlan(
         schema=schema, config=config, labels=labels, tree=schema.tree, jet_branches=jet_branches,
         jet_optional=jet_optional, jet_features=tuple(jet_features), event_branches=event_branches,
         blocks=blocks, gen_branches=gen, genjet_branches=genjet, genjetnu_branches=genjetnu,
         preset=preset, preset_branches=preset_branches, dropped=dropped,
     )  # fmt: skip
+
+
+def _resembles(name: str, wanted: list[str]) -> list[str]:
+    """Names of ``wanted`` that ``name`` looks like a misspelling or a longer form of."""
+    longer = [w for w in wanted if len(w) >= 3 and w.lower() in name.lower() and w != name]
+    return list(dict.fromkeys(near_matches(name, wanted) + longer))
+
+
+def _refuse_likely_typos(schema: InputSchema, config: SkimConfig, jet_col: str, blocks: dict[str, BlockPlan],
+                         preset_branches: dict[str, dict[str, str]], jet_features: list[str], missing_ids: list[str]) -> None:  # fmt: skip
+    """An entry of the input schema that nothing reads, named like something the skim wants and
+    the schema lacks, is a typo that would silently drop a block or read a feature as zeros
+    (``PFCands:`` for ``PFCand:``, ``isolation`` for ``iso``): a ConfigError that names both."""
+    wanted: dict[str, set[str]] = {jet_col: {"pt", "eta", "phi", "mass", "jetId", "hadronFlavour", "partonFlavour",
+                                             *jet_features, *(Expression(config.jets.expression).names if config.jets.expression else ())}}  # fmt: skip
+    for b in config.blocks.values():
+        for c in b.collections:
+            wanted.setdefault(c, set()).update(blocks[b.name].raw_columns if b.name in blocks else NODE_ROLES)
+        if b.link:
+            wanted.setdefault(b.link, set()).update(("jetIdx", "candIdx"))
+    wanted.setdefault("GenPart", set()).update(GEN_FIELDS)
+    for c in ("GenJet", "GenJetWithNu"):
+        wanted.setdefault(c, set()).update(GENJET_FIELDS)
+    for c, brs in preset_branches.items():
+        wanted.setdefault(c, set()).update(brs)
+    lacking = [c for c in wanted if c not in schema.collections]
+    for name in schema.collections:
+        if name not in wanted and (like := _resembles(name, lacking)):
+            raise ConfigError(f"collection {name!r} is read by nothing, and the skim wants a collection {like[0]!r} that the "
+                              f"schema lacks (without it, what needs it is left out): rename {name!r} to {like[0]!r}",
+                              source=schema.source, key=f"collections.{name}")  # fmt: skip
+    for name, col in schema.collections.items():
+        want = wanted.get(name, set())
+        lacks = sorted(w for w in want if w not in col.all_fields)
+        for f in col.all_fields:
+            if f not in want and (like := _resembles(f, lacks)):
+                raise ConfigError(f"field {f!r} of {name} is read by nothing, and the skim wants a field {like[0]!r} of {name} "
+                                  f"that the schema lacks (read as 0 or left out): rename {f!r} to {like[0]!r}, or remove "
+                                  f"{f!r} if {name} has no such branch", source=schema.source, key=f"collections.{name}")  # fmt: skip
+    used_event = {"run", "lumi", "event", "rho", "npv"}
+    for k in schema.event:
+        if k not in used_event and (like := _resembles(k, missing_ids)):
+            raise ConfigError(f"event field {k!r} is read by nothing, and the skim wants an event field {like[0]!r} that the "
+                              f"schema lacks (written as 0): rename {k!r} to {like[0]!r}", source=schema.source, key=f"event.{k}")  # fmt: skip

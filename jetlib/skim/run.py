@@ -383,6 +383,9 @@ def skim(
         # a typo in every path or glob: say so, rather than make a store of failed records
         more = f"; and {len(files) - 3} more" if len(files) > 3 else ""
         raise ValueError("no input to skim, no store made: " + "; ".join(f"{f.path}: {f.problem}" for f in files[:3]) + more)
+    if plan.dropped:  # expected for a sparse schema (NanoAOD has no PF candidates), a typo otherwise
+        what = "; ".join(f"{k}: {', '.join(v)}" for k, v in plan.dropped.items())
+        console.print(f"note: input schema {escape(plan.schema.name)!r} does not feed (left out of the store): {escape(what)}")
     with writer_lock(out, "jetlib skim"):  # one writer per store (jetlib/store/lock.py)
         _prepare_store(out, meta, overwrite)
         for stale in (out / "shards").glob(".*.tmp-*"):  # left by workers of an interrupted run

@@ -16,7 +16,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from jetlib.errors import ConfigError, InputFileError, MissingBranchError, error_name
+from jetlib.errors import ConfigError, InputFileError, MissingBranchError, SchemaMismatchError, error_name
 from jetlib.skim.plan import SkimPlan
 from jetlib.source.filelist import is_remote
 from jetlib.source.open import (CORRUPT_ERRORS, check_branches, file_identity, forget_tree, open_tree, open_tree_cached,
@@ -29,7 +29,7 @@ BACKOFF_S = 2.0
 DEFAULT_TASK_TIMEOUT_S = 900.0
 BUNDLED_SCHEMAS = ("miniaod", "nanoaod")
 #: errors of the configuration, not of a file: --skip-bad-files never skips them
-CONFIG_ERRORS = ("MissingBranchError",)
+CONFIG_ERRORS = ("MissingBranchError", "SchemaMismatchError")
 
 
 class TaskTimeout(TimeoutError):
@@ -171,6 +171,8 @@ def run_task(plan: SkimPlan, task: Task, store: str, fmt: str, compression: str,
             rec.update(file_identity(t, task.path))
             keys = set(_check_schema(task.path, t, plan))
             return read_chunk(t, plan, task.start, task.stop, keys)
+        except SchemaMismatchError as err:  # the schema, not the file: the same in every file
+            raise SchemaMismatchError(f"{task.path}: {err}; fix the input schema ({plan.schema.source})") from None
         except BaseException as err:
             forget_tree(task.path)  # a retry, or the next task, opens the file afresh
             if isinstance(err, MissingBranchError) or not isinstance(err, CORRUPT_ERRORS):
@@ -185,7 +187,7 @@ def run_task(plan: SkimPlan, task: Task, store: str, fmt: str, compression: str,
         t1 = time.perf_counter()
         layout = shard_layout(plan)
         arrays, counters = process_chunk(plan, chunk, layout)
-    except (InputFileError, MissingBranchError, OSError, FloatingPointError) as err:  # TaskTimeout is an OSError
+    except (InputFileError, MissingBranchError, SchemaMismatchError, OSError, FloatingPointError) as err:  # TaskTimeout is an OSError
         # bad input: recorded, never retried; programming errors propagate to the client
         rec.update(_failure(err))
         rec.update(events=0, jets=0, shards=[], seconds=round(time.perf_counter() - t0, 3))

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import awkward as ak
 import numpy as np
 
+from jetlib.errors import SchemaMismatchError
 from jetlib.skim.plan import BlockPlan, SkimPlan
 
 __all__ = ["Jagged", "Chunk", "read_chunk", "merge_nodes"]
@@ -40,13 +41,21 @@ class Chunk:
     nbytes: int
 
 
-def _split(a: ak.Array, name: str) -> tuple[np.ndarray, np.ndarray]:
+#: fields that must hold floating-point values: integers would truncate them silently
+_FLOAT_FIELDS = ("pt", "eta", "phi", "mass")
+
+
+def _split(a: ak.Array, name: str, what: str) -> tuple[np.ndarray, np.ndarray]:
     layout = ak.to_packed(a).layout
+    if not layout.is_list:
+        raise SchemaMismatchError(f"branch {name} holds one value per event ({a.type}), but the input schema maps it "
+                                  f"to a field of {what}, which needs a list per event (one value per object)")  # fmt: skip
     if not isinstance(layout, ak.contents.ListOffsetArray):
         layout = layout.to_ListOffsetArray64(True)
     offsets = np.asarray(layout.offsets.data, dtype=np.int64)
-    if not isinstance(layout.content, ak.contents.NumpyArray):
-        raise ValueError(f"branch {name} is not a jagged array of numbers ({a.type})")
+    if not isinstance(layout.content, ak.contents.NumpyArray) or layout.content.data.ndim != 1:
+        raise SchemaMismatchError(f"branch {name} is not a list of numbers per event ({a.type}); the input schema maps "
+                                  f"it to a field of {what}")  # fmt: skip
     content = np.asarray(layout.content.data)
     if offsets[0] != 0:
         content = content[offsets[0] :]
@@ -54,18 +63,36 @@ def _split(a: ak.Array, name: str) -> tuple[np.ndarray, np.ndarray]:
     return offsets, content
 
 
-def _jagged(arrays: dict[str, ak.Array], branches: dict[str, str]) -> Jagged:
+def _jagged(arrays: dict[str, ak.Array], branches: dict[str, str], what: str) -> Jagged:
+    """The branches of one collection (``what``) as offsets and a content per field."""
     out = Jagged(np.zeros(1, np.int64))
-    first = True
+    first = None
     for f, b in branches.items():
-        off, content = _split(arrays[b], b)
-        if first:
-            out.offsets = off
-            first = False
+        off, content = _split(arrays[b], b, what)
+        if f in _FLOAT_FIELDS and content.dtype.kind in "iub":
+            raise SchemaMismatchError(f"branch {b} holds {content.dtype} values, but field {f!r} of {what} needs "
+                                      "floating-point values (integers would truncate it)")  # fmt: skip
+        if first is None:
+            out.offsets, first = off, b
         elif off.shape != out.offsets.shape or not np.array_equal(off, out.offsets):
-            raise ValueError(f"branch {b} has different counts from the other branches of its collection")
+            i = int(np.flatnonzero(np.diff(off) != np.diff(out.offsets))[0]) if off.shape == out.offsets.shape else 0
+            raise SchemaMismatchError(
+                f"branch {b} ({what}.{f}) has other counts per event than {first}, the first branch of {what} "
+                f"(event {i} of the range: {np.diff(off)[i] if off.size > 1 else 0} against "
+                f"{np.diff(out.offsets)[i] if out.offsets.size > 1 else 0}); does the input schema map a branch of "
+                f"another collection to {what}?"
+            )  # fmt: skip
         out.fields[f] = content
     return out
+
+
+def _event_field(arrays: dict[str, ak.Array], key: str, b: str) -> np.ndarray:
+    a = arrays[b]
+    layout = a.layout
+    if not isinstance(layout, ak.contents.NumpyArray) or layout.data.ndim != 1 or layout.data.dtype.kind not in "iufb":
+        raise SchemaMismatchError(f"branch {b} holds {a.type.content} per event, but event field {key!r} of the input "
+                                  "schema needs one number per event")  # fmt: skip
+    return np.asarray(layout.data)
 
 
 def merge_nodes(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -95,7 +122,7 @@ def _block(arrays, bp: BlockPlan, n_events: int) -> tuple[np.ndarray, np.ndarray
     parts = []
     for cname, brs in bp.branches.items():
         present = {c: b for c, b in zip(bp.raw_columns, brs) if b is not None}
-        jag = _jagged(arrays, present)
+        jag = _jagged(arrays, present, cname)
         n = int(jag.offsets[-1])
         # columns are gathered contiguously, then transposed in one copy: writing each
         # column into the row-major X (a 160-byte stride) took 3x longer
@@ -113,18 +140,18 @@ def read_chunk(t, plan: SkimPlan, start: int, stop: int, keys: set[str]) -> Chun
     arrays = t.arrays(wanted, entry_start=start, entry_stop=stop, library="ak", how=dict)
     nbytes = sum(int(a.layout.nbytes) for a in arrays.values())
     n = stop - start
-    event = {k: np.asarray(arrays[b]) for k, b in plan.event_branches.items()}
+    event = {k: _event_field(arrays, k, b) for k, b in plan.event_branches.items()}
     jet_fields = dict(plan.jet_branches)
     jet_fields.update({f: b for f, b in plan.jet_optional.items() if b in keys})
-    jets = _jagged(arrays, jet_fields)
+    jets = _jagged(arrays, jet_fields, plan.config.jets.collection)
     blocks = {name: _block(arrays, bp, n) for name, bp in plan.blocks.items()}
     links = {
-        name: _jagged(arrays, {"jetIdx": bp.link_branches[0], "candIdx": bp.link_branches[1]})
+        name: _jagged(arrays, {"jetIdx": bp.link_branches[0], "candIdx": bp.link_branches[1]}, f"the {name} block's link")
         for name, bp in plan.blocks.items()
         if bp.link_branches
     }
-    gen = _jagged(arrays, plan.gen_branches)
-    genjet = _jagged(arrays, plan.genjet_branches)
-    genjetnu = _jagged(arrays, plan.genjetnu_branches) if plan.genjetnu_branches else None
-    preset = {c: _jagged(arrays, brs) for c, brs in plan.preset_branches.items()}
+    gen = _jagged(arrays, plan.gen_branches, "GenPart")
+    genjet = _jagged(arrays, plan.genjet_branches, "GenJet")
+    genjetnu = _jagged(arrays, plan.genjetnu_branches, "GenJetWithNu") if plan.genjetnu_branches else None
+    preset = {c: _jagged(arrays, brs, c) for c, brs in plan.preset_branches.items()}
     return Chunk(n, event, jets, blocks, links, gen, genjet, genjetnu, preset, nbytes)

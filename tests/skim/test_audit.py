@@ -357,3 +357,86 @@ def test_rerun_with_fewer_inputs_says_the_others_stay(miniaod_files, tmp_path):
     assert res.exit_code == 0, res.output
     assert f"note: the store also has records of 1 input file(s) not in this list ({jets:,} jets; e.g. {second})" in res.output
     assert Store(tmp_path / "s").n_jets == st.n_jets
+
+
+@pytest.mark.parametrize(
+    "old, new, says",
+    [
+        ("{iso: Muon_pfRelIso04_all}", "{iso: Rho_fixedGridRhoFastjetAll}",
+         "branch Rho_fixedGridRhoFastjetAll holds one value per event"),
+        ("{iso: Muon_pfRelIso04_all}", "{iso: Electron_pfRelIso03_all}",
+         "branch Electron_pfRelIso03_all (Muon.iso) has other counts per event than Muon_pt"),
+        ("rho: Rho_fixedGridRhoFastjetAll", "rho: Jet_area", "event field 'rho' of the input schema needs one number per event"),
+    ],
+)  # fmt: skip
+def test_a_branch_of_the_wrong_shape_is_a_schema_error_not_damage(miniaod_files, tmp_path, old, new, says):
+    """A schema that maps a branch of another shape (an event value into a collection, another
+    collection's branch, a list into an event field) fails as the schema's fault, naming the
+    branch, with no traceback, and --skip-bad-files does not skip the (good) files for it."""
+    text = (Path(__file__).parents[2] / "schemas" / "inputs" / "miniaod.yaml").read_text()
+    assert old in text
+    (tmp_path / "mine.yaml").write_text(text.replace(old, new, 1).replace("name: miniaod", "name: mine"))
+    s = skim([str(p) for p in miniaod_files], tmp_path / "store", schema=str(tmp_path / "mine.yaml"), skip_bad_files=True, **KW)
+    assert not s.ok and s.skipped == 0 and s.done == 0
+    recs = [r for r in Store(tmp_path / "store").manifest.latest().values() if r["kind"] == "range"]
+    assert recs and all(r["status"] == "failed" and r["error"] == "SchemaMismatchError" for r in recs)
+    assert all(says in r["reason"] and "fix the input schema" in r["reason"] and "damaged" not in r["reason"] for r in recs)
+
+
+def test_integer_kinematics_are_refused():
+    import awkward as ak
+
+    from jetlib.errors import SchemaMismatchError
+    from jetlib.source.read import _jagged
+
+    arrays = {"Jet_pt": ak.Array([[30.5, 20.0], []]), "Jet_eta": ak.Array([[1, -2], []]), "Jet_n": ak.Array([[3, 4], []])}
+    with pytest.raises(SchemaMismatchError, match="branch Jet_eta holds int64 values, but field 'eta' of Jet needs floating-point"):
+        _jagged(arrays, {"pt": "Jet_pt", "eta": "Jet_eta"}, "Jet")
+    assert _jagged(arrays, {"pt": "Jet_pt", "nConstituents": "Jet_n"}, "Jet").fields["nConstituents"].tolist() == [3, 4]
+
+
+@pytest.mark.parametrize(
+    "old, new, says",
+    [
+        ("  PFCand:\n", "  PFCands:\n", "collection 'PFCands' is read by nothing.*rename 'PFCands' to 'PFCand'"),
+        ("{iso: Muon_pfRelIso04_all}", "{isolation: Muon_pfRelIso04_all}",
+         "field 'isolation' of Muon is read by nothing.*rename 'isolation' to 'iso'"),
+        ("optional: [hadronFlavour, partonFlavour]\n  PFCand:", "optional: [hadronFlavor, partonFlavour]\n  PFCand:",
+         "field 'hadronFlavor' of Jet .*rename 'hadronFlavor' to 'hadronFlavour'"),
+        ("  run: run\n", "  runn: run\n", "event field 'runn' is read by nothing.*rename 'runn' to 'run'"),
+        ("fields: [pt, eta, phi, mass, jetId, area, nConstituents]", "fields: [pt, eta, phi, mass, jetId, nConstituents]",
+         "jet feature 'area' is neither computed by jetlib nor a field of Jet in input schema .*mine.yaml.*add 'area' to "
+         "collections.Jet.fields of the input schema, or remove it from jets.features"),
+    ],
+)  # fmt: skip
+def test_schema_typos_that_would_drop_or_zero_data_are_refused(tmp_path, old, new, says):
+    """A schema entry nothing reads, named like one the skim wants and the schema lacks, would
+    silently drop a block or zero a feature: refused before anything runs, naming both."""
+    from jetlib.config.inputs import load_input_schema
+    from jetlib.config.skim import load_label_scheme, load_skim_config
+    from jetlib.errors import ConfigError
+    from jetlib.skim.plan import make_plan
+
+    text = (Path(__file__).parents[2] / "schemas" / "inputs" / "miniaod.yaml").read_text()
+    assert old in text
+    (tmp_path / "mine.yaml").write_text(text.replace(old, new, 1))
+    cfg = load_skim_config("default")
+    make_plan(load_input_schema("miniaod"), cfg, load_label_scheme(cfg.labels))  # the bundled one is fine
+    with pytest.raises(ConfigError, match=says):
+        make_plan(load_input_schema(tmp_path / "mine.yaml"), cfg, load_label_scheme(cfg.labels))
+
+
+def test_a_schema_without_run_numbers_and_blocks_is_noted_at_the_start(miniaod_files, tmp_path):
+    import io
+
+    from rich.console import Console
+
+    text = (Path(__file__).parents[2] / "schemas" / "inputs" / "miniaod.yaml").read_text()
+    cut = text.replace("  run: run\n", "").replace("  LostTrack:\n    prefix: LostTrack_\n", "  Unused:\n    prefix: LostTrack_\n")
+    (tmp_path / "mine.yaml").write_text(cut)
+    buf = io.StringIO()
+    s = skim([str(miniaod_files[0])], tmp_path / "store", schema=str(tmp_path / "mine.yaml"), console=Console(file=buf, width=400), **KW)
+    assert s.ok and s.jets > 0
+    out = buf.getvalue()
+    assert "does not feed (left out of the store): blocks: lt;" in out and "run (not in the schema's event fields: written as 0)" in out
+    assert set(Store(tmp_path / "store").read(["run"])["run"].tolist()) == {0}
