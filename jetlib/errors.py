@@ -61,24 +61,29 @@ class InputFileError(OSError):
 class MissingBranchError(KeyError):
     """A branch that the input schema needs is not in the file."""
 
-    def __init__(self, path: str, branch: str, candidates: Iterable[str] = (), schema: str = ""):
+    def __init__(self, path: str, branch: str, candidates: Iterable[str] = (), schema: str = "", others: Iterable[str] = ()):
         self.path = path
         self.branch = branch
         self.suggestions = near_matches(branch, candidates)
         self.schema = schema
+        self.others = tuple(others)  # the other branches the file lacks, so that one run names them all
         super().__init__(branch)
 
     def __str__(self) -> str:
         hint = f"; near matches: {', '.join(self.suggestions)}" if self.suggestions else ""
+        more = ""
+        if self.others:
+            shown = ", ".join(self.others[:12]) + (", ..." if len(self.others) > 12 else "")
+            more = f" (nor {len(self.others)} other branch(es) the schema names: {shown})"
         fix = (
-            f"; map it in your input schema ({self.schema}) or mark the field optional"
+            f"; map it in your input schema ({self.schema}), or list a collection field that may be absent under optional:"
             if self.schema
             else ""
         )
-        return f"{self.path}: branch {self.branch!r} not found{hint}{fix}"
+        return f"{self.path}: branch {self.branch!r} not found{more}{hint}{fix}"
 
     def __reduce__(self):
-        return (type(self), (self.path, self.branch, self.suggestions, self.schema))
+        return (type(self), (self.path, self.branch, self.suggestions, self.schema, self.others))
 
 
 class SchemaMismatchError(ValueError):

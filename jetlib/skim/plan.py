@@ -83,13 +83,16 @@ class SkimPlan:
         return list(self.jet_optional.values())
 
 
-def _col(schema: InputSchema, name: str, where: str):
+def _col(schema: InputSchema, name: str, where: str, needed_for: str = ""):
     if name not in schema.collections:
+        near = near_matches(name, schema.collections)
         raise ConfigError(
-            f"collection {name!r} is not in input schema {schema.name!r} ({', '.join(schema.collections)})",
+            f"collection {name!r} is not in input schema {schema.name!r} ({', '.join(schema.collections)})"
+            + (f"; did you mean {near[0]!r}? (the collection keys are fixed names: change its prefix:, not the key)" if near else "")
+            + (f"; {needed_for}" if needed_for else ""),
             source=schema.source,
             key=where,
-        )
+        )  # fmt: skip
     return schema.collections[name]
 
 
@@ -97,11 +100,14 @@ def make_plan(schema: InputSchema, config: SkimConfig, labels: LabelScheme) -> S
     """Check a skim config against an input schema and build the skim plan."""
     src = config.source
     dropped: dict[str, list[str]] = {}
-    jc = _col(schema, config.jets.collection, "jets.collection")
+    jc = _col(schema, config.jets.collection, "jets.collection", "the skim selects its jets from it")
     jet_branches: dict[str, str] = {}
     for f in ("pt", "eta", "phi", "mass") + (("jetId",) if config.jets.jet_id_mask else ()):
         if f not in jc.fields:
-            raise ConfigError(f"jet collection {jc.name} has no required field {f!r}", source=schema.source, key=f"collections.{jc.name}")
+            near = near_matches(f, jc.all_fields)
+            way_out = "; without a jet ID branch, set jets.jet_id_mask: 0 in a copy of the skim config (--config)" if f == "jetId" else ""
+            raise ConfigError(f"jet collection {jc.name} has no required field {f!r}" + (f" (did you mean {near[0]!r}?)" if near else "")
+                              + way_out, source=schema.source, key=f"collections.{jc.name}")  # fmt: skip
         jet_branches[f] = jc.fields[f]
     if config.jets.expression:
         expr = Expression(config.jets.expression, source=f"{src} [jets.expression]")
@@ -190,11 +196,11 @@ def make_plan(schema: InputSchema, config: SkimConfig, labels: LabelScheme) -> S
         jet_features.append(f)
 
     # -- GEN ---------------------------------------------------------------------------
-    gp = _col(schema, "GenPart", "collections.GenPart")
+    gp = _col(schema, "GenPart", "collections.GenPart", "the truth labels are made from the GEN particles (B/C hadrons, taus, leptons)")
     gen = {f: gp.all_fields[f] for f in GEN_FIELDS if f in gp.all_fields}
     if len(gen) != len(GEN_FIELDS):
         raise ConfigError(f"GenPart needs fields {', '.join(GEN_FIELDS)}", source=schema.source, key="collections.GenPart")
-    gj = _col(schema, "GenJet", "collections.GenJet")
+    gj = _col(schema, "GenJet", "collections.GenJet", "the truth targets (gen_pt, ...) come from the matched GEN jet")
     genjet = {f: gj.all_fields[f] for f in GENJET_FIELDS}
     genjetnu = {}
     if schema.has("GenJetWithNu"):

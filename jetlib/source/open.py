@@ -201,12 +201,12 @@ def tree_keys(t) -> list[str]:
 
 
 def check_branches(path: str, t, branches: list[str], schema: str) -> list[str]:
-    """Raise :class:`MissingBranchError` for the first required branch that is absent
-    (uproot would silently drop it for RNTuple, and for TTree with ``filter_name``).
-    Returns the file's keys."""
+    """Raise :class:`MissingBranchError` naming the required branches that are absent (uproot
+    would silently drop them for RNTuple, and for TTree with ``filter_name``). Returns the
+    file's keys."""
     keys = tree_keys(t)
     have = set(keys)
-    for b in branches:
-        if b not in have:
-            raise MissingBranchError(path, b, keys, schema)
+    missing = [b for b in branches if b not in have]
+    if missing:
+        raise MissingBranchError(path, missing[0], keys, schema, missing[1:])
     return keys

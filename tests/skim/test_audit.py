@@ -40,6 +40,15 @@ def test_a_file_of_no_bundled_schema_says_to_check_the_schema(tmp_path):
     assert "check --schema" in rec["reason"] and "damaged" not in rec["reason"]
 
 
+def test_every_missing_branch_is_named_at_once(tmp_path):
+    """Mapping a new ntuple should not take one skim per missing branch."""
+    odd = write_miniaod(tmp_path / "odd.root", 20, drop=("Jet_area", "Rho_fixedGridRhoFastjetAll", "Muon_pfRelIso04_all"))
+    s = skim([str(odd)], tmp_path / "store", **KW)
+    (rec,) = s.failures
+    assert rec["error"] == "MissingBranchError" and "branch 'Jet_area' not found (nor 2 other branch(es) the schema names: " in rec["reason"]
+    assert "Rho_fixedGridRhoFastjetAll" in rec["reason"] and "Muon_pfRelIso04_all" in rec["reason"]
+
+
 def test_a_range_task_reports_a_missing_branch_as_a_schema_problem(tmp_path):
     """The same when a range task, not the file count, meets the missing branch."""
     from jetlib.config.inputs import load_input_schema
@@ -407,6 +416,10 @@ def test_integer_kinematics_are_refused():
         ("fields: [pt, eta, phi, mass, jetId, area, nConstituents]", "fields: [pt, eta, phi, mass, jetId, nConstituents]",
          "jet feature 'area' is neither computed by jetlib nor a field of Jet in input schema .*mine.yaml.*add 'area' to "
          "collections.Jet.fields of the input schema, or remove it from jets.features"),
+        ("fields: [pt, eta, phi, mass, jetId, area, nConstituents]", "fields: [pt, eta, phi, mass, jetid, area, nConstituents]",
+         "no required field 'jetId' \\(did you mean 'jetid'\\?\\); without a jet ID branch, set jets.jet_id_mask: 0"),
+        ("  GenPart:\n", "  GenParticles:\n", "collection 'GenPart' is not in input schema.*the truth labels are made from the GEN"),
+        ("  Photon:\n", "  Muon:\n", "key 'Muon' given twice in one mapping"),
     ],
 )  # fmt: skip
 def test_schema_typos_that_would_drop_or_zero_data_are_refused(tmp_path, old, new, says):
@@ -424,6 +437,15 @@ def test_schema_typos_that_would_drop_or_zero_data_are_refused(tmp_path, old, ne
     make_plan(load_input_schema("miniaod"), cfg, load_label_scheme(cfg.labels))  # the bundled one is fine
     with pytest.raises(ConfigError, match=says):
         make_plan(load_input_schema(tmp_path / "mine.yaml"), cfg, load_label_scheme(cfg.labels))
+
+
+def test_an_empty_schema_file_says_so(tmp_path):
+    from jetlib.config.inputs import load_input_schema
+    from jetlib.errors import ConfigError
+
+    (tmp_path / "empty.yaml").write_text("# to do\n")
+    with pytest.raises(ConfigError, match="empty.yaml: the file is empty"):
+        load_input_schema(tmp_path / "empty.yaml")
 
 
 def test_a_schema_without_run_numbers_and_blocks_is_noted_at_the_start(miniaod_files, tmp_path):
