@@ -92,11 +92,14 @@ def _jagged(arrays: dict[str, ak.Array], branches: dict[str, str], what: str) ->
 
 def _event_field(arrays: dict[str, ak.Array], key: str, b: str) -> np.ndarray:
     a = arrays[b]
-    layout = a.layout
-    if not isinstance(layout, ak.contents.NumpyArray) or layout.data.ndim != 1 or layout.data.dtype.kind not in "iufb":
+    try:
+        v = ak.to_numpy(a, allow_missing=False)  # zero copy for uproot's flat branches
+    except (ValueError, TypeError):  # a list per event, or missing values
+        v = None
+    if v is None or v.ndim != 1 or v.dtype.kind not in "iufb":
         raise SchemaMismatchError(f"branch {b} holds {a.type.content} per event, but event field {key!r} of the input "
                                   "schema needs one number per event")  # fmt: skip
-    return np.asarray(layout.data)
+    return v
 
 
 def merge_nodes(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -392,6 +392,19 @@ def test_a_branch_of_the_wrong_shape_is_a_schema_error_not_damage(miniaod_files,
     assert all(says in r["reason"] and "fix the input schema" in r["reason"] and "damaged" not in r["reason"] for r in recs)
 
 
+def test_event_fields_take_one_number_per_event():
+    import awkward as ak
+    import numpy as np
+
+    from jetlib.errors import SchemaMismatchError
+    from jetlib.source.read import _event_field
+
+    assert _event_field({"rho": ak.Array(np.array([1.5, 2.0], np.float32))}, "rho", "rho").tolist() == [1.5, 2.0]
+    for bad, shape in ((ak.Array([[1.0], [2.0, 3.0]]), "var \\* float64"), (ak.Array(np.zeros((2, 3))), "3 \\* float64")):
+        with pytest.raises(SchemaMismatchError, match=f"branch rho holds {shape} per event, but event field 'rho'"):
+            _event_field({"rho": bad}, "rho", "rho")
+
+
 def test_integer_kinematics_are_refused():
     import awkward as ak
 
