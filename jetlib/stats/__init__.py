@@ -29,6 +29,8 @@ __all__ = ["FeatureStats", "Stats", "compute_stats", "load_stats", "SAMPLE_JETS"
 STATS_DIR = "stats"
 #: jets read in the first (bracketing) pass, spread over all shards
 SAMPLE_JETS = 20_000
+#: clip bounds ±DEFAULT_CLIP after scaling (weaver's default)
+DEFAULT_CLIP = 5.0
 _MIN_SAMPLE = 64
 
 
@@ -60,7 +62,7 @@ class Stats:
     """Standardisation of a store: ``arrays["pf_features"]``, ..., ``arrays["jet_features"]``."""
 
     arrays: dict[str, FeatureStats]
-    clip: float = 5.0
+    clip: float = DEFAULT_CLIP
     jets: int = 0
     config_hash: str = ""
 
@@ -92,6 +94,10 @@ class Stats:
     def to_json(self) -> dict[str, Any]:
         return {"method": "exact percentiles p16/p50/p84 over real nodes", "clip": self.clip, "jets": self.jets,
                 "config_hash": self.config_hash, "arrays": {k: v.to_json() for k, v in self.arrays.items()}}  # fmt: skip
+
+    def command(self, store: str | Path) -> str:
+        """The ``jetlib stats`` command that makes this standardisation again."""
+        return f"jetlib stats {store}" + (f" --clip {self.clip:g}" if self.clip != DEFAULT_CLIP else "")
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Stats:
@@ -138,7 +144,7 @@ def _read_ahead(read, items, enabled: bool):
             yield pending.result()
 
 
-def compute_stats(store: str | Path | Store, *, clip: float = 5.0, sample_jets: int = SAMPLE_JETS,
+def compute_stats(store: str | Path | Store, *, clip: float = DEFAULT_CLIP, sample_jets: int = SAMPLE_JETS,
                   progress: bool = False, read_ahead: bool = True) -> Stats:  # fmt: skip
     """Compute the standardisation of every feature and save ``<store>/stats/stats.json``.
 
@@ -218,7 +224,6 @@ def load_stats(store: str | Path | Store) -> Stats:
     if not path.is_file():
         raise StoreError(f"{s.path}: no standardisation yet; run `jetlib stats {s.path}`")
     st = Stats.from_json(json.loads(path.read_text()))
-    if st.jets != s.n_jets or (st.config_hash and st.config_hash != s.meta.get("config_hash", "")):
-        again = f"jetlib stats {s.path}" + (f" --clip {st.clip:g}" if st.clip != 5.0 else "")
-        raise StoreError(f"{path}: computed for {st.jets:,} jets but the store now has {s.n_jets:,}; re-run `{again}`")
+    if not s.made_from_this_state(st.jets, st.config_hash):
+        raise StoreError(f"{path}: computed for {st.jets:,} jets but the store now has {s.n_jets:,}; re-run `{st.command(s.path)}`")
     return st

@@ -156,6 +156,13 @@ class Store:
     def n_jets(self) -> int:
         return sum(s.jets for s in self.shards())
 
+    def made_from_this_state(self, jets: int | None, config_hash: str | None, n_jets: int | None = None) -> bool:
+        """Whether weights or stats computed over ``jets`` jets of a store of ``config_hash``
+        are current: the store still holds that many jets (``n_jets``, default its own count)
+        and its configuration; an unknown count or hash (older files) is not held against them."""
+        n = self.n_jets if n_jets is None else n_jets
+        return jets in (None, n) and (config_hash or None) in (None, self.meta.get("config_hash"))
+
     def iter_read(self, names: list[str]) -> Iterator[tuple[ShardEntry, dict[str, np.ndarray]]]:
         """Read ``names`` shard by shard (bounded memory)."""
         for s in self.shards():

@@ -244,22 +244,20 @@ def derived_files(st: Store, n_jets: int | None = None) -> list[DerivedFile]:
             if not isinstance(d, dict):
                 out.append(DerivedFile(kind, p, "unreadable", f"jetlib {kind} {st.path}"))
                 continue
-            stale = d.get("jets") not in (None, n_jets) or (d.get("config_hash") or None) not in (None, st.meta["config_hash"])
-            out.append(DerivedFile(kind, p, "stale" if stale else "current", _remake(kind, d, st.path)))
+            current = st.made_from_this_state(d.get("jets"), d.get("config_hash"), n_jets)
+            out.append(DerivedFile(kind, p, "current" if current else "stale", _remake(kind, d, st.path)))
     return out
 
 
 def _remake(kind: str, d: dict, store: Path) -> str:
     """The command that makes a weights or stats file ``d`` again, with its options."""
-    if kind == "stats":
-        clip = float(d.get("clip", 5.0))
-        return f"jetlib stats {store}" + (f" --clip {clip:g}" if clip != 5.0 else "")
+    from jetlib.stats import Stats
     from jetlib.weights import SamplingWeights
 
     try:
-        return SamplingWeights.from_json(d).command(store)
+        return (Stats if kind == "stats" else SamplingWeights).from_json(d).command(store)
     except (KeyError, TypeError, ValueError, AttributeError):  # an older version's file: options unknown
-        return f"jetlib weights {store} ... (with its --bins, --method and --name)"
+        return f"jetlib {kind} {store} ... (with its " + ("--bins, --method and --name)" if kind == "weights" else "--clip)")
 
 
 def raise_if_bad(report: VerifyReport) -> None:

@@ -324,7 +324,7 @@ def load_weights(store: str | Path | Store, name: str = "flat") -> SamplingWeigh
             + f"; run `jetlib weights {s.path} " + (f"--method {name}`" if name in METHODS else f"--name {name}` (with your --bins, --method...)")
         )
     w = SamplingWeights.from_json(json.loads(path.read_text()))
-    if w.jets != s.n_jets or (w.config_hash and w.config_hash != s.meta.get("config_hash", "")):
+    if not s.made_from_this_state(w.jets, w.config_hash):
         raise StoreError(
             f"{path}: computed for {w.jets:,} jets but the store now has {s.n_jets:,} "
             f"(or another configuration); re-run `{w.command(s.path)}`"
