@@ -104,8 +104,9 @@ def register(app: typer.Typer) -> None:
         limiting = w.limiting_class()
         rate = f"; the rate is set by {limiting}, the most constrained class" if limiting else ""
         console.print(f"an epoch samples {sum(exp.values()):,.0f} of {w.jets:,} jets ({kept:.1%}){rate}")
+        empty = [c for i, c in enumerate(w.classes) if w.counts[i].sum() == 0]
         if limiting and kept < 0.1:
-            many = int((w.counts.reshape(len(w.classes), -1).sum(axis=1) > 0).sum()) > 8
+            many = len(w.classes) - len(empty) > 8
             fewer = "; with many classes, each sparse somewhere, fewer classes help most (skim with --labels merged)" if many else ""
             console.print("[yellow]warning:[/] fewer than 10% of the jets are sampled: give the limiting class a "
                           f"class weight below 1 (--class-weights {limiting}=0.2), use coarser --bins, "
@@ -123,7 +124,6 @@ def register(app: typer.Typer) -> None:
         if before and before != after:
             console.print(f"note: replaced weights/{w.name}.json, which held {before}; the Reader and `jetlib export` "
                           "take the latest: use --name to keep both")  # fmt: skip
-        empty = [c for i, c in enumerate(w.classes) if w.counts[i].sum() == 0]
         if empty:
             where = " inside the bins" if w.flow == "drop" else ""
             console.print(f"classes with no jets{where} (weight 0): {', '.join(empty)}")

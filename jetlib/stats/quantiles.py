@@ -364,7 +364,7 @@ class _Selection:
         while True:
             counts = np.zeros_like(self.counts)
             n_kept = np.zeros(self.todo.shape, np.int64)
-            kept = np.empty((int(self.todo.sum()), cap + min(x3.shape[2], _SEGMENT)), x3.dtype)
+            kept = np.empty((int(self.todo.sum()), cap), x3.dtype)  # _scan stores exactly the values inside
             real, finite = _scan(x3, m2, lo, hi, slot, self.closed, counts, kept, n_kept)
             if finite < real * x3.shape[1]:  # NaN/inf count as 0, as weaver does
                 x3 = np.nan_to_num(x3, nan=0.0, posinf=0.0, neginf=0.0)
