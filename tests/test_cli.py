@@ -32,3 +32,13 @@ def test_usage_names_the_arguments_in_capitals():
         assert usage.split()[-1].strip("{}[].") == arg, usage
     res = CliRunner().invoke(app, ["export", "weaver", "--help"], env={"COLUMNS": "200"})
     assert "[OPTIONS] {STORE}" in res.output
+
+
+def test_stats_clip_default_is_the_library_default():
+    # the CLI writes the number out to keep numba out of `jetlib --help`; the two must agree
+    import typer.main
+
+    from jetlib.stats import DEFAULT_CLIP
+
+    stats = typer.main.get_command(app).commands["stats"]
+    assert next(p.default for p in stats.params if p.name == "clip") == DEFAULT_CLIP

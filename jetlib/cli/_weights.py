@@ -134,7 +134,7 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def stats(
         store: Path = typer.Argument(..., metavar="STORE", help="Store folder."),
-        clip: float = typer.Option(5.0, help="Clip standardised values to ±CLIP."),
+        clip: float = typer.Option(5.0, help="Clip standardised values to ±CLIP."),  # = stats.DEFAULT_CLIP, not imported here (numba at startup)
     ) -> None:
         """Standardisation of every node and jet feature, saved in STORE/stats/stats.json.
 

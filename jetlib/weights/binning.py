@@ -55,9 +55,11 @@ def parse_bins(spec: str, observers: list[str], meta: dict[str, Any] | None = No
     """
     names: list[str] = []
     edges: list[np.ndarray] = []
-    parts = [p.strip() for p in spec.split(",") if p.strip()]
-    if not parts:
+    parts = [p.strip() for p in spec.split(",")]
+    if not any(parts):
         raise ConfigError("empty --bins; give e.g. 'pt,eta' or 'pt=15:1000:log20,eta=-2.5:2.5:10'", key="bins")
+    if not all(parts):  # 'pt,,eta' or 'pt,eta,': most likely a variable left out, not meant
+        raise ConfigError(f"--bins {spec!r} has an empty item; give e.g. 'pt,eta'", key="bins")
     for part in parts:
         name, _, rhs = part.partition("=")
         name = name.strip()

@@ -187,6 +187,11 @@ def test_bad_specs(store_factory):
             compute_weights(path, class_weights=cw)
     with pytest.raises(ConfigError, match="'b' given twice"):
         compute_weights(path, class_weights="b=2,b=3")
+    for bins in ("pt,,eta", "pt,eta,", ",pt"):  # a variable left out, most likely
+        with pytest.raises(ConfigError, match="has an empty item"):
+            compute_weights(path, bins=bins)
+    with pytest.raises(ConfigError, match="empty --bins"):
+        compute_weights(path, bins=" , ")
 
 
 def test_weights_that_sample_nothing_are_refused(store_factory):
