@@ -7,8 +7,9 @@
 
 Every block (PF candidates, SVs, lost tracks, leptons) goes through its own per-node MLP
 (1×1 convolutions), masked mean pooling keeps padding out, and the pooled vectors with the jet
-features feed a classifier over all the store's classes. The last fifth of the shards is held
-out; the script prints the b vs udsg ROC AUC on it: (p_b + p_bb) / (p_b + p_bb + p_uds + p_g).
+features feed a classifier over all the store's classes. Every fifth task's shard is held out
+(chosen by name, so that a resumed skim does not move shards between the sets); the script
+prints the b vs udsg ROC AUC on it: (p_b + p_bb) / (p_b + p_bb + p_uds + p_g).
 """
 
 from __future__ import annotations
@@ -69,18 +70,27 @@ def b_vs_udsg(logits: np.ndarray, label: np.ndarray, classes: list[str]) -> floa
     return roc_auc(score[keep], np.isin(label[keep], sig))
 
 
+def split_shards(s: jetlib.Store, every: int = 5) -> tuple[list[str], list[str]]:
+    """(training, held-out) shard names: every ``every``-th task's shard is held out, by the
+    task number in its name (``part-00004.h5``: task 4), which the skim fixes when it plans
+    the store, so a resumed skim that redoes a failed task moves no shard between the sets
+    (positions in ``store.shards()`` would shift)."""
+    names = [e.name for e in s.shards() if e.jets]
+    if len(names) < 2:
+        raise SystemExit(f"{s.path}: need at least 2 shards to hold some out (skim with a smaller --entries-per-task)")
+    test = [n for n in names if int(n.split("-")[1].split(".")[0]) % every == every - 1] or names[-1:]
+    return [n for n in names if n not in test], test
+
+
 def train(store: str, *, epochs: int = 3, batch_size: int = 512, lr: float = 3e-3, seed: int = 1,
           max_batches: int | None = None, workers: int = 0, log=print) -> dict:  # fmt: skip
     """Train, then evaluate on the held-out shards. Returns {"auc", "seconds", "train_jets"}."""
     torch.manual_seed(seed)
     s = jetlib.Store(store)
-    n = len(s.shards())
-    if n < 2:
-        raise SystemExit(f"{store}: need at least 2 shards to hold some out (skim with a smaller --entries-per-task)")
-    n_test = max(1, n // 5)
+    train_shards, test_shards = split_shards(s)
     train_r = jetlib.Reader(s, batch_size=batch_size, shuffle=True, seed=seed, standardize=True,
-                            shards=slice(0, n - n_test), truth=False)  # fmt: skip
-    test_r = jetlib.Reader(s, batch_size=4096, shuffle=False, standardize=True, shards=slice(n - n_test, n),
+                            shards=train_shards, truth=False)  # fmt: skip
+    test_r = jetlib.Reader(s, batch_size=4096, shuffle=False, standardize=True, shards=test_shards,
                            truth=False, verify=False)  # fmt: skip
     model = DeepSets({b: len(info["features"]) for b, info in s.blocks.items()}, len(s.jet_features), len(s.classes))
     opt = torch.optim.AdamW(model.parameters(), lr=lr)

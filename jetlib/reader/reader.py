@@ -9,7 +9,9 @@ Examples:
 
 from __future__ import annotations
 
+import sys
 import time
+import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -29,6 +31,17 @@ SHUFFLE_MODES = (False, True, "jets", "slices")
 ACCEPT_CACHE_JETS = 8_000_000
 
 
+def _shared_cell(values: list[int]):
+    """Integers that DataLoader worker processes share with the main process: a torch tensor
+    in shared memory (inherited by forked workers, passed by handle to spawned ones), or a
+    NumPy array without torch (then there are no DataLoader workers)."""
+    if _torch_available():
+        import torch
+
+        return torch.tensor(values, dtype=torch.int64).share_memory_()
+    return np.array(values, np.int64)
+
+
 def _torch_available() -> bool:
     import importlib.util
 
@@ -42,17 +55,36 @@ def _torch_dtype(v: np.ndarray) -> np.ndarray:
     return v.astype(np.int64) if v.dtype.kind == "u" and v.dtype.itemsize > 1 else v
 
 
-def _select_shards(s: Store, entries: list, shards: Sequence[int] | slice) -> list:
-    """The store's shard entries picked by ``shards`` (indices or a slice); an index out of
-    range or a selection with no jets is an error, not an empty epoch."""
+def _select_shards(s: Store, entries: list, shards: Sequence[int | str] | slice) -> list:
+    """The store's shard entries picked by ``shards`` (indices, a slice, or shard file names);
+    an index out of range, an unknown name, a shard picked twice or a selection with no jets
+    is an error, not an empty or doubled epoch."""
     n = len(entries)
     if isinstance(shards, slice):
         picked = entries[shards]
     else:
-        bad = [i for i in shards if not isinstance(i, (int, np.integer)) or not -n <= i < n]
-        if bad:
-            raise IndexError(f"{s.path}: shards={list(shards)!r}: no shard {bad[0]!r}; the store has {n} shards (0..{n - 1})")
-        picked = [entries[i] for i in shards]
+        if isinstance(shards, str):
+            shards = [shards]
+        by_name = {}
+        for i, e in enumerate(entries):
+            by_name[e.name] = by_name[e.path.stem] = i
+        index = []
+        for i in shards:
+            if isinstance(i, str):
+                if i not in by_name:
+                    hint = near_matches(i, list(by_name))
+                    raise KeyError(f"{s.path}: shards={list(shards)!r}: no done shard named {i!r}"
+                                   + (f" (did you mean {', '.join(hint)}?)" if hint else ""))  # fmt: skip
+                index.append(by_name[i])
+            elif isinstance(i, (int, np.integer)) and not isinstance(i, bool) and -n <= i < n:
+                index.append(int(i) % n)
+            else:
+                raise IndexError(f"{s.path}: shards={list(shards)!r}: no shard {i!r}; the store has {n} shards (0..{n - 1})")
+        twice = sorted({entries[i].name for i in index if index.count(i) > 1})
+        if twice:
+            raise ValueError(f"{s.path}: shards={list(shards)!r} picks {', '.join(twice)} more than once: its jets would "
+                             "come twice per epoch")  # fmt: skip
+        picked = [entries[i] for i in index]
     if not any(e.jets for e in picked):
         raise ValueError(f"{s.path}: shards={shards!r} selects no jets; the store has {n} shards (0..{n - 1}), "
                          f"{sum(1 for e in entries if e.jets)} of them with jets")  # fmt: skip
@@ -76,8 +108,10 @@ class ReaderBase:
         standardize: apply the stored standardisation (``jetlib stats``); padding stays 0.
         observers: extra per-jet columns in each batch (``jet_pt``, ``event``, ...).
         truth: include the ``truth`` targets.
-        shards: read only these shards (indices or a slice of ``store.shards()``), e.g. to
-            hold out the last shards for testing.
+        shards: read only these shards: file names (``"part-00004"``, stable: a shard's
+            number is its task's, fixed when the skim is planned) or indices or a slice of
+            ``store.shards()`` (positions among the done tasks' shards, which move when a
+            failed task is redone), e.g. to hold some out for testing.
         rank, world_size: this process's DDP rank and the number of ranks (batches are dealt
             round-robin to ranks, then to DataLoader workers). Every rank gets the same number
             of batches, as DDP needs: a rank one short repeats a batch from the start of the
@@ -94,7 +128,12 @@ class ReaderBase:
     Batches are dicts: ``<block>_features`` (B, F, L) float32, ``<block>_mask`` (B, 1, L),
     ``jet_features`` (B, Fj), ``label`` (B,) int64, ``label_onehot`` (B, C) uint8,
     ``truth`` (B, T), and the requested observers (unsigned ``run``, ``lumi``, ``event``
-    become int64 in torch batches).
+    become int64 in torch batches). A zero-copy batch is a view of the reader's memory:
+    NumPy batches are read-only; a torch tensor changed in place changes that batch only
+    (the reader maps and decodes the shards afresh every epoch).
+
+    A store with failed tasks, or one that a skim is still writing, is read with a warning:
+    the reader reads the jets of the tasks done.
     """
 
     def __init__(
@@ -120,6 +159,12 @@ class ReaderBase:
     ):
         s = store if isinstance(store, Store) else Store(store)
         self.store = s
+        if weights is not None and not isinstance(weights, str):
+            raise TypeError(f"weights= takes the name of saved weights (e.g. 'flat', from `jetlib weights`), not {weights!r}")
+        if isinstance(blocks, str):  # one name, not its letters
+            blocks = [blocks]
+        if isinstance(observers, str):
+            observers = [observers]
         if shuffle not in SHUFFLE_MODES:
             raise ValueError(f"shuffle={shuffle!r}; use one of {SHUFFLE_MODES}")
         for name, value in (("batch_size", batch_size), ("world_size", world_size), ("rank", rank),
@@ -160,8 +205,10 @@ class ReaderBase:
         self.buffer_jets = buffer_jets
         self.unit_jets = batch_size if shuffle in (False, "slices") else unit_jets
         self.output = output or ("torch" if _torch_available() else "numpy")
-        self.epoch = 0
-        self._start_batch = 0  # resume point within the epoch (load_state_dict)
+        # epoch, and the resume point (epoch, batch) of load_state_dict, in memory that
+        # DataLoader workers share: with persistent_workers=True the workers keep their own
+        # copy of the reader, which set_epoch in the main process would not reach otherwise
+        self._cell = _shared_cell([0, -1, 0])
         self._yielded = 0
         entries = s.shards()
         if not any(e.jets for e in entries):
@@ -183,6 +230,11 @@ class ReaderBase:
 
             self.stats = load_stats(s)
         self._check_shards(verify)
+        if self.weights is None and len(self) == 0:  # drop_last with more jets per batch than the store has
+            raise ValueError(f"{s.path}: with drop_last=True no batch of {batch_size:,} jets fills up (the reader has "
+                             f"{self._n_jets:,} jets for {world_size} rank(s)): the epoch would be empty; use a smaller "
+                             "batch_size or drop_last=False")  # fmt: skip
+        self._warn_if_incomplete()
         # decoded shards (Parquet, compressed HDF5) are read a window at a time (plan.py);
         # the reader keeps the window's shards decoded, and the next shard, and no more
         sh = s.meta["shards"]
@@ -207,6 +259,20 @@ class ReaderBase:
                 raise ShardError(str(e.path), "checksum mismatch: the shard changed after it was written; re-skim its input")
         self._verify_s = time.perf_counter() - t0
 
+    def _warn_if_incomplete(self) -> None:
+        """A training on part of a store should know it (as `weights` and `stats` say)."""
+        from jetlib.store.lock import writer
+
+        s = self.store
+        who = writer(s.path)
+        if who:
+            warnings.warn(f"{s.path}: {who} is still writing this store; the reader reads the {self._n_jets:,} jets "
+                          "of the tasks done so far", stacklevel=3)  # fmt: skip
+        failed = sum(r["status"] == "failed" for r in s.manifest.latest().values())
+        if failed:
+            warnings.warn(f"{s.path}: {failed} task(s) of this store failed; the reader reads the {self._n_jets:,} jets "
+                          f"of the done ones (`jetlib verify {s.path}` names the failures)", stacklevel=3)  # fmt: skip
+
     # -- pickling for DataLoader workers: open mappings stay in their process -------------
     def __getstate__(self) -> dict[str, Any]:
         d = self.__dict__.copy()
@@ -215,11 +281,22 @@ class ReaderBase:
         return d
 
     # -- epoch control ---------------------------------------------------------------------
+    @property
+    def epoch(self) -> int:
+        return int(self._cell[0])
+
+    @property
+    def _start_batch(self) -> int:
+        """Batches of the current epoch to skip: the resume point of load_state_dict while
+        its epoch is the current one."""
+        return int(self._cell[2]) if int(self._cell[1]) == self.epoch else 0
+
     def set_epoch(self, epoch: int) -> None:
         """Use the shuffle and sampling of ``epoch`` (call before each epoch, as with
-        DistributedSampler)."""
-        self.epoch = int(epoch)
-        self._start_batch = 0
+        DistributedSampler). A resume point from :meth:`load_state_dict` for this epoch stays."""
+        if not isinstance(epoch, (int, np.integer)) or isinstance(epoch, bool) or epoch < 0:
+            raise TypeError(f"set_epoch takes an integer >= 0, not {epoch!r}")
+        self._cell[0] = int(epoch)
 
     def state_dict(self, batch: int | None = None) -> dict[str, int]:
         """Where this rank is: epoch and batches consumed in it. Iterating the reader itself
@@ -227,11 +304,17 @@ class ReaderBase:
         return {"epoch": self.epoch, "batch": self._yielded if batch is None else int(batch), "seed": self.seed}
 
     def load_state_dict(self, state: dict[str, int]) -> None:
-        """Resume: the next iteration starts at ``state["batch"]`` of ``state["epoch"]``."""
+        """Resume: the next pass over ``state["epoch"]`` starts at batch ``state["batch"]``
+        (``set_epoch`` to that epoch keeps it; a complete pass of the reader itself uses it up)."""
         if state.get("seed", self.seed) != self.seed:
             raise ValueError(f"state was saved with seed {state['seed']}, this reader has seed {self.seed}")
-        self.epoch = int(state["epoch"])
-        self._start_batch = int(state["batch"])
+        epoch, batch = int(state["epoch"]), int(state["batch"])
+        if epoch < 0 or batch < 0:
+            raise ValueError(f"state {state!r}: epoch and batch must be >= 0")
+        if self.weights is None and batch > len(self):
+            raise ValueError(f"state {state!r}: batch {batch} is past the end of the epoch ({len(self)} batches per "
+                             "epoch for this rank): saved by another configuration of the reader?")  # fmt: skip
+        self._cell[0], self._cell[1], self._cell[2] = epoch, epoch, batch
 
     # -- iteration ---------------------------------------------------------------------------
     def _accept(self, u: Unit) -> np.ndarray:
@@ -311,9 +394,14 @@ class ReaderBase:
     def batches(self, *, worker: int = 0, num_workers: int = 1) -> Iterator[dict[str, np.ndarray]]:
         """NumPy batches of this rank and worker for the current epoch."""
         w, rank = self.world_size, self.rank
+        start = self._start_batch
+        readonly = self.output == "numpy"
+        # shards mapped and decoded afresh: a batch changed in place (a torch tensor over a
+        # view) does not carry the change into the next epoch
+        self._open.clear()
 
         def mine(k: int) -> bool:  # k: index among this rank's batches
-            return k >= self._start_batch and (k - self._start_batch) % num_workers == worker
+            return k >= start and (k - start) % num_workers == worker
 
         total = self._plan_batches() if w > 1 else None
         n_rank = self._rank_batches(total) if total is not None else None
@@ -322,7 +410,7 @@ class ReaderBase:
             if n_rank is not None and k >= n_rank:
                 break
             if b % w == rank and mine(k):
-                yield self._read(pieces)
+                yield self._read(pieces, readonly=readonly)
         if not total:  # one rank, or an empty epoch: nothing to pad
             return
         # DDP steps all ranks together: a rank one batch short would wait forever at the
@@ -330,17 +418,21 @@ class ReaderBase:
         pads = {(k * w + rank) % total for k in range(n_rank) if k * w + rank >= total and mine(k)}
         if pads:
             for b, pieces in enumerate(self._plan()):
-                if b in pads:
-                    yield self._read(pieces)
+                if b in pads:  # another rank's batch (a pad is never this rank's own)
+                    yield self._read(pieces, readonly=readonly)
                 if b >= max(pads):
                     break
 
-    def _read(self, pieces: list[Piece]) -> dict[str, np.ndarray]:
+    def _read(self, pieces: list[Piece], *, readonly: bool = False) -> dict[str, np.ndarray]:
         out: dict[str, np.ndarray] = {}
         if len(pieces) == 1 and isinstance(pieces[0][1], slice):
             sh = self._shard(pieces[0][0])
             for n in self.names:
-                out[n] = sh[n][pieces[0][1]]  # a view of the mapping (or of the decoded shard)
+                v = sh[n][pieces[0][1]]  # a view of the mapping (or of the decoded shard)
+                if readonly:  # torch.from_numpy warns on read-only arrays: torch batches stay writable
+                    v = v.view()
+                    v.flags.writeable = False
+                out[n] = v
         else:
             sizes = [(p.stop - p.start) if isinstance(p, slice) else len(p) for _, p in pieces]
             total = sum(sizes)
@@ -367,25 +459,25 @@ class ReaderBase:
         out["label"] = out["label"].astype(np.int64)
         return out
 
-    def _iterate(self, worker: int, num_workers: int) -> Iterator[dict[str, Any]]:
+    def _iterate(self, worker: int, num_workers: int, in_worker: bool) -> Iterator[dict[str, Any]]:
         to_torch = self.output == "torch"
         if to_torch:
             import torch
-        self._yielded = self._start_batch
+        epoch, resumed = self.epoch, self._start_batch
+        self._yielded = resumed
         for batch in self.batches(worker=worker, num_workers=num_workers):
             self._yielded += 1
             yield {k: torch.from_numpy(_torch_dtype(v)) for k, v in batch.items()} if to_torch else batch
-        self._start_batch = 0
+        if resumed and not in_worker and int(self._cell[1]) == epoch:
+            self._cell[1] = -1  # the resumed epoch is done: another pass over it is whole
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
-        worker, num_workers = 0, 1
-        if self.output == "torch":
-            import torch.utils.data
-
-            info = torch.utils.data.get_worker_info()
-            if info is not None:
-                worker, num_workers = info.id, info.num_workers
-        return self._iterate(worker, num_workers)
+        worker, num_workers, info = 0, 1, None
+        if "torch.utils.data" in sys.modules:  # a DataLoader worker, whatever the output type
+            info = sys.modules["torch.utils.data"].get_worker_info()
+        if info is not None:
+            worker, num_workers = info.id, info.num_workers
+        return self._iterate(worker, num_workers, info is not None)
 
     def __len__(self) -> int:
         """Batches of this rank per epoch (exact without weights)."""

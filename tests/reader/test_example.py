@@ -39,3 +39,20 @@ def test_short_training_beats_chance(store_factory):
     compute_stats(path)
     out = ex.train(str(path), epochs=2, batch_size=256, log=lambda *_: None)
     assert out["auc"] > 0.85
+
+
+def test_held_out_shards_are_chosen_by_task_number(store_factory):
+    """The split is by shard name (task number): a redone failed task moves no shard."""
+    import json
+
+    import jetlib
+
+    ex = _example()
+    path = store_factory(jets_per_shard=(100,) * 7)
+    train, test = ex.split_shards(jetlib.Store(path))
+    assert test == ["part-00004.h5"] and len(train) == 6 and "part-00004.h5" not in train
+    man = path / "manifest.jsonl"
+    lines = man.read_text().splitlines()
+    man.write_text("\n".join(lines + [json.dumps({**json.loads(lines[1]), "status": "failed", "shards": []})]) + "\n")
+    assert ex.split_shards(jetlib.Store(path))[1] == ["part-00004.h5"]
+    assert ex.split_shards(jetlib.Store(store_factory("two", jets_per_shard=(100, 100))))[1] == ["part-00001.h5"]

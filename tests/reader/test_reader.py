@@ -369,3 +369,117 @@ def test_dataloader_workers_every_jet_once_and_errors_surface(store_factory):
     with pytest.raises(Exception, match="part-00002.h5"):
         for _ in loader:
             pass
+
+
+@pytest.mark.parametrize("compression", ["none", "lz4"])
+def test_batches_changed_in_place_do_not_change_later_epochs(store_factory, compression):
+    """Zero-copy batches are views of the reader's mapping or decoded shards: NumPy batches are
+    read-only, and a torch tensor changed in place (x.log_()) changes that batch only, not what
+    the next epoch reads."""
+    path = store_factory(compression=compression)
+    ref, _ = _reference(path)
+    r = Reader(path, batch_size=100, shuffle=False, output="numpy")
+    b = next(iter(r))
+    with pytest.raises(ValueError, match="read-only"):
+        b["jet_features"][:, 0] = 0
+    torch = pytest.importorskip("torch")
+    r = Reader(path, batch_size=100, shuffle="slices", seed=1, output="torch", observers=IDS)
+    _, key = _reference(path)
+    for epoch in range(3):
+        r.set_epoch(epoch % 2)  # epochs 0 and 2: the same batches again
+        n = 0
+        for b in r:
+            rows = np.array([key[i] for i in _ids(b)])
+            np.testing.assert_array_equal(b["pf_features"].numpy(), ref["pf_features"][rows])
+            b["pf_features"].mul_(-2)  # in place, on a view of the reader's memory
+            b["jet_features"][:, 0].log_()
+            n += len(rows)
+        assert n == len(key)
+    assert torch.is_tensor(b["pf_features"])
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("output", ["torch", "numpy"])
+def test_persistent_workers_follow_set_epoch_and_resume(store_factory, output):
+    """DataLoader workers keep their copy of the reader with persistent_workers=True: the
+    epoch and resume point live in shared memory, so set_epoch and load_state_dict reach them;
+    NumPy output splits batches between workers too."""
+    torch = pytest.importorskip("torch")
+    path = store_factory()
+
+    def plan(epoch):
+        one = Reader(path, batch_size=64, seed=4, observers=IDS, output="numpy")
+        one.set_epoch(epoch)
+        return [_ids(b) for b in one]
+
+    r = Reader(path, batch_size=64, seed=4, observers=IDS, output=output)
+    loader = torch.utils.data.DataLoader(r, batch_size=None, num_workers=2, persistent_workers=True, timeout=60)
+    for epoch in range(2):
+        r.set_epoch(epoch)
+        assert [_ids(b) for b in loader] == plan(epoch)
+    assert plan(0) != plan(1)
+    r.load_state_dict({"epoch": 1, "batch": 5, "seed": 4})
+    for epoch in (1, 2):  # the README's loop after a resume
+        r.set_epoch(epoch)
+        assert [_ids(b) for b in loader] == plan(epoch)[5 if epoch == 1 else 0 :]
+
+
+def test_resume_survives_set_epoch_of_its_epoch(store_factory):
+    path = store_factory()
+    r = Reader(path, batch_size=100, seed=5, observers=IDS, output="numpy")
+    r.set_epoch(3)
+    full = [_ids(b) for b in r]
+    r.load_state_dict({"epoch": 3, "batch": 4, "seed": 5})
+    r.set_epoch(3)  # as a training loop does at the top of each epoch
+    assert [_ids(b) for b in r] == full[4:]
+    r.set_epoch(4)
+    r.load_state_dict({"epoch": 3, "batch": 4, "seed": 5})
+    r.set_epoch(4)  # another epoch: the resume point does not apply
+    assert len([_ids(b) for b in r]) == len(full)
+    with pytest.raises(ValueError, match="past the end of the epoch"):
+        r.load_state_dict({"epoch": 3, "batch": 99, "seed": 5})
+    with pytest.raises(TypeError, match="set_epoch takes an integer"):
+        r.set_epoch("1")
+
+
+def test_shards_by_name_stay_put_when_a_failed_task_is_redone(store_factory):
+    """Positions count done shards, so they move when a failed task is redone; names do not."""
+    path = store_factory(jets_per_shard=(300, 200, 250))
+    _, key = _reference(path)
+    by_name = Reader(path, shards=["part-00002", "part-00000.h5"], observers=IDS, output="numpy", shuffle=False)
+    ids = {i for b in by_name for i in _ids(b)}
+    assert len(ids) == 550 and ids == {i for b in Reader(path, shards=[0, 2], observers=IDS, output="numpy") for i in _ids(b)}
+    man = path / "manifest.jsonl"
+    lines = man.read_text().splitlines()
+    first = json.loads(lines[0])
+    man.write_text("\n".join(lines[1:] + [json.dumps({**first, "status": "failed", "shards": []})]) + "\n")  # task 0 failed
+    with pytest.warns(UserWarning, match="1 task.* failed"):
+        later = Reader(path, shards=["part-00002"], observers=IDS, output="numpy")
+    assert len({i for b in later for i in _ids(b)}) == 250
+    with pytest.raises(KeyError, match="no done shard named 'part-00000'"):
+        Reader(path, shards=["part-00000"])
+    with pytest.raises(ValueError, match="picks part-00001.h5 more than once"):  # position 0 is part-00001 now
+        Reader(path, shards=[0, "part-00001"])
+
+
+def test_incomplete_stores_are_read_with_a_warning(store_factory):
+    from jetlib.store.lock import writer_lock
+
+    with pytest.warns(UserWarning, match=r"2 task\(s\) of this store failed; the reader reads the 1,500 jets"):
+        Reader(store_factory("failed", failed=2), output="numpy")
+    path = store_factory()
+    with writer_lock(path, "jetlib skim x"):
+        with pytest.warns(UserWarning, match="still writing this store"):
+            Reader(path, output="numpy")
+
+
+def test_more_bad_arguments_are_named(store_factory):
+    path = store_factory(jets_per_shard=(300, 200))
+    assert Reader(path, blocks="pf", observers="event", output="numpy").names[:2] == ["pf_features", "pf_mask"]
+    with pytest.raises(ValueError, match="more than once"):
+        Reader(path, shards=[0, -2])
+    with pytest.raises(TypeError, match="weights= takes the name"):
+        Reader(path, weights=True)
+    with pytest.raises(ValueError, match="with drop_last=True no batch of 1,000 jets fills up"):
+        Reader(path, batch_size=1000, drop_last=True)
+    assert len(Reader(path, batch_size=1000, output="numpy")) == 1
