@@ -76,6 +76,17 @@ def register(app: typer.Typer) -> None:
             console.print(f"[yellow]warning:[/] no jet of the {s.events:,} events read passed the selection of skim "
                           f"config {escape(repr(config))} (jets: min pT, |eta|, jet ID, cut; events: preset); check it "
                           "against the inputs: `jetlib weights`, `jetlib stats` and the Reader need jets")  # fmt: skip
+        from jetlib.store import Store
+
+        partial = Store(s.store).partial_files()
+        if partial:  # counted as skipped or failed above, and yet some of their events are in the store
+            console.print(f"[yellow]warning:[/] {len(partial)} input file(s) are in the store only in part (entry ranges "
+                          f"done before the rest failed or was skipped), e.g. {escape(partial[0])}; `jetlib verify "
+                          f"{escape(str(s.store))}` names the entries missing")  # fmt: skip
+        if s.nothing_done and not s.failed:
+            console.print("[red]nothing skimmed[/]: every input was skipped (the reasons are above); when they "
+                          "share one reason, check --schema (its tree and branches) and the file list")  # fmt: skip
+            raise typer.Exit(1)
         if not s.ok:
             console.print(f"[red]some tasks failed[/]: {_what_next(s)}")
             raise typer.Exit(1)

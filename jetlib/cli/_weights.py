@@ -29,13 +29,13 @@ def _warn_if_written(console, store: Path) -> None:
 
 
 def _warn_if_incomplete(console, store: Path) -> None:
-    """Weights and stats cover the done tasks only: say so when some failed."""
+    """Weights and stats cover the done tasks only: say so when some failed or never finished."""
     from jetlib.store import Store
 
-    failed = sum(r["status"] == "failed" for r in Store(store).manifest.latest().values())
-    if failed:
-        console.print(f"[yellow]warning:[/] {failed} task(s) of this store failed: these results cover the jets of "
-                      "the done ones; `jetlib verify` names the failures")  # fmt: skip
+    why = Store(store).incomplete()
+    if why:
+        console.print(f"[yellow]warning:[/] {why}: these results cover the jets of the done ones; "
+                      "`jetlib verify` lists them")  # fmt: skip
 
 
 def _summary(path: Path) -> str | None:

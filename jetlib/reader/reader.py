@@ -268,10 +268,9 @@ class ReaderBase:
         if who:
             warnings.warn(f"{s.path}: {who} is still writing this store; the reader reads the {self._n_jets:,} jets "
                           "of the tasks done so far", stacklevel=3)  # fmt: skip
-        failed = sum(r["status"] == "failed" for r in s.manifest.latest().values())
-        if failed:
-            warnings.warn(f"{s.path}: {failed} task(s) of this store failed; the reader reads the {self._n_jets:,} jets "
-                          f"of the done ones (`jetlib verify {s.path}` names the failures)", stacklevel=3)  # fmt: skip
+        elif why := s.incomplete():
+            warnings.warn(f"{s.path}: {why}; the reader reads the {self._n_jets:,} jets of the done ones "
+                          f"(`jetlib verify {s.path}` lists them)", stacklevel=3)  # fmt: skip
 
     # -- pickling for DataLoader workers: open mappings stay in their process -------------
     def __getstate__(self) -> dict[str, Any]:

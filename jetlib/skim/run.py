@@ -39,14 +39,13 @@ from jetlib.skim.task import CONFIG_ERRORS, DEFAULT_TASK_TIMEOUT_S, Task, count_
 from jetlib.source.filelist import is_remote, parse_inputs
 from jetlib.source.open import header_uuid
 from jetlib.store.lock import LOCK_NAME, writer_lock
-from jetlib.store.manifest import Manifest, done_uuids
+from jetlib.store.manifest import Manifest, done_uuids, uuid_clashes
 from jetlib.store.shards import COMPRESSIONS, FORMATS
-from jetlib.store.store import FORMAT_VERSION, META_NAME, write_json, write_meta
+from jetlib.store.store import FORMAT_VERSION, META_NAME, TASKS_NAME, write_json, write_meta
 
 __all__ = ["skim", "SkimSummary", "build_meta", "DEFAULT_ENTRIES_PER_TASK", "TASKS_NAME", "load_task_ids"]
 
 DEFAULT_ENTRIES_PER_TASK = 5000
-TASKS_NAME = "tasks.json"
 
 
 def load_task_ids(store: Path) -> dict[str, int]:
@@ -80,8 +79,14 @@ class SkimSummary:
     dashboard: str | None = None
 
     @property
+    def nothing_done(self) -> bool:
+        """Every input was skipped (--skip-bad-files) and the store has no done task: most
+        likely a wrong --schema or file list, not damage."""
+        return self.skipped > 0 and self.done + self.already_done == 0
+
+    @property
     def ok(self) -> bool:
-        return self.failed == 0
+        return self.failed == 0 and not self.nothing_done
 
 
 def build_meta(plan: SkimPlan, *, fmt: str, compression: str, entries_per_task: int) -> dict[str, Any]:
@@ -165,6 +170,25 @@ def _refuse_changed(changed: list[tuple[str, str, str]]) -> None:
     listed = "; ".join(f"{p} (UUID {old}, now {new})" for p, old, new in changed[:3])
     more = f"; and {len(changed) - 3} more" if len(changed) > 3 else ""
     raise StoreError(f"{listed}{more}: the file changed since it was skimmed; restore it, or re-skim with --overwrite")
+
+
+def _refuse_same_file(counts: dict[str, dict], uuids: dict[str, str]) -> None:
+    """Refuse to skim one ROOT file (one UUID) under two paths, in this list or the store: a
+    copy, or a data folder moved and listed again, would put its events in the store twice."""
+    first = {u: p for p, u in uuids.items()}  # done before, by UUID
+    clashes = []
+    for p, c in counts.items():
+        u = c.get("file_uuid") if c["status"] == "ok" else None
+        if u is None:
+            continue
+        other = first.setdefault(u, p)
+        if other != p:
+            clashes.append(f"{p} is {other} (ROOT UUID {u}), " + ("already skimmed into this store" if other in uuids else "also listed"))
+    if clashes:
+        more = f"; and {len(clashes) - 3} more" if len(clashes) > 3 else ""
+        raise StoreError("; ".join(clashes[:3]) + more + ": its events would be in the store twice. A copy: list one "
+                         "of the paths. Data that moved: the store has these files already, list only those it "
+                         "lacks (or re-skim from the new paths with --overwrite)")  # fmt: skip
 
 
 def _count_files(client, paths: list[str], plan: SkimPlan, plan_f, timeout: float | None, stop_at) -> dict[str, dict]:
@@ -379,10 +403,12 @@ def skim(
     files = parse_inputs(inputs)
     if not files:
         raise ValueError(f"{inputs}: the file list has no entries")
-    if all(f.problem for f in files) and not (out / META_NAME).exists():
-        # a typo in every path or glob: say so, rather than make a store of failed records
+    if all(f.problem for f in files) and (overwrite or not (out / META_NAME).exists()):
+        # a typo in every path or glob: say so, rather than make a store of failed records (or
+        # clear a store with --overwrite for nothing)
         more = f"; and {len(files) - 3} more" if len(files) > 3 else ""
-        raise ValueError("no input to skim, no store made: " + "; ".join(f"{f.path}: {f.problem}" for f in files[:3]) + more)
+        left = "the store was left as it was" if (out / META_NAME).exists() else "no store made"
+        raise ValueError(f"no input to skim, {left}: " + "; ".join(f"{f.path}: {f.problem}" for f in files[:3]) + more)
     if plan.dropped:  # expected for a sparse schema (NanoAOD has no PF candidates), a typo otherwise
         what = "; ".join(f"{k}: {', '.join(v)}" for k, v in plan.dropped.items())
         console.print(f"note: input schema {escape(plan.schema.name)!r} does not feed (left out of the store): {escape(what)}")
@@ -397,10 +423,21 @@ def skim(
         summary = SkimSummary(out)
         t_start = time.perf_counter()
 
+        clashes = uuid_clashes(latest)
+        if clashes:  # a store that holds an input twice, or two files under one path
+            raise StoreError(f"{out}: " + "; ".join(clashes[:3]))
+        counted: dict[str, str] = {}  # path -> the ROOT UUID this run counted entries in
+
         def stays_failed(error: str | None) -> bool:  # --skip-bad-files skips damaged inputs only
-            return not skip_bad_files or error in ("WorkerError", *CONFIG_ERRORS)
+            return not skip_bad_files or error in ("WorkerError", "InputChanged", *CONFIG_ERRORS)
 
         def commit(rec: dict) -> None:
+            u = rec.get("file_uuid")
+            if rec["status"] == "done" and u and counted.get(rec["file"], u) != u:
+                # replaced after it was counted: ranges of two files would pass for one
+                rec.update(status="failed", error="InputChanged", events=0, jets=0, shards=[],
+                           reason=f"{rec['file']} was replaced while the skim ran (UUID {counted[rec['file']]} when counted, "
+                                  f"{u} when this range was read); re-skim with --overwrite")  # fmt: skip
             if rec["status"] == "failed" and not stays_failed(rec.get("error")):
                 rec["status"] = "skipped"
             manifest.append(rec)
@@ -470,6 +507,8 @@ def skim(
             counts = _count_files(client, readable, plan, plan_f, task_timeout, stop_at=stops)
             _refuse_changed([(p, uuids[p], c["file_uuid"]) for p, c in counts.items()
                              if c["status"] == "ok" and uuids.get(p, c["file_uuid"]) != c["file_uuid"]])  # fmt: skip
+            _refuse_same_file(counts, uuids)
+            counted.update({p: c["file_uuid"] for p, c in counts.items() if c["status"] == "ok" and c.get("file_uuid")})
             stopping = any(stops(c) for c in counts.values())
             for path in readable:
                 c = counts.get(path)

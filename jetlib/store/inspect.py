@@ -43,7 +43,7 @@ def describe(path: str | Path) -> dict:
         "bytes": sum(x.bytes for x in shards),
         "format": s.format,
         "compression": s.meta["shards"]["compression"],
-        "status": dict(status),
+        "status": dict(status) | ({"unfinished (interrupted skim: re-run it)": n} if (n := len(s.unfinished_tasks())) else {}),
         "schema": s.meta["input_schema"]["name"],
         "config_hash": s.meta["config_hash"],
         "arrays": arrays,

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Manifest", "STATUSES", "done_uuids"]
+__all__ = ["Manifest", "STATUSES", "done_uuids", "uuid_clashes"]
 
 STATUSES = ("done", "failed", "skipped")
 MANIFEST_NAME = "manifest.jsonl"
@@ -73,3 +73,23 @@ def done_uuids(latest: dict[str, dict[str, Any]]) -> dict[str, str]:
     """Input file -> the ROOT UUID its done tasks recorded (manifests written before the UUID
     was recorded have none: such files are not checked)."""
     return {r["file"]: r["file_uuid"] for r in latest.values() if r["status"] == "done" and r.get("file_uuid")}
+
+
+def uuid_clashes(latest: dict[str, dict[str, Any]]) -> list[str]:
+    """What the done tasks' ROOT UUIDs say is wrong with a store, as sentences: one input path
+    whose ranges came from different files (replaced while a skim ran), or one file (UUID)
+    done under two paths (a copy, or data moved and listed again): its events are in the
+    store twice."""
+    by_file: dict[str, set[str]] = {}
+    for r in latest.values():
+        if r["status"] == "done" and r.get("file_uuid") and r.get("kind", "range") == "range":
+            by_file.setdefault(r["file"], set()).add(r["file_uuid"])
+    out = [f"{f}: its done entry ranges come from different files (UUIDs {', '.join(sorted(u))}): the file was "
+           "replaced while it was skimmed; re-skim with --overwrite" for f, u in sorted(by_file.items()) if len(u) > 1]  # fmt: skip
+    by_uuid: dict[str, list[str]] = {}
+    for f, us in sorted(by_file.items()):
+        for u in us:
+            by_uuid.setdefault(u, []).append(f)
+    out += [f"{', '.join(fs)}: the same ROOT file (UUID {u}) done under {len(fs)} paths: its events are in the store "
+            f"{len(fs)} times; re-skim with --overwrite from a list that names it once" for u, fs in by_uuid.items() if len(fs) > 1]  # fmt: skip
+    return out

@@ -20,6 +20,8 @@ __all__ = ["Store", "ShardEntry", "FORMAT_VERSION", "META_NAME", "write_meta", "
 
 FORMAT_VERSION = 1
 META_NAME = "jetlib.json"
+#: the skim's plan: every task key and its number, written before any work
+TASKS_NAME = "tasks.json"
 
 
 @dataclass(frozen=True)
@@ -151,6 +153,37 @@ class Store:
         else:
             why = "no task has finished yet; run `jetlib skim` into it first, or wait for the one running"
         return StoreError(f"{self.path}: the store has no jets: {why}")
+
+    def unfinished_tasks(self) -> list[str]:
+        """Tasks of the skim's plan with no record in the manifest: a skim was interrupted
+        (or is still running); re-running it does them. The ranges of a file that failed or
+        was skipped when a later run opened it again are accounted for by that file's record,
+        not listed here (see :meth:`partial_files`)."""
+        try:
+            planned = json.loads((self.path / TASKS_NAME).read_text())["tasks"]
+        except (OSError, ValueError, KeyError, TypeError):  # no plan (older store): nothing to say
+            return []
+        latest = self.manifest.latest()
+        unopened = {r["file"] for r in latest.values() if r.get("kind") == "file" and r["status"] != "done"}
+        return [k for k in planned if k not in latest and k.rsplit(":", 1)[0] not in unopened]
+
+    def partial_files(self) -> list[str]:
+        """Inputs of which the store holds some entry ranges, while the rest failed or was
+        skipped (a file damaged in part, or gone when a later run opened it again)."""
+        latest = self.manifest.latest().values()
+        done = {r["file"] for r in latest if r.get("kind", "range") == "range" and r["status"] == "done"}
+        return sorted({r["file"] for r in latest if r["status"] != "done" and r["file"] in done})
+
+    def incomplete(self) -> str | None:
+        """Why the store's done tasks are not all of its inputs, as a clause for a warning
+        (failed tasks, planned tasks not finished, inputs held in part), or None."""
+        failed = sum(r["status"] == "failed" for r in self.manifest.latest().values())
+        unfinished = len(self.unfinished_tasks())
+        partial = len(self.partial_files())
+        why = [f"{failed} task(s) failed"] if failed else []
+        why += [f"{unfinished} planned task(s) never finished (an interrupted skim: re-run it)"] if unfinished else []
+        why += [f"{partial} input file(s) are in it only in part (`jetlib verify` names them)"] if partial else []
+        return " and ".join(why) or None
 
     @property
     def n_jets(self) -> int:

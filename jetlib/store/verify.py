@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from jetlib.errors import StoreError
-from jetlib.store.manifest import done_uuids
+from jetlib.store.manifest import done_uuids, uuid_clashes
 from jetlib.store.shards import checksum
 from jetlib.store.store import Store
 
@@ -118,16 +118,24 @@ def verify(
 
     # 1. accounting ----------------------------------------------------------------------------
     counts: dict[str, int] = defaultdict(int)
+    unopened = {r["file"]: r for r in latest.values() if r.get("kind") == "file" and r["status"] != "done"}
     for key in planned:
         rec = latest.get(key)
         if rec is None:
             counts["missing"] += 1
-            err("accounting", key, "planned but never finished (interrupted run?): re-run the same `jetlib skim` command")
+            if (f := unopened.get(key.rsplit(":", 1)[0])) is not None:  # re-running cannot read it
+                err("accounting", key, f"not read: the file was {f['status']} when a later run opened it ({f.get('error')}: "
+                    f"{f.get('reason')}), so the store holds only part of it; restore the file and re-run the same "
+                    "`jetlib skim` command, or re-skim with --overwrite without it")  # fmt: skip
+            else:
+                err("accounting", key, "planned but never finished (interrupted run?): re-run the same `jetlib skim` command")
             continue
         counts[rec["status"]] += 1
         if rec["status"] == "failed" and not allow_failed:
             err("accounting", key, f"failed: {rec.get('error')}: {rec.get('reason')}")
     rep.tasks = dict(counts)
+    for clash in uuid_clashes(latest):  # events of one file twice, or of two files under one name
+        err("inputs", st.path, clash)
     by_file: dict[str, list[dict]] = defaultdict(list)
     file_recs: dict[str, dict] = {}
     for key, rec in latest.items():

@@ -112,7 +112,7 @@ def _bit_flipped(src: Path, dst: Path) -> Path:
 
 def test_damaged_files_fail_with_their_reason_and_good_files_complete(cluster, sample, tmp_path):
     good = [Path(p) for p in sample[:2]]
-    flipped = _bit_flipped(good[0], tmp_path / "bitflip.root")
+    flipped = _bit_flipped(Path(sample[2]), tmp_path / "bitflip.root")  # not a copy of a listed file: the same UUID is refused
     zeros = tmp_path / "zeros.root"
     zeros.write_bytes(bytes(good[1].stat().st_size))
     trunc = tmp_path / "truncated.root"

@@ -465,7 +465,7 @@ def test_shards_by_name_stay_put_when_a_failed_task_is_redone(store_factory):
 def test_incomplete_stores_are_read_with_a_warning(store_factory):
     from jetlib.store.lock import writer_lock
 
-    with pytest.warns(UserWarning, match=r"2 task\(s\) of this store failed; the reader reads the 1,500 jets"):
+    with pytest.warns(UserWarning, match=r"2 task\(s\) failed; the reader reads the 1,500 jets of the done ones"):
         Reader(store_factory("failed", failed=2), output="numpy")
     path = store_factory()
     with writer_lock(path, "jetlib skim x"):

@@ -475,3 +475,140 @@ def test_a_schema_without_run_numbers_and_blocks_is_noted_at_the_start(miniaod_f
     out = buf.getvalue()
     assert "does not feed (left out of the store): blocks: lt;" in out and "run (not in the schema's event fields: written as 0)" in out
     assert set(Store(tmp_path / "store").read(["run"])["run"].tolist()) == {0}
+
+
+def test_one_file_under_two_paths_is_refused_not_skimmed_twice(miniaod_files, tmp_path):
+    """A data folder moved (or a copy listed beside the original) has the ROOT UUIDs of files
+    the store holds: skimming them again would put every event in the store twice."""
+    import json
+
+    from jetlib.errors import StoreError
+
+    files = _copies(miniaod_files, tmp_path / "data")
+    out = tmp_path / "store"
+    assert skim(files, out, **KW).ok
+    lines = (out / "manifest.jsonl").read_text()
+    (tmp_path / "data").rename(tmp_path / "moved")
+    moved = [str(tmp_path / "moved" / Path(f).name) for f in files]
+    with pytest.raises(StoreError, match=rf"{moved[0]} is {files[0]} \(ROOT UUID .*\), already skimmed into this store.*"
+                                         "would be in the store twice"):
+        skim(moved, out, **KW)
+    assert (out / "manifest.jsonl").read_text() == lines
+    copy = str(shutil.copy(moved[0], tmp_path / "copy.root"))
+    with pytest.raises(StoreError, match=rf"{copy} is {moved[0]} \(ROOT UUID .*\), also listed"):
+        skim([moved[0], copy], tmp_path / "fresh", **KW)
+    # a store that holds one file twice (made before this check) fails verify and is not resumed
+    recs = [json.loads(line) for line in lines.splitlines()]
+    twin = {**recs[0], "task": recs[0]["task"].replace(files[0], copy), "file": copy, "task_id": 99}
+    (out / "manifest.jsonl").write_text(lines + json.dumps(twin) + "\n")
+    assert any("the same ROOT file" in p.message and "2 times" in p.message for p in verify(out).errors)
+    with pytest.raises(StoreError, match="the same ROOT file"):
+        skim(files, out, **KW)
+
+
+def test_a_file_replaced_while_the_skim_runs_fails_its_ranges(miniaod_files, tmp_path, monkeypatch):
+    """Ranges read from another file than the one counted are not recorded done (the store
+    would mix two files under one name); a store that has such a mix fails verify."""
+    import json
+
+    import jetlib.skim.run as run
+
+    files = _copies(miniaod_files, tmp_path / "data")
+    real = run._count_files
+
+    def counted_before_a_replacement(*a, **k):
+        counts = real(*a, **k)
+        counts[files[0]]["file_uuid"] = "00000000-0000-0000-0000-000000000000"
+        return counts
+
+    monkeypatch.setattr(run, "_count_files", counted_before_a_replacement)
+    out = tmp_path / "store"
+    s = skim(files, out, **KW)
+    assert s.failed == 2 and s.done == 2
+    assert all(f["file"] == files[0] and f["error"] == "InputChanged" and "was replaced while the skim ran" in f["reason"]
+               for f in s.failures)  # fmt: skip
+    assert {e.task.rsplit(":", 1)[0] for e in Store(out).shards()} == {files[1]}
+    monkeypatch.undo()
+    assert skim(files, out, skip_bad_files=True, **KW).ok  # the file is as counted now: its ranges are done
+    latest = Store(out).manifest.latest()
+    key = next(k for k, r in latest.items() if r["file"] == files[1])
+    mixed = {**latest[key], "file_uuid": "11111111-1111-1111-1111-111111111111"}
+    with (out / "manifest.jsonl").open("a") as fh:
+        fh.write(json.dumps(mixed) + "\n")
+    assert any("come from different files" in p.message for p in verify(out).errors)
+
+
+def test_overwrite_with_no_readable_input_leaves_the_store(miniaod_files, tmp_path):
+    out = tmp_path / "store"
+    assert skim([str(miniaod_files[0])], out, **KW).ok
+    before = sorted(p.name for p in (out / "shards").iterdir())
+    with pytest.raises(ValueError, match=r"no input to skim, the store was left as it was: .*typo\*\.root: pattern matches no file"):
+        skim([str(tmp_path / "typo*.root")], out, overwrite=True, **KW)
+    assert sorted(p.name for p in (out / "shards").iterdir()) == before and Store(out).n_jets > 0
+
+
+def test_every_input_skipped_is_not_a_success(miniaod_files, tmp_path):
+    """--skip-bad-files with a schema whose tree no file has skips every file: the run is not
+    ok (the CLI exits 1), and says to check the schema."""
+    from typer.testing import CliRunner
+
+    from jetlib.cli import app
+
+    schema = tmp_path / "mine.yaml"
+    text = (Path(__file__).resolve().parents[2] / "schemas" / "inputs" / "miniaod.yaml").read_text()
+    schema.write_text(text.replace("tree: Events", "tree: events"))
+    s = skim([str(f) for f in miniaod_files], tmp_path / "store", schema=str(schema), skip_bad_files=True, **KW)
+    assert s.skipped == 2 and s.nothing_done and not s.ok
+    res = CliRunner().invoke(app, ["skim", *map(str, miniaod_files), "--out", str(tmp_path / "cli"), "--schema", str(schema),
+                                   "--skip-bad-files", "--workers", "1", "--no-progress", "--dashboard-address", ""])  # fmt: skip
+    assert res.exit_code == 1 and "nothing skimmed" in res.output, res.output
+
+
+def test_planned_tasks_never_finished_are_reported(miniaod_files, tmp_path):
+    """A skim killed mid-way leaves tasks planned in tasks.json with no record: inspect, the
+    weights/stats commands and the Reader say so, not only verify."""
+    from typer.testing import CliRunner
+
+    from jetlib.cli import app
+    from jetlib.reader import Reader
+    from jetlib.store.inspect import describe
+
+    out = tmp_path / "store"
+    assert skim([str(f) for f in miniaod_files], out, **KW).ok
+    lines = (out / "manifest.jsonl").read_text().splitlines(keepends=True)
+    (out / "manifest.jsonl").write_text("".join(lines[:2]))  # as if killed after two tasks
+    assert len(Store(out).unfinished_tasks()) == 2
+    assert describe(out)["status"] == {"done": 2, "unfinished (interrupted skim: re-run it)": 2}
+    with pytest.warns(UserWarning, match=r"2 planned task\(s\) never finished"):
+        Reader(out, output="numpy")
+    res = CliRunner().invoke(app, ["weights", str(out)], env={"COLUMNS": "300"})
+    assert res.exit_code == 0 and "2 planned task(s) never finished" in res.output, res.output
+
+
+def test_a_file_gone_after_part_of_it_was_skimmed_is_named_as_partial(miniaod_files, tmp_path):
+    """Ranges done before a file became unreadable stay in the store; --skip-bad-files then
+    records the file skipped. The store says it holds that file in part (not 'interrupted:
+    re-run', which cannot help), in verify, the Reader and the weights/stats warnings."""
+    from jetlib.reader import Reader
+
+    files = _copies(miniaod_files, tmp_path / "data")
+    out = tmp_path / "store"
+    assert skim(files, out, **KW).ok
+    lines = (out / "manifest.jsonl").read_text().splitlines(keepends=True)
+    (out / "manifest.jsonl").write_text("".join(line for line in lines if f"{files[0]}:200-300" not in line))
+    Path(files[0]).rename(tmp_path / "elsewhere.root")
+    s = skim(files, out, skip_bad_files=True, **KW)
+    assert s.skipped == 1 and s.ok
+    st = Store(out)
+    assert st.partial_files() == [files[0]] and st.unfinished_tasks() == []
+    msgs = [p.message for p in verify(out).errors if p.where == f"{files[0]}:200-300"]
+    assert len(msgs) == 1 and msgs[0].startswith("not read: the file was skipped when a later run opened it")
+    with pytest.warns(UserWarning, match=r"1 input file\(s\) are in it only in part"):
+        Reader(out, output="numpy")
+    from typer.testing import CliRunner
+
+    from jetlib.cli import app
+
+    res = CliRunner().invoke(app, ["skim", *files, "--out", str(out), "--skip-bad-files", "--workers", "1", "--no-progress",
+                                   "--dashboard-address", "", "--entries-per-task", "200"], env={"COLUMNS": "300"})  # fmt: skip
+    assert res.exit_code == 0 and "1 input file(s) are in the store only in part" in res.output, res.output

@@ -326,7 +326,7 @@ def test_cli_summary_says_how_many_jets_an_epoch_samples(store_factory):
     limiting = w.limiting_class()
     assert acc[w.classes.index(limiting)].max() == pytest.approx(1.0)
     assert f"an epoch samples {total:,.0f} of 5,000 jets ({total / 5000:.1%}); the rate is set by {limiting}" in res.output
-    assert "1 task(s) of this store failed" in res.output
+    assert "1 task(s) failed: these results cover" in res.output
     # few jets per bin and a small sampled fraction are called out
     res = CliRunner().invoke(app, ["weights", str(path), "--bins", "pt=15:300:log60,eta=-2.5:2.5:40"], env={"COLUMNS": "300"})
     assert res.exit_code == 0 and "jets per filled bin" in res.output and "fewer than 10% of the jets" in res.output
