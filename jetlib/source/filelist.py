@@ -4,11 +4,13 @@ comments, blank lines), or ROOT files, globs and URLs given directly."""
 from __future__ import annotations
 
 import glob
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = ["InputFile", "parse_filelist", "parse_inputs"]
 
+_COMMENT = re.compile(r"\s#")
 _GIVE = "give a text file with one ROOT file, glob or root:// URL a line, or the ROOT files, a glob or a URL directly"
 
 
@@ -37,7 +39,7 @@ def _is_root_file(p: Path) -> bool:
 
 def _entries(line: str, n: int, base: Path, where: str) -> list[InputFile]:
     """The input files of one line (or argument); relative paths are taken relative to the
-    current directory, then to ``base``. ``where`` names the line for a problem."""
+    current directory or to ``base``, wherever the file is. ``where`` names the line."""
     if is_remote(line):
         return [InputFile(line, n)]
     if _is_glob(line) and not Path(line).exists():
@@ -45,7 +47,10 @@ def _entries(line: str, n: int, base: Path, where: str) -> list[InputFile]:
         matches = sorted(glob.glob(pattern))
         return [InputFile(str(Path(m).resolve()), n) for m in matches] or [InputFile(line, n, f"pattern matches no file ({where})")]
     p = Path(line.removeprefix("file://"))
-    if not p.is_absolute() and not p.exists() and (base / p).exists():
+    if not p.is_absolute() and (base / p).exists():
+        if p.exists() and not p.samefile(base / p):  # two files answer to this name: say which is meant
+            raise ValueError(f"{where}: {line!r} is both {p.resolve()} (from the current directory) and {(base / p).resolve()} "
+                             "(from the file list's folder); write an absolute path")  # fmt: skip
         p = base / p
     problem = None if p.exists() else f"file not found ({where})"
     return [InputFile(str(p.resolve()), n, problem)]  # resolved even when missing: its name in the manifest
@@ -59,8 +64,9 @@ def _unique(items: list[InputFile]) -> list[InputFile]:
 def parse_filelist(filelist: str | Path) -> list[InputFile]:
     """Entries of a file list, in order, globs expanded (sorted) and duplicates dropped.
 
-    Relative paths are taken relative to the current directory, then to the file list's
-    folder. A pattern that matches nothing or a missing path is kept with its ``problem`` so
+    Relative paths are taken relative to the current directory or to the file list's folder,
+    wherever the file is; a name that is a different file in both is an error. ``#`` starts a
+    comment at the start of a line or after a space (``data/run#2.root`` is a path). A pattern that matches nothing or a missing path is kept with its ``problem`` so
     that the manifest accounts for it. A UTF-8 byte-order mark at the start is ignored.
     """
     filelist = Path(filelist)
@@ -74,7 +80,10 @@ def parse_filelist(filelist: str | Path) -> list[InputFile]:
         raise ValueError(f"{filelist}: not a text file list (nor a ROOT file); {_GIVE}") from None
     items: list[InputFile] = []
     for n, raw in enumerate(text.splitlines(), start=1):
-        line = raw.split("#", 1)[0].strip() if not raw.lstrip().startswith("root://") else raw.strip()
+        # a comment starts a line or follows a space: '#' inside a path (run#2.root) or a
+        # root:// URL is part of it
+        line = raw.strip()
+        line = "" if line.startswith("#") else line if is_remote(line) else _COMMENT.split(line, 1)[0].strip()
         if line:
             items += _entries(line, n, filelist.parent, f"line {n} of {filelist}")
     return _unique(items)

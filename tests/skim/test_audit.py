@@ -612,3 +612,23 @@ def test_a_file_gone_after_part_of_it_was_skimmed_is_named_as_partial(miniaod_fi
     res = CliRunner().invoke(app, ["skim", *files, "--out", str(out), "--skip-bad-files", "--workers", "1", "--no-progress",
                                    "--dashboard-address", "", "--entries-per-task", "200"], env={"COLUMNS": "300"})  # fmt: skip
     assert res.exit_code == 0 and "1 input file(s) are in the store only in part" in res.output, res.output
+
+
+def test_file_list_comments_and_relative_names(tmp_path, monkeypatch):
+    """'#' inside a path is part of it; a relative name that is a different file from the
+    current directory and from the list's folder is an error, not a silent pick."""
+    from jetlib.source.filelist import parse_filelist
+
+    lists = tmp_path / "lists"
+    lists.mkdir()
+    (lists / "run#2.root").write_bytes(b"root")
+    (lists / "only_here.root").write_bytes(b"root")
+    (lists / "files.txt").write_text("# header\nrun#2.root   # the second run\n  # indented comment\nonly_here.root\n")
+    monkeypatch.chdir(tmp_path)
+    got = parse_filelist(lists / "files.txt")
+    assert [(f.path, f.problem) for f in got] == [(str(lists / "run#2.root"), None), (str(lists / "only_here.root"), None)]
+    (tmp_path / "only_here.root").write_bytes(b"root")  # the same name, another file, in the current directory
+    with pytest.raises(ValueError, match=r"line 4 of .*files.txt: 'only_here.root' is both .* and .*; write an absolute path"):
+        parse_filelist(lists / "files.txt")
+    monkeypatch.chdir(lists)  # the same file either way: fine
+    assert len(parse_filelist(Path("files.txt"))) == 2
