@@ -112,7 +112,7 @@ def train(store: str, *, epochs: int = 3, batch_size: int = 512, lr: float = 3e-
             total += loss.item()
             nb += 1
             seen += len(batch["label"])
-        log(f"epoch {epoch}: loss {total / max(nb, 1):.4f} over {nb} batches ({time.perf_counter() - t0:.0f} s)")
+        log(f"epoch {epoch}: loss {total / max(nb, 1):.4f} over {nb} batches ({time.perf_counter() - t0:.0f} s since the start)")
     model.eval()
     logits, labels = [], []
     with torch.no_grad():
@@ -125,11 +125,14 @@ def train(store: str, *, epochs: int = 3, batch_size: int = 512, lr: float = 3e-
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("store")
-    ap.add_argument("--epochs", type=int, default=3)
-    ap.add_argument("--batch-size", type=int, default=512)
-    ap.add_argument("--lr", type=float, default=3e-3)
+    class Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+        pass
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=Formatter)
+    ap.add_argument("store", help="store folder, with `jetlib stats` run on it")
+    ap.add_argument("--epochs", type=int, default=3, help="training epochs")
+    ap.add_argument("--batch-size", type=int, default=512, help="jets per batch")
+    ap.add_argument("--lr", type=float, default=3e-3, help="AdamW learning rate")
     ap.add_argument("--workers", type=int, default=0, help="DataLoader workers")
     a = ap.parse_args(argv)
     train(a.store, epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, workers=a.workers)

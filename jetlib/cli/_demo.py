@@ -7,6 +7,7 @@ importable function that the matching command wraps.
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
@@ -106,7 +107,11 @@ def _run(console, out: Path, *, events: int, files: int, workers: int | None, ba
     t.add_row("all", f"{int(w.counts.sum()):,}", f"{sum(exp.values()):,.0f}")
     console.print(t)
     console.print(f"  equal class weights: every class gets the same expected count, set by the most constrained "
-                  f"class ({w.limiting_class()}); change it with --class-weights, --method ref or --bins")  # fmt: skip
+                  f"class ({w.limiting_class()}); change it with --class-weights or --bins")  # fmt: skip
+    from jetlib.cli._weights import sampling_notes
+
+    for line in sampling_notes(w):
+        console.print(f"  {line}")
 
     # 4. standardisation of every node and jet feature
     t0 = time.perf_counter()
@@ -117,6 +122,10 @@ def _run(console, out: Path, *, events: int, files: int, workers: int | None, ba
                      f"{stats.jets:,} jets → {store}/stats/stats.json ({dt:.1f} s, {stats.jets / max(dt, 1e-9):,.0f} jets/s)")  # fmt: skip
 
     # 5. one training epoch as a trainer sees it (NumPy here; torch tensors by default when installed)
+    t0 = time.perf_counter()
+    import jetlib.reader  # noqa: F401 (imports torch when installed: the Reader is then an IterableDataset)
+
+    t_import = time.perf_counter() - t0
     t0 = time.perf_counter()
     reader = jetlib.Reader(st, batch_size=batch_size, shuffle=True, seed=1, weights="flat", standardize=True,
                            output="numpy")  # fmt: skip
@@ -136,8 +145,9 @@ def _run(console, out: Path, *, events: int, files: int, workers: int | None, ba
     step(5, "read", f"jetlib.Reader(shuffle=True, weights='flat', standardize=True): 1 epoch = {n_batches:,} "
                     f"batch{'es' if n_batches != 1 else ''} of ≤{batch_size:,}, {jets:,} jets (expected "
                     f"{reader.expected_jets():,.0f}) accepted from {st.n_jets:,} in {dt:.1f} s ({rate}, "
-                    f"{nbytes / 1e6:,.0f} MB); shards {how}; reader opened in {t_open:.1f} s, "
-                    f"of which checksums {reader.timings['verify_s']:.2f} s")  # fmt: skip
+                    f"{nbytes / 1e6:,.0f} MB, the first batch loading the compiled kernels); shards {how}; "
+                    f"reader opened in {t_open:.1f} s (checksums {reader.timings['verify_s']:.2f} s)"
+                    + (f" after importing torch in {t_import:.1f} s, once per process" if "torch" in sys.modules else ""))  # fmt: skip
     top = sorted(((int(n), c) for c, n in zip(st.classes, per_class) if n), reverse=True)
     console.print("  read per class: " + ", ".join(f"{c} {n:,}" for n, c in top))
 
@@ -146,9 +156,9 @@ def _run(console, out: Path, *, events: int, files: int, workers: int | None, ba
     for cmd in (
         f"jetlib inspect {store}",
         f"jetlib weights {store} --method ref --reference b --plot     # PNGs: pip install -e '.[plot]'",
-        f"jetlib export cmssw {store} > preprocess.json",
+        f"jetlib export cmssw {store} -o preprocess.json",
         f"jetlib skim {data}/files.txt --format parquet --out {pq} && jetlib weights {pq} && jetlib stats {pq} "
-        f"&& jetlib export weaver {pq} > data.yaml",
+        f"&& jetlib export weaver {pq} -o data.yaml",
         f"python examples/train_deepsets.py {store} --epochs 3        # needs torch",
     ):
         console.print(f"  {escape(cmd)}")

@@ -20,17 +20,35 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(2)
         return names
 
+    def _emit(text: str, output: Path | None) -> None:
+        """``text`` on stdout, or into ``output`` (written whole or not at all: a failed export
+        leaves no empty file behind, as a shell redirect does)."""
+        if output is None:
+            typer.echo(text, nl=False)
+            return
+        from jetlib.store.store import write_text_atomic
+
+        try:
+            write_text_atomic(output, text)
+        except OSError as err:
+            typer.echo(f"error: cannot write {output}: {err}", err=True)
+            raise typer.Exit(2) from None
+        typer.echo(f"wrote {output}", err=True)
+
+    output_option = typer.Option(None, "--output", "-o", help="Write to this file instead of stdout (nothing is written if the export fails).")
+
     @export.command()
     def weaver(
-        store: Path = typer.Argument(..., metavar="STORE", help="Store folder (Parquet shards)."),
+        store: Path = typer.Argument(..., metavar="STORE", help="Store folder (Parquet shards: skim with --format parquet)."),
         weights: str = typer.Option("flat", help="Stored sampling weights to include; 'none' for no weights section."),
         standardize: bool = typer.Option(True, help="Include the stored standardisation (jetlib stats)."),
         blocks: str = typer.Option(None, help="Blocks to export, e.g. 'pf,sv,jet' (default: all)."),
         unpad: bool = typer.Option(True, "--unpad/--no-unpad", help="Read node features as jagged variables so that "
                                    "weaver pads with 0 after standardising, as the Reader does (its loader ~30% slower); "
                                    "--no-unpad standardises the padding too."),  # fmt: skip
+        output: Path = output_option,
     ) -> None:
-        """weaver-core data config (YAML) on stdout: `jetlib export weaver store/ > data.yaml`."""
+        """weaver-core data config (YAML) of a Parquet store: `jetlib export weaver store_pq/ -o data.yaml`."""
         from jetlib.errors import StoreError
         from jetlib.export import dump_yaml, weaver_config
 
@@ -40,14 +58,15 @@ def register(app: typer.Typer) -> None:
         except StoreError as err:
             typer.echo(f"error: {err}", err=True)
             raise typer.Exit(2) from None
-        typer.echo(dump_yaml(cfg), nl=False)
+        _emit(dump_yaml(cfg), output)
 
     @export.command()
     def cmssw(
         store: Path = typer.Argument(..., metavar="STORE", help="Store folder."),
         blocks: str = typer.Option(None, help="Blocks to export, e.g. 'pf,sv,jet' (default: all)."),
+        output: Path = output_option,
     ) -> None:
-        """CMSSW ONNX preprocess.json on stdout: `jetlib export cmssw store/ > preprocess.json`."""
+        """CMSSW ONNX preprocess.json: `jetlib export cmssw store/ -o preprocess.json` (stdout without -o)."""
         import json
 
         from jetlib.errors import StoreError
@@ -58,4 +77,4 @@ def register(app: typer.Typer) -> None:
         except StoreError as err:
             typer.echo(f"error: {err}", err=True)
             raise typer.Exit(2) from None
-        typer.echo(json.dumps(out, indent=2))
+        _emit(json.dumps(out, indent=2) + "\n", output)

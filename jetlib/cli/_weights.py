@@ -38,6 +38,26 @@ def _warn_if_incomplete(console, store: Path) -> None:
                       "`jetlib verify` lists them")  # fmt: skip
 
 
+def sampling_notes(w) -> list[str]:
+    """What an epoch samples with weights ``w`` (rich markup): the share of the store and the
+    class that sets it, and warnings when that share is small or the bins hold few jets."""
+    exp = w.expected_counts()
+    kept = sum(exp.values()) / w.jets if w.jets else 0.0
+    limiting = w.limiting_class()
+    rate = f"; the rate is set by {limiting}, the most constrained class" if limiting else ""
+    lines = [f"an epoch samples {sum(exp.values()):,.0f} of {w.jets:,} jets ({kept:.1%}){rate}"]
+    if limiting and kept < 0.1:
+        many = sum(1 for i in range(len(w.classes)) if w.counts[i].sum()) > 8
+        fewer = "; with many classes, each sparse somewhere, fewer classes help most (skim with --labels merged)" if many else ""
+        lines.append("[yellow]warning:[/] fewer than 10% of the jets are sampled: give the limiting class a class "
+                     f"weight below 1 (--class-weights {limiting}=0.2), or use coarser --bins{fewer}")  # fmt: skip
+    per_bin = w.jets_per_filled_bin()
+    if 0 < per_bin < 10:
+        lines.append(f"[yellow]warning:[/] the median class has {per_bin:.1f} jets per filled bin: its weights "
+                     "follow statistical fluctuations; use coarser --bins, or more jets")  # fmt: skip
+    return lines
+
+
 def _summary(path: Path) -> str | None:
     """What saved weights were made with (method, bins, class weights), to say what a new
     run replaces; None if there are none or they cannot be read."""
@@ -100,21 +120,9 @@ def register(app: typer.Typer) -> None:
             t.add_row(c, f"{n:,}", f"{flow_jets.get(c, 0):,}", f"{w.class_weights[c]:g}", f"{exp[c]:,.0f}", f"{exp[c] / tot:.3f}")
         t.add_row("all", f"{w.jets:,}", f"{sum(flow_jets.values()):,}", "", f"{sum(exp.values()):,.0f}", "1.000", style="bold")
         console.print(t)
-        kept = sum(exp.values()) / w.jets if w.jets else 0.0
-        limiting = w.limiting_class()
-        rate = f"; the rate is set by {limiting}, the most constrained class" if limiting else ""
-        console.print(f"an epoch samples {sum(exp.values()):,.0f} of {w.jets:,} jets ({kept:.1%}){rate}")
+        for line in sampling_notes(w):
+            console.print(line)
         empty = [c for i, c in enumerate(w.classes) if w.counts[i].sum() == 0]
-        if limiting and kept < 0.1:
-            many = len(w.classes) - len(empty) > 8
-            fewer = "; with many classes, each sparse somewhere, fewer classes help most (skim with --labels merged)" if many else ""
-            console.print("[yellow]warning:[/] fewer than 10% of the jets are sampled: give the limiting class a "
-                          f"class weight below 1 (--class-weights {limiting}=0.2), use coarser --bins, "
-                          f"or --method ref{fewer}")  # fmt: skip
-        per_bin = w.jets_per_filled_bin()
-        if 0 < per_bin < 10:
-            console.print(f"[yellow]warning:[/] the median class has {per_bin:.1f} jets per filled bin: its weights "
-                          "follow statistical fluctuations; use coarser --bins, or more jets")  # fmt: skip
         outside = sum(flow_jets.values())
         if outside > 0.01 * w.jets:
             what = "clipped into the edge bins" if w.flow == "clip" else "dropped (weight 0)"

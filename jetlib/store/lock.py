@@ -61,7 +61,8 @@ def writer_lock(store: str | Path, command: str) -> Iterator[None]:
         else:
             when = time.strftime("%Y-%m-%d %H:%M:%S")
             os.ftruncate(fd, 0)
-            os.pwrite(fd, f"`{command}` (pid {os.getpid()} on {socket.gethostname()}, since {when})\n".encode(), 0)
+            os.pwrite(fd, f"`{command}` (pid {os.getpid()} on {socket.gethostname()}, since {when})\n"
+                          "# the last writer: the lock is held only while it runs (this file stays)\n".encode(), 0)  # fmt: skip
         yield
     finally:
         # closing releases the lock. The file is not removed: a skim starting meanwhile may
@@ -71,7 +72,7 @@ def writer_lock(store: str | Path, command: str) -> Iterator[None]:
 
 def _holder(fd: int) -> str:
     """The lock file's line: who holds the lock, and since when."""
-    return os.pread(fd, 1024, 0).decode(errors="replace").strip() or "another process"
+    return os.pread(fd, 1024, 0).decode(errors="replace").strip().split("\n", 1)[0] or "another process"
 
 
 def _flock_retrying(fd: int, tries: int = 5, wait: float = 0.05) -> None:

@@ -41,11 +41,15 @@ def write_json(path: str | Path, obj: Any, *, indent: int | None = 1) -> None:
     ``indent=None`` writes one line with the json module's C encoder (indenting falls back
     to its pure-Python encoder: 10x slower on the weight and stats tables).
     """
+    write_text_atomic(path, json.dumps(obj, indent=indent) + "\n")
+
+
+def write_text_atomic(path: str | Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically (hidden temporary file beside it, fsync, rename)."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")
     with open(tmp, "w") as f:
-        f.write(json.dumps(obj, indent=indent))
-        f.write("\n")
+        f.write(text)
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)

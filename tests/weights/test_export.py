@@ -178,3 +178,19 @@ def test_export_cli_errors_say_what_to_do(store_factory):
     for cmd in ("weaver", "cmssw"):
         res = r.invoke(app, ["export", cmd, str(path), "--blocks", ","])
         assert res.exit_code == 2 and "names no block" in res.output
+
+
+def test_export_output_file_is_written_whole_or_not_at_all(store_factory, tmp_path):
+    """-o writes what stdout would carry; a failed export leaves no (empty) file, as a shell
+    redirect would."""
+    pq = store_factory("pq", fmt="parquet")
+    compute_stats(pq)
+    r = CliRunner()
+    stdout = r.invoke(app, ["export", "cmssw", str(pq)]).stdout
+    res = r.invoke(app, ["export", "cmssw", str(pq), "-o", str(tmp_path / "preprocess.json")])
+    assert res.exit_code == 0 and (tmp_path / "preprocess.json").read_text() == stdout
+    res = r.invoke(app, ["export", "weaver", str(pq), "--weights", "none", "--output", str(tmp_path / "data.yaml")])
+    assert res.exit_code == 0 and yaml.safe_load((tmp_path / "data.yaml").read_text())["labels"]["type"] == "simple"
+    h5 = store_factory("h5")
+    res = r.invoke(app, ["export", "weaver", str(h5), "-o", str(tmp_path / "no.yaml")])
+    assert res.exit_code == 2 and "Parquet" in res.output and not (tmp_path / "no.yaml").exists()
