@@ -130,7 +130,7 @@ class ReaderBase:
     ``truth`` (B, T), and the requested observers (unsigned ``run``, ``lumi``, ``event``
     become int64 in torch batches). A zero-copy batch is a view of the reader's memory:
     NumPy batches are read-only; a torch tensor changed in place changes that batch only
-    (the reader maps and decodes the shards afresh every epoch).
+    (for torch output the reader maps and decodes the shards afresh every epoch).
 
     A store with failed tasks, or one that a skim is still writing, is read with a warning:
     the reader reads the jets of the tasks done.
