@@ -210,6 +210,7 @@ class ReaderBase:
         # copy of the reader, which set_epoch in the main process would not reach otherwise
         self._cell = _shared_cell([0, -1, 0])
         self._yielded = 0
+        self._lent_views = False  # batches were views of self._open's arrays (see batches())
         entries = s.shards()
         if not any(e.jets for e in entries):
             raise s.no_jets_error()  # not an empty loop that a training would take for an epoch
@@ -353,6 +354,9 @@ class ReaderBase:
             e = self.entries[i]
             extra = list(self.weights.variables) + ["label"] if self.weights is not None and self.mapped else []
             sh = open_shard(e.path, self.store.layout, list(dict.fromkeys(self.names + extra)), e.jets)
+            if self.output == "numpy":  # zero-copy NumPy batches are read-only views (torch.from_numpy
+                for a in sh.arrays.values():  # warns on those: torch batches stay writable)
+                    a.flags.writeable = False
             if not sh.mapped:  # drop the least recently opened decoded shards past the budget
                 held = sum(v.jets for v in self._open.values() if not v.mapped) + sh.jets
                 for k in [k for k, v in self._open.items() if not v.mapped]:
@@ -394,12 +398,13 @@ class ReaderBase:
         """NumPy batches of this rank and worker for the current epoch."""
         w, rank = self.world_size, self.rank
         start = self._start_batch
-        readonly = self.output == "numpy"
-        if not readonly:
+        if self.output == "torch" and self._lent_views:
             # torch tensors over views are writable: shards mapped and decoded afresh, so that a
             # batch changed in place does not carry the change into the next epoch (re-faulting
-            # the mapping: 0.09-0.14 s against 0.02 s per zero-copy epoch of a 1 GB store)
+            # the mapping: 0.09-0.14 s against 0.02 s per zero-copy epoch of a 1 GB store;
+            # gathered and standardised batches are copies, and need none)
             self._open.clear()
+            self._lent_views = False
 
         def mine(k: int) -> bool:  # k: index among this rank's batches
             return k >= start and (k - start) % num_workers == worker
@@ -411,7 +416,7 @@ class ReaderBase:
             if n_rank is not None and k >= n_rank:
                 break
             if b % w == rank and mine(k):
-                yield self._read(pieces, readonly=readonly)
+                yield self._read(pieces)
         if not total:  # one rank, or an empty epoch: nothing to pad
             return
         # DDP steps all ranks together: a rank one batch short would wait forever at the
@@ -419,21 +424,18 @@ class ReaderBase:
         pads = {(k * w + rank) % total for k in range(n_rank) if k * w + rank >= total and mine(k)}
         if pads:
             for b, pieces in enumerate(self._plan()):
-                if b in pads:  # another rank's batch (a pad is never this rank's own)
-                    yield self._read(pieces, readonly=readonly)
+                if b in pads:
+                    yield self._read(pieces)
                 if b >= max(pads):
                     break
 
-    def _read(self, pieces: list[Piece], *, readonly: bool = False) -> dict[str, np.ndarray]:
+    def _read(self, pieces: list[Piece]) -> dict[str, np.ndarray]:
         out: dict[str, np.ndarray] = {}
         if len(pieces) == 1 and isinstance(pieces[0][1], slice):
             sh = self._shard(pieces[0][0])
             for n in self.names:
-                v = sh[n][pieces[0][1]]  # a view of the mapping (or of the decoded shard)
-                if readonly:  # torch.from_numpy warns on read-only arrays: torch batches stay writable
-                    v = v.view()
-                    v.flags.writeable = False
-                out[n] = v
+                out[n] = sh[n][pieces[0][1]]  # a view of the mapping (or of the decoded shard)
+            self._lent_views = True
         else:
             sizes = [(p.stop - p.start) if isinstance(p, slice) else len(p) for _, p in pieces]
             total = sum(sizes)
