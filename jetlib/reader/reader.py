@@ -63,8 +63,7 @@ def _select_shards(s: Store, entries: list, shards: Sequence[int | str] | slice)
     if isinstance(shards, slice):
         picked = entries[shards]
     else:
-        if isinstance(shards, str):
-            shards = [shards]
+        shards = [shards] if isinstance(shards, str) else list(shards)  # (a generator, once)
         by_name = {}
         for i, e in enumerate(entries):
             by_name[e.name] = by_name[e.path.stem] = i
@@ -232,9 +231,9 @@ class ReaderBase:
             self.stats = load_stats(s)
         self._check_shards(verify)
         if self.weights is None and len(self) == 0:  # drop_last with more jets per batch than the store has
-            raise ValueError(f"{s.path}: with drop_last=True no batch of {batch_size:,} jets fills up (the reader has "
-                             f"{self._n_jets:,} jets for {world_size} rank(s)): the epoch would be empty; use a smaller "
-                             "batch_size or drop_last=False")  # fmt: skip
+            what = f"batch of {batch_size:,} jets" if world_size == 1 else f"round of {world_size} batches of {batch_size:,} jets (one per rank)"
+            raise ValueError(f"{s.path}: with drop_last=True no {what} fills up from the reader's {self._n_jets:,} "
+                             "jets: the epoch would be empty; use a smaller batch_size or drop_last=False")  # fmt: skip
         self._warn_if_incomplete()
         # decoded shards (Parquet, compressed HDF5) are read a window at a time (plan.py);
         # the reader keeps the window's shards decoded, and the next shard, and no more
@@ -270,7 +269,8 @@ class ReaderBase:
             warnings.warn(f"{s.path}: {who} is still writing this store; the reader reads the {self._n_jets:,} jets "
                           "of the tasks done so far", stacklevel=3)  # fmt: skip
         elif why := s.incomplete():
-            warnings.warn(f"{s.path}: {why}; the reader reads the {self._n_jets:,} jets of the done ones "
+            which = "the shards selected of the done ones" if self._subset else "the done ones"
+            warnings.warn(f"{s.path}: {why}; the reader reads the {self._n_jets:,} jets of {which} "
                           f"(`jetlib verify {s.path}` lists them)", stacklevel=3)  # fmt: skip
 
     # -- pickling for DataLoader workers: open mappings stay in their process -------------
@@ -294,9 +294,12 @@ class ReaderBase:
     def set_epoch(self, epoch: int) -> None:
         """Use the shuffle and sampling of ``epoch`` (call before each epoch, as with
         DistributedSampler). A resume point from :meth:`load_state_dict` for this epoch stays."""
-        if not isinstance(epoch, (int, np.integer)) or isinstance(epoch, bool) or epoch < 0:
+        if not isinstance(epoch, (int, np.integer)) or isinstance(epoch, bool):
             raise TypeError(f"set_epoch takes an integer >= 0, not {epoch!r}")
+        if epoch < 0:
+            raise ValueError(f"set_epoch takes an integer >= 0, not {epoch}")
         self._cell[0] = int(epoch)
+        self._yielded = self._start_batch  # what state_dict() says before this epoch's first batch
 
     def state_dict(self, batch: int | None = None) -> dict[str, int]:
         """Where this rank is: epoch and batches consumed in it. Iterating the reader itself
@@ -305,7 +308,8 @@ class ReaderBase:
 
     def load_state_dict(self, state: dict[str, int]) -> None:
         """Resume: the next pass over ``state["epoch"]`` starts at batch ``state["batch"]``
-        (``set_epoch`` to that epoch keeps it; a complete pass of the reader itself uses it up)."""
+        (``set_epoch`` to that epoch keeps it; a complete pass of the reader itself uses it up;
+        with DataLoader workers it holds until ``set_epoch`` moves to another epoch)."""
         if state.get("seed", self.seed) != self.seed:
             raise ValueError(f"state was saved with seed {state['seed']}, this reader has seed {self.seed}")
         epoch, batch = int(state["epoch"]), int(state["batch"])
@@ -315,6 +319,7 @@ class ReaderBase:
             raise ValueError(f"state {state!r}: batch {batch} is past the end of the epoch ({len(self)} batches per "
                              "epoch for this rank): saved by another configuration of the reader?")  # fmt: skip
         self._cell[0], self._cell[1], self._cell[2] = epoch, epoch, batch
+        self._yielded = batch
 
     # -- iteration ---------------------------------------------------------------------------
     def _accept(self, u: Unit) -> np.ndarray:

@@ -36,7 +36,7 @@ from jetlib.errors import StoreError, error_name
 from jetlib.skim.plan import SkimPlan, make_plan
 from jetlib.skim.process import observers, shard_layout
 from jetlib.skim.task import CONFIG_ERRORS, DEFAULT_TASK_TIMEOUT_S, Task, count_entries, run_task
-from jetlib.source.filelist import is_remote, parse_inputs
+from jetlib.source.filelist import is_remote, is_root_file, parse_inputs
 from jetlib.source.open import header_uuid
 from jetlib.store.lock import LOCK_NAME, writer_lock
 from jetlib.store.manifest import Manifest, done_uuids, uuid_clashes
@@ -186,9 +186,10 @@ def _refuse_same_file(counts: dict[str, dict], uuids: dict[str, str]) -> None:
             clashes.append(f"{p} is {other} (ROOT UUID {u}), " + ("already skimmed into this store" if other in uuids else "also listed"))
     if clashes:
         more = f"; and {len(clashes) - 3} more" if len(clashes) > 3 else ""
+        moved = any("already skimmed" in c for c in clashes)
         raise StoreError("; ".join(clashes[:3]) + more + ": its events would be in the store twice. A copy: list one "
-                         "of the paths. Data that moved: the store has these files already, list only those it "
-                         "lacks (or re-skim from the new paths with --overwrite)")  # fmt: skip
+                         "of the paths" + (". Data that moved: the store has these files already, list only those "
+                         "it lacks (or re-skim from the new paths with --overwrite)" if moved else ""))  # fmt: skip
 
 
 def _count_files(client, paths: list[str], plan: SkimPlan, plan_f, timeout: float | None, stop_at) -> dict[str, dict]:
@@ -403,12 +404,13 @@ def skim(
     files = parse_inputs(inputs)
     if not files:
         raise ValueError(f"{inputs}: the file list has no entries")
-    if all(f.problem for f in files) and (overwrite or not (out / META_NAME).exists()):
+    unreadable = [f for f in files if f.problem or (overwrite and not is_remote(f.path) and not is_root_file(Path(f.path)))]
+    if len(unreadable) == len(files) and (overwrite or not (out / META_NAME).exists()):
         # a typo in every path or glob: say so, rather than make a store of failed records (or
         # clear a store with --overwrite for nothing)
         more = f"; and {len(files) - 3} more" if len(files) > 3 else ""
         left = "the store was left as it was" if (out / META_NAME).exists() else "no store made"
-        raise ValueError(f"no input to skim, {left}: " + "; ".join(f"{f.path}: {f.problem}" for f in files[:3]) + more)
+        raise ValueError(f"no input to skim, {left}: " + "; ".join(f"{f.path}: {f.problem or 'not a ROOT file'}" for f in files[:3]) + more)
     if plan.dropped:  # expected for a sparse schema (NanoAOD has no PF candidates), a typo otherwise
         what = "; ".join(f"{k}: {', '.join(v)}" for k, v in plan.dropped.items())
         console.print(f"note: input schema {escape(plan.schema.name)!r} does not feed (left out of the store): {escape(what)}")
@@ -434,7 +436,10 @@ def skim(
         def commit(rec: dict) -> None:
             u = rec.get("file_uuid")
             if rec["status"] == "done" and u and counted.get(rec["file"], u) != u:
-                # replaced after it was counted: ranges of two files would pass for one
+                # replaced after it was counted: ranges of two files would pass for one; its
+                # shard, published already, is removed (no record will name it)
+                for sh in rec.get("shards", []):
+                    (out / "shards" / sh["name"]).unlink(missing_ok=True)
                 rec.update(status="failed", error="InputChanged", events=0, jets=0, shards=[],
                            reason=f"{rec['file']} was replaced while the skim ran (UUID {counted[rec['file']]} when counted, "
                                   f"{u} when this range was read); re-skim with --overwrite")  # fmt: skip

@@ -29,7 +29,7 @@ def _is_glob(text: str) -> bool:
     return any(ch in text for ch in "*?[")
 
 
-def _is_root_file(p: Path) -> bool:
+def is_root_file(p: Path) -> bool:
     try:
         with open(p, "rb") as f:
             return f.read(4) == b"root"
@@ -80,10 +80,10 @@ def parse_filelist(filelist: str | Path) -> list[InputFile]:
         raise ValueError(f"{filelist}: not a text file list (nor a ROOT file); {_GIVE}") from None
     items: list[InputFile] = []
     for n, raw in enumerate(text.splitlines(), start=1):
-        # a comment starts a line or follows a space: '#' inside a path (run#2.root) or a
-        # root:// URL is part of it
+        # a comment starts a line or follows a space: a '#' inside a path (run#2.root) or a
+        # URL is part of it
         line = raw.strip()
-        line = "" if line.startswith("#") else line if is_remote(line) else _COMMENT.split(line, 1)[0].strip()
+        line = "" if line.startswith("#") else _COMMENT.split(line, 1)[0].strip()
         if line:
             items += _entries(line, n, filelist.parent, f"line {n} of {filelist}")
     return _unique(items)
@@ -96,6 +96,6 @@ def parse_inputs(inputs: str | Path | list[str] | tuple[str, ...]) -> list[Input
         return _unique([it for n, x in enumerate(inputs, 1) for it in _entries(str(x), n, Path.cwd(), f"argument {n}")])
     text = str(inputs)
     direct = is_remote(text) or text.endswith(".root") or (_is_glob(text) and not Path(text).exists())
-    if direct or _is_root_file(Path(text)):
+    if direct or is_root_file(Path(text)):
         return parse_inputs([text])
     return parse_filelist(text)

@@ -440,6 +440,14 @@ def test_resume_survives_set_epoch_of_its_epoch(store_factory):
         r.load_state_dict({"epoch": 3, "batch": 99, "seed": 5})
     with pytest.raises(TypeError, match="set_epoch takes an integer"):
         r.set_epoch("1")
+    with pytest.raises(ValueError, match="set_epoch takes an integer >= 0, not -1"):
+        r.set_epoch(-1)
+    # a checkpoint taken after set_epoch, before the epoch's first batch, is the epoch's start
+    r.set_epoch(5)
+    assert r.state_dict() == {"epoch": 5, "batch": 0, "seed": 5}
+    r.load_state_dict({"epoch": 5, "batch": 2, "seed": 5})
+    r.set_epoch(5)
+    assert r.state_dict() == {"epoch": 5, "batch": 2, "seed": 5}
 
 
 def test_shards_by_name_stay_put_when_a_failed_task_is_redone(store_factory):
@@ -482,4 +490,8 @@ def test_more_bad_arguments_are_named(store_factory):
         Reader(path, weights=True)
     with pytest.raises(ValueError, match="with drop_last=True no batch of 1,000 jets fills up"):
         Reader(path, batch_size=1000, drop_last=True)
+    with pytest.raises(ValueError, match=r"no round of 2 batches of 300 jets \(one per rank\) fills up"):
+        Reader(path, batch_size=300, drop_last=True, world_size=2)
+    with pytest.raises(IndexError, match=r"shards=\[0, 5\]: no shard 5"):
+        Reader(path, shards=(i for i in (0, 5)))  # a generator: named as given
     assert len(Reader(path, batch_size=1000, output="numpy")) == 1

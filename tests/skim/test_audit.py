@@ -528,6 +528,8 @@ def test_a_file_replaced_while_the_skim_runs_fails_its_ranges(miniaod_files, tmp
     assert all(f["file"] == files[0] and f["error"] == "InputChanged" and "was replaced while the skim ran" in f["reason"]
                for f in s.failures)  # fmt: skip
     assert {e.task.rsplit(":", 1)[0] for e in Store(out).shards()} == {files[1]}
+    # the failed ranges' shards, published before the client saw the UUID, are gone: no orphans
+    assert sorted(p.name for p in (out / "shards").iterdir()) == sorted(e.name for e in Store(out).shards())
     monkeypatch.undo()
     assert skim(files, out, skip_bad_files=True, **KW).ok  # the file is as counted now: its ranges are done
     latest = Store(out).manifest.latest()
@@ -544,6 +546,9 @@ def test_overwrite_with_no_readable_input_leaves_the_store(miniaod_files, tmp_pa
     before = sorted(p.name for p in (out / "shards").iterdir())
     with pytest.raises(ValueError, match=r"no input to skim, the store was left as it was: .*typo\*\.root: pattern matches no file"):
         skim([str(tmp_path / "typo*.root")], out, overwrite=True, **KW)
+    (tmp_path / "garbage.root").write_text("not ROOT")
+    with pytest.raises(ValueError, match=r"the store was left as it was: .*garbage\.root: not a ROOT file"):
+        skim([str(tmp_path / "garbage.root")], out, overwrite=True, **KW)
     assert sorted(p.name for p in (out / "shards").iterdir()) == before and Store(out).n_jets > 0
 
 
@@ -623,12 +628,15 @@ def test_file_list_comments_and_relative_names(tmp_path, monkeypatch):
     lists.mkdir()
     (lists / "run#2.root").write_bytes(b"root")
     (lists / "only_here.root").write_bytes(b"root")
-    (lists / "files.txt").write_text("# header\nrun#2.root   # the second run\n  # indented comment\nonly_here.root\n")
+    (lists / "files.txt").write_text("# header\nrun#2.root   # the second run\n  # indented comment\nonly_here.root\n"
+                                     "only_here.root  # a copy of root://eos.cern.ch//store/x.root\n"
+                                     "https://host/x.root#frag   # mirror\n")  # fmt: skip
     monkeypatch.chdir(tmp_path)
     got = parse_filelist(lists / "files.txt")
-    assert [(f.path, f.problem) for f in got] == [(str(lists / "run#2.root"), None), (str(lists / "only_here.root"), None)]
+    assert [(f.path, f.problem) for f in got] == [(str(lists / "run#2.root"), None), (str(lists / "only_here.root"), None),
+                                                  ("https://host/x.root#frag", None)]  # fmt: skip
     (tmp_path / "only_here.root").write_bytes(b"root")  # the same name, another file, in the current directory
     with pytest.raises(ValueError, match=r"line 4 of .*files.txt: 'only_here.root' is both .* and .*; write an absolute path"):
         parse_filelist(lists / "files.txt")
     monkeypatch.chdir(lists)  # the same file either way: fine
-    assert len(parse_filelist(Path("files.txt"))) == 2
+    assert len(parse_filelist(Path("files.txt"))) == 3

@@ -194,3 +194,7 @@ def test_export_output_file_is_written_whole_or_not_at_all(store_factory, tmp_pa
     h5 = store_factory("h5")
     res = r.invoke(app, ["export", "weaver", str(h5), "-o", str(tmp_path / "no.yaml")])
     assert res.exit_code == 2 and "Parquet" in res.output and not (tmp_path / "no.yaml").exists()
+    (tmp_path / "adir").mkdir()  # a write that fails leaves no temporary file either
+    res = r.invoke(app, ["export", "cmssw", str(pq), "-o", str(tmp_path / "adir")])
+    assert res.exit_code == 2 and "cannot write" in res.output and sorted(p.name for p in tmp_path.iterdir()) == [
+        "adir", "data.yaml", "h5", "pq", "preprocess.json"]
