@@ -20,7 +20,7 @@ def describe(path: str | Path) -> dict:
     counts = np.zeros(len(s.classes), np.int64)
     for _, a in s.iter_read(["label"]):
         counts += np.bincount(a["label"], minlength=len(s.classes))
-    status = Counter(r["status"] for r in s.manifest.latest().values())
+    status = Counter(r["status"] for r in s.latest().values())
     arrays = {}
     for name, spec in s.layout.arrays.items():
         if name.endswith("_features") and name != "jet_features":

@@ -98,7 +98,10 @@ class Store:
             )
         self.layout = ShardLayout.from_json(self.meta["arrays"])
         self.manifest = Manifest.of(self.path)
-        self._shards: tuple[tuple[int, int, int] | None, list[ShardEntry]] | None = None
+        # the manifest's latest records and the shards they list, kept while the manifest
+        # file is unchanged (its size, time and inode: the key)
+        self._latest: tuple[tuple[int, int, int] | None, dict[str, dict[str, Any]]] | None = None
+        self._shards: list[ShardEntry] | None = None
 
     # -- metadata shortcuts -------------------------------------------------------------
     @property
@@ -122,9 +125,9 @@ class Store:
     def format(self) -> str:
         return self.meta["shards"]["format"]
 
-    # -- shards -------------------------------------------------------------------------
-    def shards(self) -> list[ShardEntry]:
-        """Shards of the tasks marked done, in task order (the manifest is the truth).
+    # -- manifest and shards -------------------------------------------------------------
+    def latest(self) -> dict[str, dict[str, Any]]:
+        """The manifest's latest record of each task (:meth:`Manifest.latest`; do not modify).
 
         Parsed again only when the manifest has changed (its size, time or inode): a large
         store's manifest has one line per task, and weights, stats and the Reader ask often.
@@ -134,13 +137,20 @@ class Store:
             key: tuple[int, int, int] | None = (st.st_size, st.st_mtime_ns, st.st_ino)
         except FileNotFoundError:
             key = None
-        if self._shards is None or self._shards[0] != key:
-            self._shards = (key, self._read_shards())
-        return list(self._shards[1])
+        if self._latest is None or self._latest[0] != key:
+            self._latest = (key, self.manifest.latest())
+            self._shards = None
+        return self._latest[1]
 
-    def _read_shards(self) -> list[ShardEntry]:
+    def shards(self) -> list[ShardEntry]:
+        """Shards of the tasks marked done, in task order (the manifest is the truth)."""
+        latest = self.latest()
+        if self._shards is None:
+            self._shards = self._read_shards(latest)
+        return list(self._shards)
+
+    def _read_shards(self, latest: dict[str, dict[str, Any]]) -> list[ShardEntry]:
         out = []
-        latest = self.manifest.latest()
         for key in sorted(latest, key=lambda k: latest[k].get("task_id", 0)):
             rec = latest[key]
             if rec["status"] != "done":
@@ -151,7 +161,7 @@ class Store:
 
     def no_jets_error(self) -> StoreError:
         """The error for a step that needs jets on a store that has none, saying why."""
-        latest = self.manifest.latest()
+        latest = self.latest()
         done = sum(r["status"] == "done" for r in latest.values())
         if done:
             why = f"its {done} finished tasks selected no jets (check the skim's jet selection)"
@@ -171,21 +181,26 @@ class Store:
             planned = json.loads((self.path / TASKS_NAME).read_text())["tasks"]
         except (OSError, ValueError, KeyError, TypeError):  # no plan (older store): nothing to say
             return []
-        latest = self.manifest.latest()
-        unopened = {r["file"] for r in latest.values() if r.get("kind") == "file" and r["status"] != "done"}
+        latest = self.latest()
+        unopened = self.unopened_files()
         return [k for k in planned if k not in latest and k.rsplit(":", 1)[0] not in unopened]
+
+    def unopened_files(self) -> dict[str, dict[str, Any]]:
+        """Input file -> its file record, for files that failed or were skipped when a run
+        opened them (their entry ranges, planned or not, have no records of their own)."""
+        return {r["file"]: r for r in self.latest().values() if r.get("kind") == "file" and r["status"] != "done"}
 
     def partial_files(self) -> list[str]:
         """Inputs of which the store holds some entry ranges, while the rest failed or was
         skipped (a file damaged in part, or gone when a later run opened it again)."""
-        latest = self.manifest.latest().values()
+        latest = self.latest().values()
         done = {r["file"] for r in latest if r.get("kind", "range") == "range" and r["status"] == "done"}
         return sorted({r["file"] for r in latest if r["status"] != "done" and r["file"] in done})
 
     def incomplete(self) -> str | None:
         """Why the store's done tasks are not all of its inputs, as a clause for a warning
         (failed tasks, planned tasks not finished, inputs held in part), or None."""
-        failed = sum(r["status"] == "failed" for r in self.manifest.latest().values())
+        failed = sum(r["status"] == "failed" for r in self.latest().values())
         unfinished = len(self.unfinished_tasks())
         partial = len(self.partial_files())
         why = [f"{failed} task(s) failed"] if failed else []

@@ -108,7 +108,7 @@ def verify(
     rep = VerifyReport(st.path, checked_checksums=not quick)
     err = lambda check, where, msg: rep.errors.append(Problem(check, str(where), msg))  # noqa: E731
     warn = lambda check, where, msg: rep.warnings.append(Problem(check, str(where), msg))  # noqa: E731
-    latest = st.manifest.latest()
+    latest = st.latest()
     planned = load_task_ids(st.path)
     if not (st.path / TASKS_NAME).exists():
         warn("accounting", st.path / TASKS_NAME, "no task plan (store from an older jetlib): only recorded tasks are checked")
@@ -118,7 +118,7 @@ def verify(
 
     # 1. accounting ----------------------------------------------------------------------------
     counts: dict[str, int] = defaultdict(int)
-    unopened = {r["file"]: r for r in latest.values() if r.get("kind") == "file" and r["status"] != "done"}
+    unopened = st.unopened_files()
     for key in planned:
         rec = latest.get(key)
         if rec is None:
