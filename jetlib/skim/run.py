@@ -288,6 +288,18 @@ def _prepare_store(out: Path, meta: dict, overwrite: bool) -> None:
     write_meta(out, meta)
 
 
+def _refuse_misfit_before_clearing(files: list, plan: SkimPlan, timeout: float | None) -> None:
+    """--overwrite clears the store before any task runs, so a schema (or tree name) that fits
+    none of the inputs left an empty store where a complete one had been. The first local
+    ROOT file of the list is checked here first, as the workers check every file."""
+    first = next((f.path for f in files if not f.problem and not is_remote(f.path) and is_root_file(Path(f.path))), None)
+    if first is None:
+        return
+    c = count_entries(first, plan.tree, timeout=timeout, plan=plan)
+    if c["status"] != "ok" and (c["error"] in CONFIG_ERRORS or "set `tree:` in the input schema" in c["reason"]):
+        raise ValueError(f"--overwrite would clear the store for nothing, it was left as it was: {c['reason']}")
+
+
 def _clear_store(out: Path) -> None:
     """Remove what jetlib wrote there, and nothing else."""
     for name in ("shards", "weights", "stats"):
@@ -411,6 +423,8 @@ def skim(
         more = f"; and {len(files) - 3} more" if len(files) > 3 else ""
         left = "the store was left as it was" if (out / META_NAME).exists() else "no store made"
         raise ValueError(f"no input to skim, {left}: " + "; ".join(f"{f.path}: {f.problem or 'not a ROOT file'}" for f in files[:3]) + more)
+    if overwrite and (out / META_NAME).exists():
+        _refuse_misfit_before_clearing(files, plan, task_timeout)
     if plan.dropped:  # expected for a sparse schema (NanoAOD has no PF candidates), a typo otherwise
         what = "; ".join(f"{k}: {', '.join(v)}" for k, v in plan.dropped.items())
         console.print(f"note: input schema {escape(plan.schema.name)!r} does not feed (left out of the store): {escape(what)}")

@@ -552,6 +552,22 @@ def test_overwrite_with_no_readable_input_leaves_the_store(miniaod_files, tmp_pa
     assert sorted(p.name for p in (out / "shards").iterdir()) == before and Store(out).n_jets > 0
 
 
+def test_overwrite_with_a_schema_that_fits_no_input_leaves_the_store(miniaod_files, tmp_path):
+    """--overwrite with the wrong --schema (or tree name) cleared a complete store, then every
+    task failed on the missing branches: the first input is checked before anything is cleared."""
+    out = tmp_path / "store"
+    assert skim([str(miniaod_files[0])], out, **KW).ok
+    before = sorted(p.name for p in (out / "shards").iterdir())
+    with pytest.raises(ValueError, match=r"left as it was: .*branch 'fixedGridRhoFastjetAll' not found.*pass --schema miniaod"):
+        skim([str(miniaod_files[0])], out, overwrite=True, schema="nanoaod", **KW)
+    bad_tree = tmp_path / "tree.yaml"
+    bad_tree.write_text(re.sub(r"(?m)^tree: .*$", "tree: Eventz", (Path(__file__).parents[2] / "schemas" / "inputs" / "miniaod.yaml").read_text()))
+    with pytest.raises(ValueError, match=r"left as it was: .*no tree 'Eventz' in the file.*did you mean 'Events'"):
+        skim([str(miniaod_files[0])], out, overwrite=True, schema=str(bad_tree), **KW)
+    assert sorted(p.name for p in (out / "shards").iterdir()) == before and Store(out).n_jets > 0
+    assert skim([str(miniaod_files[0])], out, overwrite=True, **KW).ok  # a schema that fits still replaces it
+
+
 def test_every_input_skipped_is_not_a_success(miniaod_files, tmp_path):
     """--skip-bad-files with a schema whose tree no file has skips every file: the run is not
     ok (the CLI exits 1), and says to check the schema."""
