@@ -36,7 +36,8 @@ def gen_particles(rng, j: dict) -> dict[str, np.ndarray]:
     is_ = {t: typ == T[t] for t in T}
     quark = is_["b"] | is_["c"] | is_["uds"] | is_["g"] | is_["bb"] | is_["cc"]
     # slot 0: hard parton or boson
-    parton = np.select([is_["b"], is_["c"], is_["uds"]], [5, 4, rng.choice([1, 2, 3], n)], 21) * rng.choice([-1, 1], n)
+    parton = np.select([is_["b"], is_["c"], is_["uds"]], [5, 4, rng.choice([1, 2, 3], n)], 21)
+    parton = np.where(parton == 21, 21, parton * rng.choice([-1, 1], n))  # quark or antiquark; a gluon is +21
     boson = np.where(is_["e"] & (rng.random(n) < 0.5), 24, 23)
     has0 = quark | is_["tau"] | is_["tau_lep"] | is_["e"] | is_["mu"]
     keep[:, 0] = has0

@@ -147,7 +147,7 @@ def _node_bank(x, kind, jet, out):
     cy = pz * jpx - px * jpz
     cz = px * jpy - py * jpx
     out[18] = math.sqrt(cx * cx + cy * cy + cz * cz) / (jp * p) if p > 0 else 0.0
-    out[19] = ppar / jp
+    out[19] = ppar / p if p > 0 else 0.0  # cos of the angle to the jet axis (CMS's trackPParRatio)
     out[20] = 1.0 if pid == 11 else 0.0
     out[21] = 1.0 if pid == 13 else 0.0
     out[22] = 1.0 if pid == 22 else 0.0

@@ -1,9 +1,9 @@
 """Truth labels and truth kinematics from GEN (never from reco).
 
 Each selected jet gets one fine category, in this priority (DESIGN.md):
-``pu`` (no gen jet within ΔR) → prompt ``e``, ``mu`` → hadronic ``tau`` by decay mode and
-charge → ``bb``/``b`` (≥2 / 1 B hadrons within ΔR) → ``cc``/``c`` → ``uds``/``g`` (nearest
-hard-process parton) → ``undef``. ``schemas/labels/*.yaml`` map fine categories to classes.
+``pu`` (no gen jet within ΔR) → prompt ``e``, ``mu`` from the hard process → prompt
+hadronic ``tau`` by decay mode and charge → ``bb``/``b`` (≥2 / 1 B hadrons within ΔR) →
+``cc``/``c`` → ``uds``/``g`` (nearest hard-process parton) → ``undef``. ``schemas/labels/*.yaml`` map fine categories to classes.
 
 GEN conventions (NanoAOD): ``statusFlags`` bit 0 isPrompt, bit 8 fromHardProcess;
 ``genPartIdxMother`` indexes the same event's GenPart list (−1: none).
@@ -28,6 +28,8 @@ FINE = (
 )
 _B, _BB, _C, _CC, _UDS, _G, _UNDEF, _PU, _E, _MU, _TAU0 = range(11)
 TRUTH_TARGETS = ("gen_pt", "gen_eta", "gen_phi", "gen_mass", "gen_pt_with_nu")
+#: statusFlags bits: isPrompt, and isPrompt with fromHardProcess
+_IS_PROMPT, _PROMPT_HARD = 1, 1 | 1 << 8
 _MAX_DEPTH = 64  # longest mother chain followed (guards against cycles in broken inputs)
 
 
@@ -185,11 +187,14 @@ def label_jets(
                 out_truth[j, 4] = gn_pt[bn]
         # -- label ---------------------------------------------------------------------
         label = -1
-        # prompt leptons (isPrompt excludes tau, hadron and muon decay products)
+        # prompt leptons from the hard process (DESIGN.md): isPrompt alone also passed an
+        # electron that a tau's photon converted, and excludes only tau, hadron and muon
+        # decay products
         bestd = r2
         for i in range(ng):
             a = abs(g_pdg[g0 + i])
-            if (a == 11 or a == 13) and g_status[g0 + i] == 1 and (g_flags[g0 + i] & 1) and g_pt[g0 + i] > lep_min_pt:
+            if ((a == 11 or a == 13) and g_status[g0 + i] == 1 and (g_flags[g0 + i] & _PROMPT_HARD) == _PROMPT_HARD
+                    and g_pt[g0 + i] > lep_min_pt):  # fmt: skip
                 de = g_eta[g0 + i] - eta_j
                 dp = delta_phi(g_phi[g0 + i], phi_j)
                 d = de * de + dp * dp
@@ -199,7 +204,8 @@ def label_jets(
         if label < 0:
             bestd = r2
             for t in range(ng):
-                if tau_mode[t] < 0:
+                # a prompt tau only: one from a B -> D_s -> tau chain leaves the jet to the b step
+                if tau_mode[t] < 0 or not (g_flags[g0 + t] & _IS_PROMPT):
                     continue
                 px = tau_vis[t, 0]
                 py = tau_vis[t, 1]

@@ -89,6 +89,13 @@ class SkimSummary:
         return self.failed == 0 and not self.nothing_done
 
 
+#: the version of what the kernels store (a feature's or a label's definition): part of the
+#: configuration hash, so that a store of older definitions is not resumed with newer ones.
+#: 2: ppar_ratio is p.j/(|p| |j|) (was p.j/|j|^2); e/mu labels need fromHardProcess; a tau
+#: label needs a prompt tau
+DEFINITIONS = 2
+
+
 def build_meta(plan: SkimPlan, *, fmt: str, compression: str, entries_per_task: int) -> dict[str, Any]:
     import awkward
     import numba
@@ -109,6 +116,7 @@ def build_meta(plan: SkimPlan, *, fmt: str, compression: str, entries_per_task: 
     hashed = {
         "skim_config": cfg.raw, "labels": plan.labels.raw, "input_schema": plan.schema.raw,
         "format": fmt, "compression": compression, "entries_per_task": entries_per_task,
+        "definitions": DEFINITIONS,
     }  # fmt: skip
     digest = hashlib.sha256(json.dumps(hashed, sort_keys=True).encode()).hexdigest()[:16]
     return {
@@ -126,6 +134,7 @@ def build_meta(plan: SkimPlan, *, fmt: str, compression: str, entries_per_task: 
         "arrays": layout.to_json(),
         "skim_config": cfg.raw,
         "config_hash": digest,
+        "definitions": DEFINITIONS,
         "input_schema": {"name": plan.schema.name, "raw": plan.schema.raw},
         "software": {
             "jetlib": __version__, "python": platform.python_version(), "numpy": numpy.__version__,
@@ -246,6 +255,7 @@ def _settings(meta: dict) -> dict[str, Any]:
     flat: dict[str, Any] = {k: shards.get(k) for k in ("format", "compression", "entries_per_task")}
     schema, labels = meta.get("input_schema") or {}, meta.get("labels") or {}
     flat["schema"], flat["labels"] = schema.get("name"), labels.get("scheme")
+    flat["definitions"] = meta.get("definitions", 1)  # (jetlib's version of the stored values)
     _flatten(meta.get("skim_config") or {}, "", flat)
     _flatten(labels.get("raw") or {}, "labels.", flat)
     _flatten(schema.get("raw") or {}, "input_schema.", flat)

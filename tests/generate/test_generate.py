@@ -47,6 +47,8 @@ def test_consistency_and_physics(sample):
     assert ak.all((a.JetPFCand_jetIdx >= 0) & (a.JetPFCand_jetIdx < a.nJet))
     idx = ak.local_index(a.GenPart_pdgId)
     assert ak.all(a.GenPart_genPartIdxMother < idx)
+    pdg = ak.to_numpy(ak.flatten(a.GenPart_pdgId))
+    assert (pdg == 21).any() and not (pdg == -21).any()  # a gluon has no antiparticle code
     pt = ak.to_numpy(ak.flatten(a.Jet_pt))
     assert pt.min() >= 5 and pt.max() < 1300 and np.abs(ak.to_numpy(ak.flatten(a.Jet_eta))).max() < 4.7
     assert ak.all(a.GenJetWithNu_pt >= a.GenJet_pt)

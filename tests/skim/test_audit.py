@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 from pathlib import Path
@@ -266,6 +267,13 @@ def test_refusal_names_the_settings_that_differ(miniaod_files, tmp_path):
         skim(files, out, compression="zstd", config=str(tmp_path / "pf40.yaml"), **KW)
     with pytest.raises(StoreError, match=r"another configuration \(schema miniaod -> nanoaod\)"):
         skim(files, out, schema="nanoaod", **KW)
+    # a store of older value definitions (ppar_ratio, labels) is not resumed with newer ones
+    meta = json.loads((out / "jetlib.json").read_text())
+    del meta["definitions"]
+    meta["config_hash"] = "0" * 16
+    (out / "jetlib.json").write_text(json.dumps(meta))
+    with pytest.raises(StoreError, match=r"another configuration \(definitions 1 -> 2\); pass --overwrite"):
+        skim(files, out, **KW)
 
 
 def test_ctrl_c_prints_one_line_with_how_far_it_got(miniaod_files, tmp_path):

@@ -37,7 +37,7 @@ def ref_feature(name, node, jet, kinds):
         "sip2d_val": abs(dxy) * s2, "sip2d_sig": abs(dxy) * s2 / dxyerr if dxyerr > 0 else 0.0,
         "sip3d_val": ip3 * s3, "sip3d_sig": ip3 * s3 / err3 if err3 > 0 else 0.0,
         "pt_perp_ratio": np.linalg.norm(np.cross(p, jhat)) / np.linalg.norm(p),
-        "ppar_ratio": np.dot(p, jhat) / np.linalg.norm(j),
+        "ppar_ratio": np.dot(p, jhat) / np.linalg.norm(p),  # CMS's trackPParRatio: cos of the angle
         "is_electron": float(apid == 11), "is_muon": float(apid == 13), "is_photon": float(apid == 22),
         "is_ch_hadron": float(had and q != 0), "is_neu_hadron": float(had and q == 0),
     }  # fmt: skip

@@ -81,6 +81,24 @@ def test_each_class_by_hand(expected):
     assert label_of(parts, genjet=genjet)[0] == expected
 
 
+def test_a_tau_from_a_b_hadron_decay_leaves_a_b_jet():
+    """B_s -> D_s -> tau -> 3 pions: the tau is not prompt (statusFlags without isPrompt), so
+    the jet is the B hadron's (seen in the CMS open-data NanoAOD, labelled taup_3h0p before)."""
+    parts = [quark(5), P(-531, status=2, mother=0), P(-431, status=2, mother=1)]
+    tau = [P(-15, pt=15, status=2, flags=LAST, mother=2), P(-16, pt=2, mother=3)]
+    pions = [P(211, pt=4, mother=3), P(211, pt=4, mother=3), P(-211, pt=4, mother=3)]
+    assert label_of(parts + tau + pions)[0] == "b"
+    prompt = [dict(p, flags=PROMPT | LAST) if p["pdg"] == -15 else p for p in tau]
+    assert label_of(parts + prompt + pions)[0] == "taup_3h0p"  # the same tau, prompt: a tau jet
+
+
+def test_a_prompt_lepton_not_from_the_hard_process_is_not_a_lepton_jet():
+    """DESIGN.md's e/mu come from the hard process: an isPrompt electron without
+    fromHardProcess (a photon's conversion in the shower) does not make an e jet."""
+    assert label_of([P(11, pt=12, flags=PROMPT | LAST), quark(1, eta=0.55)])[0] == "uds"
+    assert label_of([P(11, pt=12, flags=PROMPT | FROM_HARD | LAST), quark(1, eta=0.55)])[0] == "e"
+
+
 def test_leptonic_tau_is_not_a_tau_jet():
     assert label_of(tau_event(15, 0, 0, leptonic=True) + [quark(1, eta=0.55)])[0] == "uds"
 
@@ -88,8 +106,8 @@ def test_leptonic_tau_is_not_a_tau_jet():
 def test_far_objects_do_not_match():
     far = dict(eta=JET[0] + 0.5)
     assert label_of([quark(5), P(511, status=2, mother=0, **far)])[0] == "undef"
-    assert label_of([P(11, pt=30, flags=PROMPT, **far)])[0] == "undef"
-    assert label_of([P(11, pt=3, flags=PROMPT)])[0] == "undef"  # below prompt_lepton_min_pt
+    assert label_of([P(11, pt=30, flags=PROMPT | FROM_HARD, **far)])[0] == "undef"
+    assert label_of([P(11, pt=3, flags=PROMPT | FROM_HARD)])[0] == "undef"  # below prompt_lepton_min_pt
 
 
 def test_truth_kinematics():
