@@ -75,7 +75,8 @@ def register(app: typer.Typer) -> None:
         if s.done and s.events and not s.jets:
             console.print(f"[yellow]warning:[/] no jet of the {s.events:,} events read passed the selection of skim "
                           f"config {escape(repr(config))} (jets: min pT, |eta|, jet ID, cut; events: preset); check it "
-                          "against the inputs: `jetlib weights`, `jetlib stats` and the Reader need jets")  # fmt: skip
+                          "against the inputs (units GeV; jetId a bit mask: a 0/1 branch needs jet_id_mask: 1): "
+                          "`jetlib weights`, `jetlib stats` and the Reader need jets")  # fmt: skip
         from jetlib.store import Store
 
         partial = Store(s.store).partial_files()
@@ -98,8 +99,11 @@ def _what_next(s) -> str:
     from jetlib.skim.task import CONFIG_ERRORS
 
     failed = [f for f in s.failures if f["status"] == "failed"]
-    if failed and all(f.get("error") in CONFIG_ERRORS for f in failed):
+    # a tree that no input has is the schema's `tree:` too (fixing it changes the configuration)
+    no_tree = [f for f in failed if "set `tree:` in the input schema" in f.get("reason", "")]
+    if failed and all(f.get("error") in CONFIG_ERRORS or f in no_tree for f in failed):
         again = ", and add --overwrite (this store holds no jets yet)" if s.jets == 0 and s.already_done == 0 else ""
-        return f"the input schema does not fit the files (branches missing, or of another shape or type); fix --schema as the message above says{again}."
+        what = "its tree is not in the files" if len(no_tree) == len(failed) else "branches missing, or of another shape or type"
+        return f"the input schema does not fit the files ({what}); fix --schema as the message above says{again}."
     return ("fix those inputs and re-run the same command to resume (a failed input dropped from the list stays "
             "failed in this store: --skip-bad-files records damaged ones as skipped, --overwrite starts the store anew).")

@@ -55,6 +55,11 @@ class SkimPlan:
     preset: dict | None
     preset_branches: dict[str, dict[str, str]]  # collection -> field -> branch
     dropped: dict[str, list[str]] = field(default_factory=dict)  # what the schema cannot feed
+    #: node-field branches listed under ``optional:``: read where a file has them, zero where not
+    node_optional: frozenset[str] = frozenset()
+    #: schema entries nothing in this skim reads (``collections.X``, ``event.y``): a key the
+    #: skim does not know is one of these, which the skim notes at its start
+    unread: tuple[str, ...] = ()
 
     def branches(self) -> list[str]:
         """Every branch the skim reads (required ones; optional ones are checked per file)."""
@@ -67,7 +72,8 @@ class SkimPlan:
         for bp in self.blocks.values():
             for brs in bp.branches.values():
                 for b in brs:
-                    add(b)
+                    if b not in self.node_optional:
+                        add(b)
             if bp.link_branches:
                 for b in bp.link_branches:
                     add(b)
@@ -80,7 +86,7 @@ class SkimPlan:
         return out
 
     def optional_branches(self) -> list[str]:
-        return list(self.jet_optional.values())
+        return list(self.jet_optional.values()) + sorted(self.node_optional)
 
 
 def _col(schema: InputSchema, name: str, where: str, needed_for: str = ""):
@@ -146,6 +152,10 @@ def make_plan(schema: InputSchema, config: SkimConfig, labels: LabelScheme) -> S
                 known = sorted(set(DERIVED[:25]) | {f"is_{c}" for c in kept} | {x for c in cols for x in schema.collections[c].all_fields})
                 near = near_matches(f, known)
                 hint = f"; did you mean {near[0]!r}?" if near else ""
+                mapped = [c for c in cols if near and near[0] in schema.collections[c].all_fields]
+                if mapped:  # most likely a field named differently in the user's input schema
+                    hint = (f"; the input schema {schema.source} maps a field {near[0]!r} of {mapped[0]}: if that is this "
+                            f"feature, name it {f!r} there (or use {near[0]!r} in the skim config)")  # fmt: skip
                 raise ConfigError(
                     f"feature {f!r} is neither derived nor a field of {', '.join(cols)}{hint}", source=src, key=f"blocks.{b.name}.features"
                 )
@@ -223,12 +233,67 @@ def make_plan(schema: InputSchema, config: SkimConfig, labels: LabelScheme) -> S
     if missing_ids:
         dropped.setdefault("observers", []).extend(f"{k} (not in the schema's event fields: written as 0)" for k in missing_ids)
     _refuse_likely_typos(schema, config, jc.name, blocks, preset_branches, jet_features, missing_ids)
+    node_optional = _optional_reads(schema, jet_branches, blocks, gen, genjet, genjetnu, preset_branches)
     return SkimPlan(
         schema=schema, config=config, labels=labels, tree=schema.tree, jet_branches=jet_branches,
         jet_optional=jet_optional, jet_features=tuple(jet_features), event_branches=event_branches,
         blocks=blocks, gen_branches=gen, genjet_branches=genjet, genjetnu_branches=genjetnu,
-        preset=preset, preset_branches=preset_branches, dropped=dropped,
-    )  # fmt: skip
+        preset=preset, preset_branches=preset_branches, dropped=dropped, node_optional=node_optional,
+        unread=_unread(schema, jc.name, blocks, preset_branches, event_branches, jet_branches),
+    )
+
+
+def _unread(schema: InputSchema, jets: str, blocks, preset_branches, event_branches, jet_branches) -> tuple[str, ...]:
+    """Collections and event fields of ``schema`` that nothing reads and that the bundled
+    schemas do not name either (``SecondaryVertex:`` for ``SV:``, ``nPU:``): most likely a key
+    the skim does not know. A known key a config does not use (no SV block) is not listed."""
+    from jetlib.config.inputs import load_input_schema
+
+    known_c: set[str] = set()
+    known_e: set[str] = set()
+    for name in ("miniaod", "nanoaod"):
+        bundled = load_input_schema(name)
+        known_c.update(bundled.collections)
+        known_e.update(bundled.event)
+    read = {jets, "GenPart", "GenJet", "GenJetWithNu", *preset_branches, *known_c}
+    for bp in blocks.values():
+        read.update(bp.collections)
+    read.update(c for c in schema.collections if any(b in bp.link_branches for bp in blocks.values() if bp.link_branches
+                                                     for b in schema.collections[c].all_fields.values()))  # fmt: skip
+    used_event = set(event_branches.values()) | set(jet_branches.values())
+    return tuple([f"collections.{c}" for c in schema.collections if c not in read]
+                 + [f"event.{k}" for k, b in schema.event.items() if b not in used_event and k not in known_e])  # fmt: skip
+
+
+def _optional_reads(schema: InputSchema, jet_branches, blocks, gen, genjet, genjetnu, preset_branches) -> frozenset[str]:
+    """The ``optional:`` branches that node blocks read (zero where a file lacks them); an
+    ``optional:`` field that the skim needs in every file is refused here, when the schema
+    loads, rather than by a missing branch in every task."""
+    optional = {b: f"{c.name}.{f}" for c in schema.collections.values() for f, b in c.optional.items()}
+    needs: dict[str, str] = {}
+    for what, branches in (("the jet selection and jet features", jet_branches.values()),
+                           ("the truth labels", gen.values()), ("the truth targets", [*genjet.values(), *genjetnu.values()]),
+                           ("the event selection", [b for d in preset_branches.values() for b in d.values()])):  # fmt: skip
+        for b in branches:
+            needs.setdefault(b, what)
+    node: set[str] = set()
+    for bp in blocks.values():
+        for b in bp.link_branches or ():
+            needs.setdefault(b, f"the {bp.name} block's link table")
+        for brs in bp.branches.values():
+            for role, b in zip(bp.raw_columns, brs):
+                if b is None:
+                    continue
+                if role in NODE_ROLES_REQUIRED:
+                    needs.setdefault(b, f"the {bp.name} block's node kinematics")
+                elif b in optional:
+                    node.add(b)
+    for b, what in needs.items():
+        if b in optional:
+            c, f = optional[b].split(".", 1)
+            raise ConfigError(f"{optional[b]} is listed under optional:, but every file must have it (for {what}); "
+                              "move it to fields:", source=schema.source, key=f"collections.{c}.optional")  # fmt: skip
+    return frozenset(node - set(needs))  # fmt: skip
 
 
 def _resembles(name: str, wanted: list[str]) -> list[str]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from jetlib.config.expr import Expression
+from jetlib.errors import SchemaMismatchError
 from jetlib.kernels.events import select_events
 from jetlib.kernels.nodes import fill_block
 from jetlib.kernels.truth import TRUTH_TARGETS, label_jets
@@ -62,8 +63,47 @@ def select_jets(plan: SkimPlan, chunk: Chunk) -> tuple[np.ndarray, np.ndarray]:
     return evt[idx], idx - chunk.jets.offsets[evt[idx]]
 
 
+#: fewest GEN particles in a chunk for "no statusFlags bit set anywhere" to mean a branch
+#: without NanoAOD's bits (a real sample's hard-process partons carry fromHardProcess)
+_FLAGS_CHECK_MIN_GEN = 100
+
+
+def _check_links(plan: SkimPlan, chunk: Chunk) -> None:
+    """Every link-table entry indexes its event's jets and candidates from 0: an ntuple that
+    numbers them across the file (or from 1) left the PF block empty or wrong, silently."""
+    for name, bp in plan.blocks.items():
+        if not bp.link_branches:
+            continue
+        link = chunk.links[name]
+        ev = np.repeat(np.arange(link.counts.size), link.counts)
+        for role, branch, n in (("jetIdx", bp.link_branches[0], chunk.jets.counts),
+                                ("candIdx", bp.link_branches[1], np.diff(chunk.blocks[name][0]))):  # fmt: skip
+            idx = link.fields[role]
+            bad = (idx < 0) | (idx >= n[ev])
+            if bad.any():
+                i = int(np.flatnonzero(bad)[0])
+                what = "jets" if role == "jetIdx" else f"{', '.join(bp.collections)} entries"
+                raise SchemaMismatchError(
+                    f"link branch {branch!r}: {int(bad.sum()):,} of {idx.size:,} entries are outside their event's "
+                    f"{what} (entry {int(ev[i])} of the chunk: index {int(idx[i])}, the event has {int(n[ev[i]])}); "
+                    f"a link table numbers each event's {what} from 0, not across the file"
+                )
+
+
+def _check_flags(chunk: Chunk) -> None:
+    flags = chunk.gen.fields["statusFlags"]
+    if flags.size >= _FLAGS_CHECK_MIN_GEN and not flags.any():
+        raise SchemaMismatchError(
+            f"GenPart statusFlags is 0 for all {flags.size:,} GEN particles of the chunk: the truth labels need "
+            "NanoAOD's bits (0 isPrompt, 8 fromHardProcess, ...; e, mu, tau, uds and g would never be assigned); "
+            "map a branch that holds them"
+        )
+
+
 def process_chunk(plan: SkimPlan, chunk: Chunk, layout: ShardLayout) -> tuple[dict[str, np.ndarray], dict[str, int]]:
     """Arrays of one shard for ``chunk``, and counters (non-finite values per block, bad links)."""
+    _check_links(plan, chunk)
+    _check_flags(chunk)
     sel_evt, sel_local = select_jets(plan, chunk)
     n = sel_evt.shape[0]
     out = layout.empty(n)

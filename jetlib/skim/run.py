@@ -435,6 +435,10 @@ def skim(
         raise ValueError(f"no input to skim, {left}: " + "; ".join(f"{f.path}: {f.problem or 'not a ROOT file'}" for f in files[:3]) + more)
     if overwrite and (out / META_NAME).exists():
         _refuse_misfit_before_clearing(files, plan, task_timeout)
+    if plan.unread:  # a key the skim does not know reads nothing: say so, with the names it knows
+        console.print(f"note: nothing in this skim reads {escape(', '.join(plan.unread))} of input schema "
+                      f"{escape(plan.schema.name)!r}; the collection and event keys are fixed names (those of "
+                      "schemas/inputs/miniaod.yaml): rename the key and keep your branch names")  # fmt: skip
     if plan.dropped:  # expected for a sparse schema (NanoAOD has no PF candidates), a typo otherwise
         what = "; ".join(f"{k}: {', '.join(v)}" for k, v in plan.dropped.items())
         console.print(f"note: input schema {escape(plan.schema.name)!r} does not feed (left out of the store): {escape(what)}")

@@ -186,7 +186,11 @@ def run_task(plan: SkimPlan, task: Task, store: str, fmt: str, compression: str,
         chunk = _with_deadline(lambda: _with_retries(read, task.path), timeout, task.key)
         t1 = time.perf_counter()
         layout = shard_layout(plan)
-        arrays, counters = process_chunk(plan, chunk, layout)
+        try:
+            arrays, counters = process_chunk(plan, chunk, layout)
+        except SchemaMismatchError as err:  # the content does not fit the schema's conventions
+            raise SchemaMismatchError(f"{task.path} (entries {task.start}-{task.stop}): {err}; "
+                                      f"fix the input schema ({plan.schema.source})") from None  # fmt: skip
     except (InputFileError, MissingBranchError, SchemaMismatchError, OSError, FloatingPointError) as err:  # TaskTimeout is an OSError
         # bad input: recorded, never retried; programming errors propagate to the client
         rec.update(_failure(err))

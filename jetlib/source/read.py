@@ -128,7 +128,8 @@ def merge_nodes(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray,
 def _block(arrays, bp: BlockPlan, n_events: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     parts = []
     for cname, brs in bp.branches.items():
-        present = {c: b for c, b in zip(bp.raw_columns, brs) if b is not None}
+        # an optional field a file lacks (not read) is zero, like a role the collection lacks
+        present = {c: b for c, b in zip(bp.raw_columns, brs) if b is not None and b in arrays}
         jag = _jagged(arrays, present, cname)
         n = int(jag.offsets[-1])
         # columns are gathered contiguously, then transposed in one copy: writing each

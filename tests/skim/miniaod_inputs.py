@@ -42,8 +42,11 @@ def _field(rng, name, n, counts=None):
 
 
 def write_miniaod(path: Path, n_events: int = 200, *, seed: int = 0, max_jets: int = 4, max_pf: int = 60,
-                  drop: tuple[str, ...] = (), nan_pf: bool = False, as_rntuple: bool = False) -> Path:  # fmt: skip
-    """Write a MiniAOD-like file; ``drop`` leaves out branches, ``nan_pf`` puts NaN in PF pT."""
+                  drop: tuple[str, ...] = (), nan_pf: bool = False, as_rntuple: bool = False,
+                  file_wide_links: bool = False, zero_flags: bool = False) -> Path:  # fmt: skip
+    """Write a MiniAOD-like file; ``drop`` leaves out branches, ``nan_pf`` puts NaN in PF pT,
+    ``file_wide_links`` numbers the link table's candidates across the file (a dumper's
+    mistake), ``zero_flags`` writes GenPart statusFlags as 0."""
     rng = np.random.default_rng(seed)
     schema = load_input_schema("miniaod")
     data: dict = {}
@@ -51,8 +54,10 @@ def write_miniaod(path: Path, n_events: int = 200, *, seed: int = 0, max_jets: i
     for cname, col in schema.collections.items():
         if cname == "Jet":
             c = rng.integers(0, max_jets + 1, n_events)
-        elif cname in ("PFCand", "JetPFCand"):
-            c = counts.get("PFCand", rng.integers(0, max_pf + 1, n_events))
+        elif cname == "PFCand":
+            c = rng.integers(0, max_pf + 1, n_events)
+        elif cname == "JetPFCand":  # every candidate of an event with jets is linked to one
+            c = np.where(counts["Jet"] > 0, counts["PFCand"], 0)
         else:
             c = rng.integers(0, 6, n_events)
         counts[cname] = c
@@ -66,7 +71,9 @@ def write_miniaod(path: Path, n_events: int = 200, *, seed: int = 0, max_jets: i
                 nj = np.repeat(counts["Jet"], c)
                 arr = (rng.integers(0, 1 << 30, n) % np.maximum(nj, 1)).astype(np.int32)
             if cname == "JetPFCand" and f == "candIdx":
-                arr = (np.arange(n) - np.repeat(np.cumsum(c) - c, c)).astype(np.int32)
+                arr = (np.arange(n) - (0 if file_wide_links else np.repeat(np.cumsum(c) - c, c))).astype(np.int32)
+            if zero_flags and f == "statusFlags":
+                arr = np.zeros(n, np.int32)
             if cname == "PFCand" and f == "pt":
                 arr = rng.exponential(3, n).astype(np.float32) + 0.1
                 if nan_pf and n:

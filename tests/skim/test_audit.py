@@ -7,6 +7,7 @@ import re
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 from miniaod_inputs import NANO, write_miniaod
 
@@ -441,6 +442,9 @@ def test_integer_kinematics_are_refused():
          "no required field 'jetId' \\(did you mean 'jetid'\\?\\); without a jet ID branch, set jets.jet_id_mask: 0"),
         ("  GenPart:\n", "  GenParticles:\n", "collection 'GenPart' is not in input schema.*the truth labels are made from the GEN"),
         ("  Photon:\n", "  Muon:\n", "key 'Muon' given twice in one mapping"),
+        ("puppiWeight, fromPV, hcalFraction]", "puppiWeight, fromPV, {hcalFrac: PFCand_hcalFraction}]",
+         "feature 'hcalFraction' is neither derived nor a field of PFCand; the input schema .*mine.yaml maps a field "
+         "'hcalFrac' of PFCand: if that is this feature, name it 'hcalFraction' there"),
     ],
 )  # fmt: skip
 def test_schema_typos_that_would_drop_or_zero_data_are_refused(tmp_path, old, new, says):
@@ -460,6 +464,84 @@ def test_schema_typos_that_would_drop_or_zero_data_are_refused(tmp_path, old, ne
         make_plan(load_input_schema(tmp_path / "mine.yaml"), cfg, load_label_scheme(cfg.labels))
 
 
+@pytest.mark.parametrize(
+    ("old", "new", "says"),
+    [
+        ("fields: [pt, eta, phi, mass, pdgId, status, statusFlags, genPartIdxMother]\n    optional: [vx, vy, vz]",
+         "fields: [pt, eta, phi, mass, pdgId, genPartIdxMother]\n    optional: [status, statusFlags]",
+         r"GenPart.status is listed under optional:, but every file must have it \(for the truth labels\); move it to fields:"),
+        ("  JetPFCand:\n    prefix: JetPFCand_\n    fields: [jetIdx, candIdx]",
+         "  JetPFCand:\n    prefix: JetPFCand_\n    fields: [jetIdx]\n    optional: [candIdx]",
+         r"JetPFCand.candIdx is listed under optional:, but every file must have it \(for the pf block's link table\)"),
+    ],
+)  # fmt: skip
+def test_optional_fields_the_skim_needs_everywhere_are_refused(tmp_path, old, new, says):
+    """optional: means 'may be absent from a file'; a field the labels or a link table read
+    from every file cannot be, and is refused when the schema loads (it failed every task)."""
+    from jetlib.config.inputs import load_input_schema
+    from jetlib.config.skim import load_label_scheme, load_skim_config
+    from jetlib.errors import ConfigError
+    from jetlib.skim.plan import make_plan
+
+    text = (Path(__file__).parents[2] / "schemas" / "inputs" / "miniaod.yaml").read_text()
+    assert old in text
+    (tmp_path / "mine.yaml").write_text(text.replace(old, new, 1))
+    cfg = load_skim_config("default")
+    with pytest.raises(ConfigError, match=says):
+        make_plan(load_input_schema(tmp_path / "mine.yaml"), cfg, load_label_scheme(cfg.labels))
+
+
+def test_an_optional_node_field_a_file_lacks_reads_as_zero(miniaod_files, tmp_path):
+    """An optional: node field (a lepton ID some ntuple versions lack) is read where the file
+    has it and is zero where it does not; the other values are unchanged."""
+    text = (Path(__file__).parents[2] / "schemas" / "inputs" / "miniaod.yaml").read_text()
+    old = "{iso: Electron_pfRelIso03_all}, {tightId: Electron_mvaIso_WP80}]"
+    assert old in text
+    present = tmp_path / "present.yaml"
+    present.write_text(text.replace(old, "{iso: Electron_pfRelIso03_all}]\n    optional: [{tightId: Electron_mvaIso_WP80}]"))
+    absent = tmp_path / "absent.yaml"
+    absent.write_text(text.replace(old, "{iso: Electron_pfRelIso03_all}]\n    optional: [{tightId: Electron_noSuchBranch}]"))
+    files = [str(miniaod_files[0])]
+    stores = {}
+    for name, schema in (("miniaod", "miniaod"), ("present", str(present)), ("absent", str(absent))):
+        assert skim(files, tmp_path / name, schema=schema, **KW).ok
+        stores[name] = Store(tmp_path / name).read(["lep_features", "lep_mask", "pf_features"])
+    feats = Store(tmp_path / "absent").blocks["lep"]["features"]
+    tid, pid = feats.index("tightId"), feats.index("is_Electron")
+    ref, got = stores["miniaod"], stores["absent"]
+    np.testing.assert_array_equal(stores["present"]["lep_features"], ref["lep_features"])
+    ele = (ref["lep_features"][:, pid, :] > 0) & (ref["lep_mask"][:, 0, :] > 0)
+    assert ele.any() and (ref["lep_features"][:, tid, :][ele] != 0).any()  # some electrons pass the ID
+    assert (got["lep_features"][:, tid, :][ele] == 0).all()  # absent: zero for every electron
+    keep = np.ones(len(feats), bool)
+    keep[tid] = False
+    np.testing.assert_array_equal(got["lep_features"][:, keep], ref["lep_features"][:, keep])
+    muon = (ref["lep_features"][:, pid, :] == 0) & (ref["lep_mask"][:, 0, :] > 0)
+    np.testing.assert_array_equal(got["lep_features"][:, tid, :][muon], ref["lep_features"][:, tid, :][muon])
+    np.testing.assert_array_equal(got["pf_features"], ref["pf_features"])
+
+
+@pytest.mark.parametrize(
+    ("kind", "says"),
+    [
+        ("file_wide_links", r"link branch 'JetPFCand_candIdx': [\d,]+ of [\d,]+ entries are outside their event's PFCand "
+                            r"entries \(entry \d+ of the chunk: index \d+, the event has \d+\); a link table numbers each "
+                            r"event's PFCand entries from 0, not across the file; fix the input schema"),
+        ("zero_flags", r"GenPart statusFlags is 0 for all [\d,]+ GEN particles of the chunk: the truth labels need NanoAOD's bits"),
+    ],
+)  # fmt: skip
+def test_content_that_breaks_the_schemas_conventions_fails_its_task(tmp_path, kind, says):
+    """A link table numbered across the file left almost every jet without PF candidates, and
+    a statusFlags branch of zeros left e/mu/tau/uds/g unassigned: both skimmed with exit 0.
+    Now the task fails as a schema error (not skipped by --skip-bad-files) naming the branch."""
+    bad = write_miniaod(tmp_path / "bad.root", 200, **{kind: True})
+    s = skim([str(bad)], tmp_path / "store", skip_bad_files=True, **KW)
+    assert not s.ok and s.failed == 1 and s.jets == 0
+    (rec,) = s.failures
+    assert rec["error"] == "SchemaMismatchError" and re.search(says, rec["reason"]), rec["reason"]
+    assert rec["reason"].startswith(f"{bad} (entries 0-200): ")
+
+
 def test_an_empty_schema_file_says_so(tmp_path):
     from jetlib.config.inputs import load_input_schema
     from jetlib.errors import ConfigError
@@ -475,13 +557,18 @@ def test_a_schema_without_run_numbers_and_blocks_is_noted_at_the_start(miniaod_f
     from rich.console import Console
 
     text = (Path(__file__).parents[2] / "schemas" / "inputs" / "miniaod.yaml").read_text()
-    cut = text.replace("  run: run\n", "").replace("  LostTrack:\n    prefix: LostTrack_\n", "  Unused:\n    prefix: LostTrack_\n")
+    cut = text.replace("  run: run\n", "  nPU: Pileup_nPU\n").replace("  LostTrack:\n    prefix: LostTrack_\n", "  Unused:\n    prefix: LostTrack_\n")
     (tmp_path / "mine.yaml").write_text(cut)
     buf = io.StringIO()
     s = skim([str(miniaod_files[0])], tmp_path / "store", schema=str(tmp_path / "mine.yaml"), console=Console(file=buf, width=400), **KW)
     assert s.ok and s.jets > 0
     out = buf.getvalue()
     assert "does not feed (left out of the store): blocks: lt;" in out and "run (not in the schema's event fields: written as 0)" in out
+    # keys the skim does not know were ignored without a word; a bundled schema gets no such note
+    assert "note: nothing in this skim reads collections.Unused, event.nPU of input schema 'miniaod'; the collection" in out
+    buf = io.StringIO()
+    assert skim([str(miniaod_files[0])], tmp_path / "bundled", console=Console(file=buf, width=400), **KW).ok
+    assert "nothing in this skim reads" not in buf.getvalue()
     assert set(Store(tmp_path / "store").read(["run"])["run"].tolist()) == {0}
 
 
@@ -591,6 +678,12 @@ def test_every_input_skipped_is_not_a_success(miniaod_files, tmp_path):
     res = CliRunner().invoke(app, ["skim", *map(str, miniaod_files), "--out", str(tmp_path / "cli"), "--schema", str(schema),
                                    "--skip-bad-files", "--workers", "1", "--no-progress", "--dashboard-address", ""])  # fmt: skip
     assert res.exit_code == 1 and "nothing skimmed" in res.output, res.output
+    # without --skip-bad-files: the last line says the tree is the schema's, fixed with --overwrite
+    # (it said to fix the inputs and re-run the same command, which then refused the new schema)
+    res = CliRunner().invoke(app, ["skim", *map(str, miniaod_files), "--out", str(tmp_path / "cli2"), "--schema", str(schema),
+                                   "--workers", "1", "--no-progress", "--dashboard-address", ""])  # fmt: skip
+    last = " ".join(res.output.split()[-40:])
+    assert res.exit_code == 1 and "(its tree is not in the files); fix --schema" in last and "add --overwrite" in last, res.output
 
 
 def test_planned_tasks_never_finished_are_reported(miniaod_files, tmp_path):
