@@ -30,6 +30,10 @@ def register(app: typer.Typer) -> None:
             f"tasks: {', '.join(f'{n} {k}' for k, n in d['status'].items()) or 'none yet'}; "
             f"schema {d['schema']}, config hash {d['config_hash']}"
         )
+        if d["failures"]:  # the reasons, not only the count: inspect is where people look first
+            r = d["failures"][0]
+            console.print(f"[yellow]failed[/]: {len(d['failures'])} task(s), e.g. {escape(r['task'])}: {escape(str(r.get('error')))}: "
+                          f"{escape(str(r.get('reason')))}; `jetlib verify {escape(str(store))}` lists them")  # fmt: skip
         t = Table(title="arrays")
         for c in ("name", "shape", "dtype", "content"):
             t.add_column(c)
@@ -48,6 +52,8 @@ def register(app: typer.Typer) -> None:
                 what = {"current": "[green]current[/]", "stale": f"[yellow]stale[/]: re-run `{escape(f.remake)}`",
                         "unreadable": "[red]unreadable JSON[/]"}[f.state]  # fmt: skip
                 console.print(f"{f.kind}: {escape(f.path.relative_to(d['path']).as_posix())} ({what})")
+        elif d["jets"] == 0:
+            console.print("no jets yet: `jetlib weights`, `jetlib stats` and the Reader need jets")
         else:
             console.print(f"no sampling weights or standardisation yet: `jetlib weights {escape(str(store))}`, "
                           f"`jetlib stats {escape(str(store))}`")  # fmt: skip

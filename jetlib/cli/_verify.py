@@ -62,7 +62,14 @@ def register(app: typer.Typer) -> None:
             console.print(f"[green]OK[/]: every check passed{warned}{accepted}")
         else:
             console.print(f"[red]{len(r.errors)} problem(s)[/]")
-            if any(p.check == "accounting" and p.message.startswith("failed:") for p in r.errors):
+            failed = [p for p in r.errors if p.check == "accounting" and p.message.startswith("failed:")]
+            from jetlib.skim.task import CONFIG_ERRORS
+
+            if failed and all(p.message.startswith(tuple(f"failed: {e}:" for e in CONFIG_ERRORS)) for p in failed):
+                # the schema, not the inputs: a new --schema is another configuration
+                console.print("failed tasks: the input schema does not fit the inputs (the messages above say how); re-run "
+                              "`jetlib skim` with the right --schema, and --overwrite if the store holds no jets yet")  # fmt: skip
+            elif failed:
                 console.print("failed tasks: fix the input named and re-run the same `jetlib skim` command (it redoes "
                               "only what is not done), or re-run it with --skip-bad-files to record damaged inputs as "
                               "skipped; `jetlib verify --allow-failed` accepts failed tasks as they are")  # fmt: skip

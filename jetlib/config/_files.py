@@ -20,6 +20,9 @@ def schema_root() -> Path:
     raise ConfigError("cannot find jetlib's schemas/ folder; reinstall jetlib")
 
 
+#: what a file of each kind is, and the option that names it (for errors)
+_WHAT = {"inputs": "input schema (--schema)", "skim": "skim config (--config)", "labels": "label scheme (--labels)"}
+
 #: bundled files that are not themselves a schema of their folder's kind (loaded by name)
 SUPPORT_FILES = {"skim": {"presets"}}
 
@@ -30,7 +33,7 @@ def resolve(kind: str, name_or_path: str | Path, *, support: bool = False) -> Pa
     p = Path(name_or_path)
     if p.suffix in (".yaml", ".yml") or p.exists():
         if not p.is_file():
-            raise ConfigError(f"no such file: {p}")
+            raise ConfigError(f"no such {_WHAT.get(kind, kind)} file: {p}")
         return p
     support_files = SUPPORT_FILES.get(kind, set())
     bundled = schema_root() / kind / f"{name_or_path}.yaml"

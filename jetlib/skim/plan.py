@@ -89,9 +89,17 @@ class SkimPlan:
         return list(self.jet_optional.values()) + sorted(self.node_optional)
 
 
+def _known_collections() -> set[str]:
+    """The collection keys of the bundled input schemas (the fixed names the skim knows)."""
+    from jetlib.config.inputs import load_input_schema
+
+    return {c for name in ("miniaod", "nanoaod") for c in load_input_schema(name).collections}
+
+
 def _col(schema: InputSchema, name: str, where: str, needed_for: str = ""):
     if name not in schema.collections:
-        near = near_matches(name, schema.collections)
+        # another fixed key the schema has (GenJet for a missing Jet) is no typo of this one
+        near = [c for c in near_matches(name, schema.collections) if c not in _known_collections()]
         raise ConfigError(
             f"collection {name!r} is not in input schema {schema.name!r} ({', '.join(schema.collections)})"
             + (f"; did you mean {near[0]!r}? (the collection keys are fixed names: change its prefix:, not the key)" if near else "")
@@ -139,7 +147,9 @@ def make_plan(schema: InputSchema, config: SkimConfig, labels: LabelScheme) -> S
         for c in cols:
             for r in NODE_ROLES_REQUIRED:
                 if r not in schema.collections[c].all_fields:
-                    raise ConfigError(f"node collection {c} has no field {r!r}", source=schema.source, key=f"collections.{c}")
+                    near = near_matches(r, schema.collections[c].all_fields)
+                    raise ConfigError(f"node collection {c} has no field {r!r}" + (f" (it has {near[0]!r}: a typo?)" if near else ""),
+                                      source=schema.source, key=f"collections.{c}")  # fmt: skip
         kept = [c for c in b.collections if c in cols]
         feats = [f for f in b.features if not (f.startswith("is_") and f[3:] in missing)]
         if len(feats) != len(b.features):
@@ -249,13 +259,8 @@ def _unread(schema: InputSchema, jets: str, blocks, preset_branches, event_branc
     the skim does not know. A known key a config does not use (no SV block) is not listed."""
     from jetlib.config.inputs import load_input_schema
 
-    known_c: set[str] = set()
-    known_e: set[str] = set()
-    for name in ("miniaod", "nanoaod"):
-        bundled = load_input_schema(name)
-        known_c.update(bundled.collections)
-        known_e.update(bundled.event)
-    read = {jets, "GenPart", "GenJet", "GenJetWithNu", *preset_branches, *known_c}
+    known_e = {k for name in ("miniaod", "nanoaod") for k in load_input_schema(name).event}
+    read = {jets, "GenPart", "GenJet", "GenJetWithNu", *preset_branches, *_known_collections()}
     for bp in blocks.values():
         read.update(bp.collections)
     read.update(c for c in schema.collections if any(b in bp.link_branches for bp in blocks.values() if bp.link_branches

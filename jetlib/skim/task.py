@@ -127,8 +127,24 @@ def _check_schema(path: str, t, plan: SkimPlan) -> list[str]:
     try:
         return check_branches(path, t, plan.branches(), plan.schema.name)
     except MissingBranchError as err:
-        err.schema_hint = schema_hint(tree_keys(t), plan)
+        err.schema_hint = schema_hint(tree_keys(t), plan) + _records_note(t)
         raise
+
+
+def _records_note(t) -> str:
+    """An RNTuple whose collections are records (``ak4.pt``, what uproot writes for an
+    ``ak.zip``) cannot be mapped: say so rather than leave near matches such as ``ak4``."""
+    if not hasattr(t, "field_names"):
+        return ""
+    try:
+        records = sorted({k.split(".")[0] for k in t.keys(recursive=True, full_paths=True) if "." in k})
+    except TypeError:
+        return ""
+    if not records:
+        return ""
+    return (f"; this RNTuple holds {', '.join(records[:5])} as records of fields ({records[0]}.pt), which input schemas "
+            f"cannot map yet: write the collections as flat fields ({records[0]}_pt), e.g. "
+            f"f['Events'] = {{'{records[0]}_pt': {records[0]}.pt, ...}} with uproot")
 
 
 def count_entries(path: str, tree: str, timeout: float | None = DEFAULT_TASK_TIMEOUT_S, plan: SkimPlan | None = None) -> dict:

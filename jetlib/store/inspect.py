@@ -51,4 +51,5 @@ def describe(path: str | Path) -> dict:
         "classes": dict(zip(s.classes, counts.tolist())),
         "dropped": s.meta.get("dropped", {}),
         "derived": derived_files(s),
+        "failures": [r for r in s.latest().values() if r["status"] == "failed"],
     }

@@ -442,6 +442,10 @@ def test_integer_kinematics_are_refused():
          "no required field 'jetId' \\(did you mean 'jetid'\\?\\); without a jet ID branch, set jets.jet_id_mask: 0"),
         ("  GenPart:\n", "  GenParticles:\n", "collection 'GenPart' is not in input schema.*the truth labels are made from the GEN"),
         ("  Photon:\n", "  Muon:\n", "key 'Muon' given twice in one mapping"),
+        ("    prefix: SV_\n    fields: [pt, eta, phi,", "    prefix: SV_\n    fields: [pt, eta, phii,",
+         "node collection SV has no field 'phi' \\(it has 'phii': a typo\\?\\)"),
+        ("  GenJet:\n    prefix: GenJet_\n", "  Unused:\n    prefix: GenJet_\n",
+         "collection 'GenJet' is not in input schema 'miniaod' \\([^)]*\\); the truth targets"),  # not 'did you mean Jet'
         ("puppiWeight, fromPV, hcalFraction]", "puppiWeight, fromPV, {hcalFrac: PFCand_hcalFraction}]",
          "feature 'hcalFraction' is neither derived nor a field of PFCand; the input schema .*mine.yaml maps a field "
          "'hcalFrac' of PFCand: if that is this feature, name it 'hcalFraction' there"),
@@ -549,6 +553,13 @@ def test_an_empty_schema_file_says_so(tmp_path):
     (tmp_path / "empty.yaml").write_text("# to do\n")
     with pytest.raises(ConfigError, match="empty.yaml: the file is empty"):
         load_input_schema(tmp_path / "empty.yaml")
+    from jetlib.config.skim import load_skim_config
+
+    # a missing file names the option it came from
+    with pytest.raises(ConfigError, match=r"no such input schema \(--schema\) file: .*nosuch.yaml"):
+        load_input_schema(tmp_path / "nosuch.yaml")
+    with pytest.raises(ConfigError, match=r"no such skim config \(--config\) file: .*nosuch.yaml"):
+        load_skim_config(tmp_path / "nosuch.yaml")
 
 
 def test_a_schema_without_run_numbers_and_blocks_is_noted_at_the_start(miniaod_files, tmp_path):
@@ -684,6 +695,25 @@ def test_every_input_skipped_is_not_a_success(miniaod_files, tmp_path):
                                    "--workers", "1", "--no-progress", "--dashboard-address", ""])  # fmt: skip
     last = " ".join(res.output.split()[-40:])
     assert res.exit_code == 1 and "(its tree is not in the files); fix --schema" in last and "add --overwrite" in last, res.output
+
+
+def test_a_store_of_failed_tasks_shows_why_in_inspect_and_verify(miniaod_files, tmp_path):
+    """inspect showed '1 failed' with no reason and suggested `jetlib weights` (which then
+    exits 2); verify said to fix the input where the schema was wrong."""
+    from typer.testing import CliRunner
+
+    from jetlib.cli import app
+
+    out = tmp_path / "store"
+    assert not skim([str(miniaod_files[0])], out, schema="nanoaod", **KW).ok
+    res = CliRunner().invoke(app, ["inspect", str(out)], env={"COLUMNS": "400"})
+    assert res.exit_code == 0, res.output
+    assert "failed: 1 task(s), e.g. " in res.output and "MissingBranchError: " in res.output and "pass --schema miniaod" in res.output
+    assert "no jets yet: `jetlib weights`, `jetlib stats` and the Reader need jets" in res.output
+    assert "no sampling weights or standardisation yet" not in res.output
+    res = CliRunner().invoke(app, ["verify", str(out)], env={"COLUMNS": "400"})
+    assert res.exit_code == 1 and "re-run `jetlib skim` with the right --schema, and --overwrite" in res.output, res.output
+    assert "fix the input named" not in res.output
 
 
 def test_planned_tasks_never_finished_are_reported(miniaod_files, tmp_path):

@@ -85,4 +85,6 @@ def test_nested_rntuple_names_the_file_and_the_branch(tmp_path):
     rec = run_task(plan, Task(f"{path}:0-50", 0, str(path), 0, 50, 50), str(tmp_path / "store"), "hdf5", "none")
     assert rec["status"] == "failed" and rec["error"] == "MissingBranchError"
     assert str(path) in rec["reason"] and "Jet_pt" in rec["reason"]
+    assert "this RNTuple holds " in rec["reason"] and "as records of fields" in rec["reason"]
+    assert "cannot map yet: write the collections as flat fields" in rec["reason"]
     assert not list((tmp_path / "store" / "shards").iterdir())
