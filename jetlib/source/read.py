@@ -99,6 +99,9 @@ def _event_field(arrays: dict[str, ak.Array], key: str, b: str) -> np.ndarray:
     if v is None or v.ndim != 1 or v.dtype.kind not in "iufb":
         raise SchemaMismatchError(f"branch {b} holds {a.type.content} per event, but event field {key!r} of the input "
                                   "schema needs one number per event")  # fmt: skip
+    if key in ("run", "lumi", "event") and v.dtype.kind == "f":  # stored as integers: a float would be cut silently
+        raise SchemaMismatchError(f"branch {b} holds {v.dtype} values, but event field {key!r} of the input schema "
+                                  "needs integers (the run, lumi and event numbers)")  # fmt: skip
     return v
 
 

@@ -412,6 +412,10 @@ def test_event_fields_take_one_number_per_event():
     for bad, shape in ((ak.Array([[1.0], [2.0, 3.0]]), "var \\* float64"), (ak.Array(np.zeros((2, 3))), "3 \\* float64")):
         with pytest.raises(SchemaMismatchError, match=f"branch rho holds {shape} per event, but event field 'rho'"):
             _event_field({"rho": bad}, "rho", "rho")
+    # run, lumi and event are stored as integers: a float branch there was cut (19.7 -> 19) silently
+    assert _event_field({"e": ak.Array(np.array([7, 8], np.uint64))}, "event", "e").tolist() == [7, 8]
+    with pytest.raises(SchemaMismatchError, match="branch rho holds float32 values, but event field 'event' .* needs integers"):
+        _event_field({"rho": ak.Array(np.array([19.7, 2.0], np.float32))}, "event", "rho")
 
 
 def test_integer_kinematics_are_refused():
