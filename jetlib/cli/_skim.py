@@ -99,8 +99,10 @@ def _what_next(s) -> str:
     from jetlib.skim.task import CONFIG_ERRORS
 
     failed = [f for f in s.failures if f["status"] == "failed"]
-    # a tree that no input has is the schema's `tree:` too (fixing it changes the configuration)
-    no_tree = [f for f in failed if "set `tree:` in the input schema" in f.get("reason", "")]
+    # a tree that no input has is the schema's `tree:` too (fixing it changes the configuration);
+    # one input of many without it is that input's problem
+    nothing = s.done == 0 and s.already_done == 0
+    no_tree = [f for f in failed if nothing and "set `tree:` in the input schema" in f.get("reason", "")]
     if failed and all(f.get("error") in CONFIG_ERRORS or f in no_tree for f in failed):
         again = ", and add --overwrite (this store holds no jets yet)" if s.jets == 0 and s.already_done == 0 else ""
         what = "its tree is not in the files" if len(no_tree) == len(failed) else "branches missing, or of another shape or type"

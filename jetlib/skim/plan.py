@@ -5,6 +5,7 @@ The plan is built once on the client and shipped to the workers (it pickles smal
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 from jetlib.config.inputs import NODE_ROLES, NODE_ROLES_REQUIRED, InputSchema
@@ -89,11 +90,18 @@ class SkimPlan:
         return list(self.jet_optional.values()) + sorted(self.node_optional)
 
 
-def _known_collections() -> set[str]:
-    """The collection keys of the bundled input schemas (the fixed names the skim knows)."""
+@functools.cache
+def _known_keys() -> tuple[frozenset[str], frozenset[str]]:
+    """The collection and event keys of the bundled input schemas (the fixed names the skim
+    knows), parsed once: make_plan runs again for every schema hint."""
     from jetlib.config.inputs import load_input_schema
 
-    return {c for name in ("miniaod", "nanoaod") for c in load_input_schema(name).collections}
+    bundled = [load_input_schema(name) for name in ("miniaod", "nanoaod")]
+    return frozenset(c for b in bundled for c in b.collections), frozenset(k for b in bundled for k in b.event)
+
+
+def _known_collections() -> frozenset[str]:
+    return _known_keys()[0]
 
 
 def _col(schema: InputSchema, name: str, where: str, needed_for: str = ""):
@@ -257,9 +265,7 @@ def _unread(schema: InputSchema, jets: str, blocks, preset_branches, event_branc
     """Collections and event fields of ``schema`` that nothing reads and that the bundled
     schemas do not name either (``SecondaryVertex:`` for ``SV:``, ``nPU:``): most likely a key
     the skim does not know. A known key a config does not use (no SV block) is not listed."""
-    from jetlib.config.inputs import load_input_schema
-
-    known_e = {k for name in ("miniaod", "nanoaod") for k in load_input_schema(name).event}
+    known_e = _known_keys()[1]
     read = {jets, "GenPart", "GenJet", "GenJetWithNu", *preset_branches, *_known_collections()}
     for bp in blocks.values():
         read.update(bp.collections)
@@ -274,10 +280,13 @@ def _optional_reads(schema: InputSchema, jet_branches, blocks, gen, genjet, genj
     """The ``optional:`` branches that node blocks read (zero where a file lacks them); an
     ``optional:`` field that the skim needs in every file is refused here, when the schema
     loads, rather than by a missing branch in every task."""
-    optional = {b: f"{c.name}.{f}" for c in schema.collections.values() for f, b in c.optional.items()}
+    # a branch that some collection lists under fields: stays required wherever else it appears
+    required = {b for c in schema.collections.values() for b in c.fields.values()}
+    optional = {b: f"{c.name}.{f}" for c in schema.collections.values() for f, b in c.optional.items() if b not in required}
     needs: dict[str, str] = {}
-    for what, branches in (("the jet selection and jet features", jet_branches.values()),
-                           ("the truth labels", gen.values()), ("the truth targets", [*genjet.values(), *genjetnu.values()]),
+    # (jet features read from an optional jet field stay required reads, as before: a copy of
+    # the skim config may ask for hadronFlavour, which the bundled schemas list as optional)
+    for what, branches in (("the truth labels", gen.values()), ("the truth targets", [*genjet.values(), *genjetnu.values()]),
                            ("the event selection", [b for d in preset_branches.values() for b in d.values()])):  # fmt: skip
         for b in branches:
             needs.setdefault(b, what)

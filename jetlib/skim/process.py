@@ -69,8 +69,9 @@ _FLAGS_CHECK_MIN_GEN = 100
 
 
 def _check_links(plan: SkimPlan, chunk: Chunk) -> None:
-    """Every link-table entry indexes its event's jets and candidates from 0: an ntuple that
-    numbers them across the file (or from 1) left the PF block empty or wrong, silently."""
+    """Every link-table entry indexes its event's jets and candidates from 0 (a negative index
+    is 'none' and is left out, as the kernel does): an ntuple that numbers them across the
+    file left the PF block empty or wrong, silently."""
     for name, bp in plan.blocks.items():
         if not bp.link_branches:
             continue
@@ -79,14 +80,14 @@ def _check_links(plan: SkimPlan, chunk: Chunk) -> None:
         for role, branch, n in (("jetIdx", bp.link_branches[0], chunk.jets.counts),
                                 ("candIdx", bp.link_branches[1], np.diff(chunk.blocks[name][0]))):  # fmt: skip
             idx = link.fields[role]
-            bad = (idx < 0) | (idx >= n[ev])
+            bad = idx >= n[ev]
             if bad.any():
                 i = int(np.flatnonzero(bad)[0])
                 what = "jets" if role == "jetIdx" else f"{', '.join(bp.collections)} entries"
                 raise SchemaMismatchError(
                     f"link branch {branch!r}: {int(bad.sum()):,} of {idx.size:,} entries are outside their event's "
                     f"{what} (entry {int(ev[i])} of the chunk: index {int(idx[i])}, the event has {int(n[ev[i]])}); "
-                    f"a link table numbers each event's {what} from 0, not across the file"
+                    f"a link table numbers each event's {what} from 0, not across the file (the README's schema section)"
                 )
 
 

@@ -298,16 +298,25 @@ def _prepare_store(out: Path, meta: dict, overwrite: bool) -> None:
     write_meta(out, meta)
 
 
+#: local files checked against the schema before --overwrite clears a store
+_CHECK_BEFORE_CLEARING = 5
+
+
 def _refuse_misfit_before_clearing(files: list, plan: SkimPlan, timeout: float | None) -> None:
     """--overwrite clears the store before any task runs, so a schema (or tree name) that fits
-    none of the inputs left an empty store where a complete one had been. The first local
-    ROOT file of the list is checked here first, as the workers check every file."""
-    first = next((f.path for f in files if not f.problem and not is_remote(f.path) and is_root_file(Path(f.path))), None)
-    if first is None:
-        return
-    c = count_entries(first, plan.tree, timeout=timeout, plan=plan)
-    if c["status"] != "ok" and (c["error"] in CONFIG_ERRORS or "set `tree:` in the input schema" in c["reason"]):
-        raise ValueError(f"--overwrite would clear the store for nothing, it was left as it was: {c['reason']}")
+    none of the inputs left an empty store where a complete one had been. The first local ROOT
+    files of the list are checked here, as the workers check every file: one that fits (or
+    fails for another reason, such as damage) lets the run go on."""
+    local = [f.path for f in files if not f.problem and not is_remote(f.path) and is_root_file(Path(f.path))]
+    misfits = []
+    for path in local[:_CHECK_BEFORE_CLEARING]:
+        c = count_entries(path, plan.tree, timeout=timeout, plan=plan)
+        if c["status"] == "ok" or not (c["error"] in CONFIG_ERRORS or "set `tree:` in the input schema" in c["reason"]):
+            return
+        misfits.append(c["reason"])
+    if misfits:
+        raise ValueError(f"--overwrite would clear the store, but the input schema fits none of the first {len(misfits)} "
+                         f"listed file(s); the store was left as it was: {misfits[0]}")  # fmt: skip
 
 
 def _clear_store(out: Path) -> None:

@@ -204,9 +204,9 @@ def run_task(plan: SkimPlan, task: Task, store: str, fmt: str, compression: str,
         layout = shard_layout(plan)
         try:
             arrays, counters = process_chunk(plan, chunk, layout)
-        except SchemaMismatchError as err:  # the content does not fit the schema's conventions
-            raise SchemaMismatchError(f"{task.path} (entries {task.start}-{task.stop}): {err}; "
-                                      f"fix the input schema ({plan.schema.source})") from None  # fmt: skip
+        except SchemaMismatchError as err:  # the content does not follow the schema's conventions
+            raise SchemaMismatchError(f"{task.path} (entries {task.start}-{task.stop}): {err}; map branches that do in "
+                                      f"the input schema ({plan.schema.source}), or fix the ntuple") from None  # fmt: skip
     except (InputFileError, MissingBranchError, SchemaMismatchError, OSError, FloatingPointError) as err:  # TaskTimeout is an OSError
         # bad input: recorded, never retried; programming errors propagate to the client
         rec.update(_failure(err))

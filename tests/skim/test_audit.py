@@ -255,7 +255,7 @@ def test_cli_failure_lines_keep_their_brackets(tmp_path, monkeypatch):
 def test_refusal_names_the_settings_that_differ(miniaod_files, tmp_path):
     import yaml
 
-    from jetlib.config.skim import load_skim_config
+    from jetlib.config.skim import load_label_scheme, load_skim_config
     from jetlib.errors import StoreError
 
     raw = load_skim_config("default").raw
@@ -275,6 +275,18 @@ def test_refusal_names_the_settings_that_differ(miniaod_files, tmp_path):
     (out / "jetlib.json").write_text(json.dumps(meta))
     with pytest.raises(StoreError, match=r"another configuration \(definitions 1 -> 2\); pass --overwrite"):
         skim(files, out, **KW)
+    from jetlib.config.inputs import load_input_schema
+    from jetlib.skim import run
+    from jetlib.skim.plan import make_plan
+
+    cfg = load_skim_config("default")
+    plan = make_plan(load_input_schema("miniaod"), cfg, load_label_scheme(cfg.labels))
+    now = run.build_meta(plan, fmt="hdf5", compression="lz4", entries_per_task=200)["config_hash"]
+    run.DEFINITIONS, kept = 1, run.DEFINITIONS
+    try:  # the hash itself moves with the definitions (the message above is only their display)
+        assert run.build_meta(plan, fmt="hdf5", compression="lz4", entries_per_task=200)["config_hash"] != now
+    finally:
+        run.DEFINITIONS = kept
 
 
 def test_ctrl_c_prints_one_line_with_how_far_it_got(miniaod_files, tmp_path):
@@ -499,6 +511,27 @@ def test_optional_fields_the_skim_needs_everywhere_are_refused(tmp_path, old, ne
         make_plan(load_input_schema(tmp_path / "mine.yaml"), cfg, load_label_scheme(cfg.labels))
 
 
+def test_optional_never_demotes_a_required_branch_nor_refuses_bundled_fields(tmp_path):
+    """A branch one collection needs under fields: stays required when another lists it under
+    optional:, and a config asking for the bundled schemas' optional hadronFlavour as a jet
+    feature still plans (it is read from every file, as before)."""
+    from jetlib.config.inputs import load_input_schema
+    from jetlib.config.skim import load_label_scheme, load_skim_config
+    from jetlib.skim.plan import make_plan
+
+    text = (Path(__file__).parents[2] / "schemas" / "inputs" / "miniaod.yaml").read_text()
+    old = "{iso: Electron_pfRelIso03_all}, {tightId: Electron_mvaIso_WP80}]"
+    (tmp_path / "mine.yaml").write_text(text.replace(old, "{iso: Electron_pfRelIso03_all}]\n    optional: [{tightId: Muon_tightId}]"))
+    cfg = load_skim_config("default")
+    plan = make_plan(load_input_schema(tmp_path / "mine.yaml"), cfg, load_label_scheme(cfg.labels))
+    assert "Muon_tightId" in plan.branches() and "Muon_tightId" not in plan.node_optional
+    raw = (Path(__file__).parents[2] / "schemas" / "skim" / "default.yaml").read_text()
+    (tmp_path / "hf.yaml").write_text(raw.replace("n_pf, n_sv, n_lt, n_lep, rho, npv]", "n_pf, n_sv, n_lt, n_lep, rho, npv, hadronFlavour]"))
+    hf = load_skim_config(tmp_path / "hf.yaml")
+    for schema in ("miniaod", "nanoaod"):
+        assert "hadronFlavour" in make_plan(load_input_schema(schema), hf, load_label_scheme(hf.labels)).jet_features
+
+
 def test_an_optional_node_field_a_file_lacks_reads_as_zero(miniaod_files, tmp_path):
     """An optional: node field (a lepton ID some ntuple versions lack) is read where the file
     has it and is zero where it does not; the other values are unchanged."""
@@ -534,7 +567,8 @@ def test_an_optional_node_field_a_file_lacks_reads_as_zero(miniaod_files, tmp_pa
     [
         ("file_wide_links", r"link branch 'JetPFCand_candIdx': [\d,]+ of [\d,]+ entries are outside their event's PFCand "
                             r"entries \(entry \d+ of the chunk: index \d+, the event has \d+\); a link table numbers each "
-                            r"event's PFCand entries from 0, not across the file; fix the input schema"),
+                            r"event's PFCand entries from 0, not across the file \(the README's schema section\); map "
+                            r"branches that do in the input schema"),
         ("zero_flags", r"GenPart statusFlags is 0 for all [\d,]+ GEN particles of the chunk: the truth labels need NanoAOD's bits"),
     ],
 )  # fmt: skip
@@ -548,6 +582,34 @@ def test_content_that_breaks_the_schemas_conventions_fails_its_task(tmp_path, ki
     (rec,) = s.failures
     assert rec["error"] == "SchemaMismatchError" and re.search(says, rec["reason"]), rec["reason"]
     assert rec["reason"].startswith(f"{bad} (entries 0-200): ")
+
+
+def test_a_negative_link_index_means_none():
+    """-1 in a link table marks 'no jet' or 'no candidate' (left out by the kernel, as before);
+    only an index past the event's jets or candidates fails the task."""
+    from types import SimpleNamespace
+
+    from jetlib.config.inputs import load_input_schema
+    from jetlib.config.skim import load_label_scheme, load_skim_config
+    from jetlib.errors import SchemaMismatchError
+    from jetlib.skim.plan import make_plan
+    from jetlib.skim.process import _check_links
+    from jetlib.source.read import Jagged
+
+    cfg = load_skim_config("default")
+    plan = make_plan(load_input_schema("miniaod"), cfg, load_label_scheme(cfg.labels))
+    jets = Jagged(np.array([0, 2, 2, 3]))  # 2, 0 and 1 jets
+    nodes = np.array([0, 3, 4, 6])  # 3, 1 and 2 candidates
+
+    def chunk(jet, cand, offsets=(0, 3, 4, 6)):
+        link = Jagged(np.array(offsets), {"jetIdx": np.array(jet), "candIdx": np.array(cand)})
+        return SimpleNamespace(jets=jets, links={"pf": link}, blocks={"pf": (nodes, None, None)})
+
+    _check_links(plan, chunk([0, 1, -1, -1, 0, 0], [0, 1, 2, 0, 0, -1]))
+    with pytest.raises(SchemaMismatchError, match=r"'JetPFCand_jetIdx': 1 of 6 entries .* \(entry 1 of the chunk: index 0, the event has 0\)"):
+        _check_links(plan, chunk([0, 1, -1, 0, 0, 0], [0, 1, 2, 0, 0, 1]))
+    with pytest.raises(SchemaMismatchError, match=r"'JetPFCand_candIdx': 2 of 6 entries .* \(entry 0 of the chunk: index 3, the event has 3\)"):
+        _check_links(plan, chunk([0, 1, -1, -1, 0, 0], [3, 1, 2, 0, 0, 5]))
 
 
 def test_an_empty_schema_file_says_so(tmp_path):
@@ -676,6 +738,13 @@ def test_overwrite_with_a_schema_that_fits_no_input_leaves_the_store(miniaod_fil
         skim([str(miniaod_files[0])], out, overwrite=True, schema=str(bad_tree), **KW)
     assert sorted(p.name for p in (out / "shards").iterdir()) == before and Store(out).n_jets > 0
     assert skim([str(miniaod_files[0])], out, overwrite=True, **KW).ok  # a schema that fits still replaces it
+    # one listed file without the tree (an empty job's output) does not stop a list that fits
+    import uproot
+
+    with uproot.recreate(tmp_path / "empty_job.root") as f:
+        f["h"] = np.histogram(np.arange(10.0), bins=5)
+    s = skim([str(tmp_path / "empty_job.root"), str(miniaod_files[0])], out, overwrite=True, skip_bad_files=True, **KW)
+    assert s.jets > 0 and s.skipped == 1
 
 
 def test_every_input_skipped_is_not_a_success(miniaod_files, tmp_path):
@@ -718,6 +787,18 @@ def test_a_store_of_failed_tasks_shows_why_in_inspect_and_verify(miniaod_files, 
     res = CliRunner().invoke(app, ["verify", str(out)], env={"COLUMNS": "400"})
     assert res.exit_code == 1 and "re-run `jetlib skim` with the right --schema, and --overwrite" in res.output, res.output
     assert "fix the input named" not in res.output
+
+
+def test_the_last_line_blames_the_schema_only_when_no_input_fits():
+    from types import SimpleNamespace
+
+    from jetlib.cli._skim import _what_next
+
+    no_tree = {"status": "failed", "error": "KeyInFileError", "reason": "f.root: no tree 'Events' ...; set `tree:` in the input schema"}
+    one_of_many = SimpleNamespace(failures=[no_tree], done=3, already_done=0, jets=100)
+    assert _what_next(one_of_many).startswith("fix those inputs and re-run the same command")
+    none_fits = SimpleNamespace(failures=[no_tree, no_tree], done=0, already_done=0, jets=0)
+    assert "(its tree is not in the files); fix --schema" in _what_next(none_fits) and "add --overwrite" in _what_next(none_fits)
 
 
 def test_planned_tasks_never_finished_are_reported(miniaod_files, tmp_path):
