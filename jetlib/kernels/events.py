@@ -9,7 +9,7 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-__all__ = ["select_events", "first_k"]
+__all__ = ["select_events", "first_k", "indices_past_end"]
 
 
 @nb.njit(cache=True)
@@ -26,6 +26,23 @@ def first_k(offsets, mask, k):
                 if m == k:
                     break
     return out
+
+
+@nb.njit(cache=True)
+def indices_past_end(offsets, idx, sizes):  # pragma: no cover (compiled)
+    """(how many, first position) of the entries ``idx[offsets[e]:offsets[e + 1]]`` that are
+    ``>= sizes[e]``, event by event (-1: none). One pass, no per-entry event array: the NumPy
+    version (np.repeat of the event numbers) took 6 ms of a 5,000-event task's ~150 ms."""
+    bad = 0
+    first = -1
+    for e in range(offsets.shape[0] - 1):
+        n = sizes[e]
+        for i in range(offsets[e], offsets[e + 1]):
+            if idx[i] >= n:
+                if first < 0:
+                    first = i
+                bad += 1
+    return bad, first
 
 
 def _counts(offsets: np.ndarray, mask: np.ndarray) -> np.ndarray:

@@ -8,7 +8,7 @@ import numpy as np
 
 from jetlib.config.expr import Expression
 from jetlib.errors import SchemaMismatchError
-from jetlib.kernels.events import select_events
+from jetlib.kernels.events import indices_past_end, select_events
 from jetlib.kernels.nodes import fill_block
 from jetlib.kernels.truth import TRUTH_TARGETS, label_jets
 from jetlib.skim.plan import SkimPlan
@@ -76,17 +76,16 @@ def _check_links(plan: SkimPlan, chunk: Chunk) -> None:
         if not bp.link_branches:
             continue
         link = chunk.links[name]
-        ev = np.repeat(np.arange(link.counts.size), link.counts)
         for role, branch, n in (("jetIdx", bp.link_branches[0], chunk.jets.counts),
                                 ("candIdx", bp.link_branches[1], np.diff(chunk.blocks[name][0]))):  # fmt: skip
             idx = link.fields[role]
-            bad = idx >= n[ev]
-            if bad.any():
-                i = int(np.flatnonzero(bad)[0])
+            bad, i = indices_past_end(link.offsets, idx, n)
+            if bad:
+                ev = int(np.searchsorted(link.offsets, i, "right")) - 1
                 what = "jets" if role == "jetIdx" else f"{', '.join(bp.collections)} entries"
                 raise SchemaMismatchError(
-                    f"link branch {branch!r}: {int(bad.sum()):,} of {idx.size:,} entries are outside their event's "
-                    f"{what} (entry {int(ev[i])} of the chunk: index {int(idx[i])}, the event has {int(n[ev[i]])}); "
+                    f"link branch {branch!r}: {bad:,} of {idx.size:,} entries are outside their event's "
+                    f"{what} (entry {ev} of the chunk: index {int(idx[i])}, the event has {int(n[ev])}); "
                     f"a link table numbers each event's {what} from 0, not across the file (the README's schema section)"
                 )
 
