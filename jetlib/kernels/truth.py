@@ -3,7 +3,8 @@
 Each selected jet gets one fine category, in this priority (DESIGN.md):
 ``pu`` (no gen jet within ΔR) → prompt ``e``, ``mu`` from the hard process → prompt
 hadronic ``tau`` by decay mode and charge → ``bb``/``b`` (≥2 / 1 B hadrons within ΔR) →
-``cc``/``c`` → ``uds``/``g`` (nearest hard-process parton) → ``undef``. ``schemas/labels/*.yaml`` map fine categories to classes.
+``cc``/``c`` → ``uds``/``g`` (nearest hard-process parton) → ``undef``.
+``schemas/labels/*.yaml`` map fine categories to classes.
 
 GEN conventions (NanoAOD): ``statusFlags`` bit 0 isPrompt, bit 8 fromHardProcess;
 ``genPartIdxMother`` indexes the same event's GenPart list (−1: none).

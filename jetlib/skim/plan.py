@@ -251,14 +251,14 @@ def make_plan(schema: InputSchema, config: SkimConfig, labels: LabelScheme) -> S
     if missing_ids:
         dropped.setdefault("observers", []).extend(f"{k} (not in the schema's event fields: written as 0)" for k in missing_ids)
     _refuse_likely_typos(schema, config, jc.name, blocks, preset_branches, jet_features, missing_ids)
-    node_optional = _optional_reads(schema, jet_branches, blocks, gen, genjet, genjetnu, preset_branches)
+    node_optional = _optional_reads(schema, blocks, gen, genjet, genjetnu, preset_branches)
     return SkimPlan(
         schema=schema, config=config, labels=labels, tree=schema.tree, jet_branches=jet_branches,
         jet_optional=jet_optional, jet_features=tuple(jet_features), event_branches=event_branches,
         blocks=blocks, gen_branches=gen, genjet_branches=genjet, genjetnu_branches=genjetnu,
         preset=preset, preset_branches=preset_branches, dropped=dropped, node_optional=node_optional,
         unread=_unread(schema, jc.name, blocks, preset_branches, event_branches, jet_branches),
-    )
+    )  # fmt: skip
 
 
 def _unread(schema: InputSchema, jets: str, blocks, preset_branches, event_branches, jet_branches) -> tuple[str, ...]:
@@ -276,7 +276,7 @@ def _unread(schema: InputSchema, jets: str, blocks, preset_branches, event_branc
                  + [f"event.{k}" for k, b in schema.event.items() if b not in used_event and k not in known_e])  # fmt: skip
 
 
-def _optional_reads(schema: InputSchema, jet_branches, blocks, gen, genjet, genjetnu, preset_branches) -> frozenset[str]:
+def _optional_reads(schema: InputSchema, blocks, gen, genjet, genjetnu, preset_branches) -> frozenset[str]:
     """The ``optional:`` branches that node blocks read (zero where a file lacks them); an
     ``optional:`` field that the skim needs in every file is refused here, when the schema
     loads, rather than by a missing branch in every task."""
@@ -307,7 +307,7 @@ def _optional_reads(schema: InputSchema, jet_branches, blocks, gen, genjet, genj
             c, f = optional[b].split(".", 1)
             raise ConfigError(f"{optional[b]} is listed under optional:, but every file must have it (for {what}); "
                               "move it to fields:", source=schema.source, key=f"collections.{c}.optional")  # fmt: skip
-    return frozenset(node - set(needs))  # fmt: skip
+    return frozenset(node - set(needs))
 
 
 def _resembles(name: str, wanted: list[str]) -> list[str]:
