@@ -90,6 +90,19 @@ def _check_links(plan: SkimPlan, chunk: Chunk) -> None:
                 )
 
 
+#: a median jet pT above the LHC's beam energy (GeV) can only be another unit (MeV)
+_MAX_MEDIAN_JET_PT = 7000.0
+
+
+def _check_units(chunk: Chunk) -> None:
+    pt = chunk.jets.fields["pt"]
+    if pt.size >= _FLAGS_CHECK_MIN_GEN and (median := float(np.median(pt))) > _MAX_MEDIAN_JET_PT:
+        raise SchemaMismatchError(
+            f"the median jet pT of the chunk is {median:,.0f}, more than the LHC's beam energy in GeV: the skim's cuts and "
+            "features expect GeV (and cm for dxy/dz); map branches in GeV, or convert the ntuple (MeV: divide by 1000)"
+        )
+
+
 def _check_flags(chunk: Chunk) -> None:
     flags = chunk.gen.fields["statusFlags"]
     if flags.size >= _FLAGS_CHECK_MIN_GEN and not flags.any():
@@ -104,6 +117,7 @@ def process_chunk(plan: SkimPlan, chunk: Chunk, layout: ShardLayout) -> tuple[di
     """Arrays of one shard for ``chunk``, and counters (non-finite values per block, bad links)."""
     _check_links(plan, chunk)
     _check_flags(chunk)
+    _check_units(chunk)
     sel_evt, sel_local = select_jets(plan, chunk)
     n = sel_evt.shape[0]
     out = layout.empty(n)

@@ -584,6 +584,23 @@ def test_content_that_breaks_the_schemas_conventions_fails_its_task(tmp_path, ki
     assert rec["reason"].startswith(f"{bad} (entries 0-200): ")
 
 
+def test_jets_in_mev_fail_their_task():
+    """MeV inputs passed the GeV cuts (5,794 jets instead of 5,541) and were skimmed with exit 0;
+    a median jet pT above the beam energy can only be another unit."""
+    from types import SimpleNamespace
+
+    from jetlib.errors import SchemaMismatchError
+    from jetlib.skim.process import _check_units
+    from jetlib.source.read import Jagged
+
+    rng = np.random.default_rng(1)
+    gev = rng.exponential(40.0, 1000).astype(np.float32) + 15
+    _check_units(SimpleNamespace(jets=Jagged(np.array([0, 1000]), {"pt": gev})))
+    _check_units(SimpleNamespace(jets=Jagged(np.array([0, 3]), {"pt": gev[:3] * 1000})))  # too few jets to judge
+    with pytest.raises(SchemaMismatchError, match=r"the median jet pT of the chunk is [\d,]+, more than the LHC's beam energy"):
+        _check_units(SimpleNamespace(jets=Jagged(np.array([0, 1000]), {"pt": gev * 1000})))
+
+
 def test_a_negative_link_index_means_none():
     """-1 in a link table marks 'no jet' or 'no candidate' (left out by the kernel, as before);
     only an index past the event's jets or candidates fails the task."""
