@@ -63,9 +63,10 @@ def select_jets(plan: SkimPlan, chunk: Chunk) -> tuple[np.ndarray, np.ndarray]:
     return evt[idx], idx - chunk.jets.offsets[evt[idx]]
 
 
-#: fewest GEN particles in a chunk for "no statusFlags bit set anywhere" to mean a branch
-#: without NanoAOD's bits (a real sample's hard-process partons carry fromHardProcess)
-_FLAGS_CHECK_MIN_GEN = 100
+#: fewest objects in a chunk for the content checks to judge it: GEN particles for "no
+#: statusFlags bit set anywhere" (a real sample's hard-process partons carry fromHardProcess),
+#: jets for the median pT
+_MIN_TO_JUDGE = 100
 
 
 def _check_links(plan: SkimPlan, chunk: Chunk) -> None:
@@ -96,7 +97,7 @@ _MAX_MEDIAN_JET_PT = 7000.0
 
 def _check_units(chunk: Chunk) -> None:
     pt = chunk.jets.fields["pt"]
-    if pt.size >= _FLAGS_CHECK_MIN_GEN and (median := float(np.median(pt))) > _MAX_MEDIAN_JET_PT:
+    if pt.size >= _MIN_TO_JUDGE and (median := float(np.median(pt))) > _MAX_MEDIAN_JET_PT:
         raise SchemaMismatchError(
             f"the median jet pT of the chunk is {median:,.0f}, more than the LHC's beam energy in GeV: the skim's cuts and "
             "features expect GeV (and cm for dxy/dz); map branches in GeV, or convert the ntuple (MeV: divide by 1000)"
@@ -105,7 +106,7 @@ def _check_units(chunk: Chunk) -> None:
 
 def _check_flags(chunk: Chunk) -> None:
     flags = chunk.gen.fields["statusFlags"]
-    if flags.size >= _FLAGS_CHECK_MIN_GEN and not flags.any():
+    if flags.size >= _MIN_TO_JUDGE and not flags.any():
         raise SchemaMismatchError(
             f"GenPart statusFlags is 0 for all {flags.size:,} GEN particles of the chunk: the truth labels need "
             "NanoAOD's bits (0 isPrompt, 8 fromHardProcess, ...; e, mu, tau, uds and g would never be assigned); "
