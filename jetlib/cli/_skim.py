@@ -96,13 +96,13 @@ def register(app: typer.Typer) -> None:
 def _what_next(s) -> str:
     """The last line of a skim with failures: a schema that does not fit the files is fixed
     by the command line, not by the files, and a store it left empty is replaced with it."""
-    from jetlib.skim.task import CONFIG_ERRORS
+    from jetlib.skim.task import CONFIG_ERRORS, lacks_tree
 
     failed = [f for f in s.failures if f["status"] == "failed"]
     # a tree that no input has is the schema's `tree:` too (fixing it changes the configuration);
     # one input of many without it is that input's problem
     nothing = s.done == 0 and s.already_done == 0
-    no_tree = [f for f in failed if nothing and "set `tree:` in the input schema" in f.get("reason", "")]
+    no_tree = [f for f in failed if nothing and lacks_tree(f)]
     if failed and all(f.get("error") in CONFIG_ERRORS or f in no_tree for f in failed):
         again = ", and add --overwrite (this store holds no jets yet)" if s.jets == 0 and s.already_done == 0 else ""
         what = "its tree is not in the files" if len(no_tree) == len(failed) else "branches missing, or of another shape or type"

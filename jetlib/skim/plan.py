@@ -257,20 +257,19 @@ def make_plan(schema: InputSchema, config: SkimConfig, labels: LabelScheme) -> S
         jet_optional=jet_optional, jet_features=tuple(jet_features), event_branches=event_branches,
         blocks=blocks, gen_branches=gen, genjet_branches=genjet, genjetnu_branches=genjetnu,
         preset=preset, preset_branches=preset_branches, dropped=dropped, node_optional=node_optional,
-        unread=_unread(schema, jc.name, blocks, preset_branches, event_branches, jet_branches),
+        unread=_unread(schema, config, blocks, preset_branches, event_branches, jet_branches),
     )  # fmt: skip
 
 
-def _unread(schema: InputSchema, jets: str, blocks, preset_branches, event_branches, jet_branches) -> tuple[str, ...]:
+def _unread(schema: InputSchema, config: SkimConfig, blocks, preset_branches, event_branches, jet_branches) -> tuple[str, ...]:
     """Collections and event fields of ``schema`` that nothing reads and that the bundled
     schemas do not name either (``SecondaryVertex:`` for ``SV:``, ``nPU:``): most likely a key
     the skim does not know. A known key a config does not use (no SV block) is not listed."""
     known_e = _known_keys()[1]
-    read = {jets, "GenPart", "GenJet", "GenJetWithNu", *preset_branches, *_known_collections()}
+    read = {config.jets.collection, "GenPart", "GenJet", "GenJetWithNu", *preset_branches, *_known_collections()}
     for bp in blocks.values():
         read.update(bp.collections)
-    read.update(c for c in schema.collections if any(b in bp.link_branches for bp in blocks.values() if bp.link_branches
-                                                     for b in schema.collections[c].all_fields.values()))  # fmt: skip
+    read.update(b.link for b in config.blocks.values() if b.link)
     used_event = set(event_branches.values()) | set(jet_branches.values())
     return tuple([f"collections.{c}" for c in schema.collections if c not in read]
                  + [f"event.{k}" for k, b in schema.event.items() if b not in used_event and k not in known_e])  # fmt: skip

@@ -19,8 +19,8 @@ from pathlib import Path
 from jetlib.errors import ConfigError, InputFileError, MissingBranchError, SchemaMismatchError, error_name
 from jetlib.skim.plan import SkimPlan
 from jetlib.source.filelist import is_remote
-from jetlib.source.open import (CORRUPT_ERRORS, check_branches, file_identity, forget_tree, open_tree, open_tree_cached,
-                                tree_keys)  # fmt: skip
+from jetlib.source.open import (CORRUPT_ERRORS, NO_TREE_HINT, check_branches, file_identity, forget_tree, open_tree,
+                                open_tree_cached, tree_keys)  # fmt: skip
 
 __all__ = ["Task", "run_task", "count_entries", "shard_name", "TaskTimeout", "DEFAULT_TASK_TIMEOUT_S", "CONFIG_ERRORS"]
 
@@ -96,6 +96,11 @@ def _with_retries(fn, path: str):
                 raise
             time.sleep(BACKOFF_S * 2**attempt)
     raise AssertionError("unreachable")
+
+
+def lacks_tree(rec: dict) -> bool:
+    """Whether a failure record is a file without the schema's tree (see open_tree)."""
+    return NO_TREE_HINT in rec.get("reason", "")
 
 
 def _failure(err: BaseException) -> dict:

@@ -26,6 +26,10 @@ __all__ = ["CORRUPT_ERRORS", "check_header", "open_tree", "open_tree_cached", "f
            "file_identity", "header_uuid"]
 
 
+#: the end of the reason for a file without the schema's tree (a schema fault when no input has it)
+NO_TREE_HINT = "; set `tree:` in the input schema"
+
+
 def _fast_inflate() -> tuple[type[BaseException], ...]:
     """Have uproot inflate ZLIB baskets with ISA-L (``isal``, a dependency) when it imports.
 
@@ -141,7 +145,7 @@ def open_tree(path: str, tree: str):
                 path,
                 f"no tree {tree!r} in the file (it has: {', '.join(keys[:10]) or 'nothing'})"
                 + (f"; did you mean {near[0]!r}?" if near else "")
-                + "; set `tree:` in the input schema",
+                + NO_TREE_HINT,
                 cause="KeyInFileError",
             )
         return f[tree]
