@@ -170,16 +170,20 @@ def count_entries(path: str, tree: str, timeout: float | None = DEFAULT_TASK_TIM
 
 
 def run_task(plan: SkimPlan, task: Task, store: str, fmt: str, compression: str,
-             timeout: float | None = DEFAULT_TASK_TIMEOUT_S) -> dict:
+             timeout: float | None = DEFAULT_TASK_TIMEOUT_S, publish: bool = True) -> dict:
     """Skim ``task`` into ``<store>/shards/`` and return its manifest record.
 
     ``timeout`` bounds the time to open the file and read the entries, where a remote or
     damaged source can hang (None: no limit); the kernels and the write are not cut off, so
     an abandoned task never publishes a shard behind the client's back.
+
+    With ``publish=False`` the shard is left under its temporary name, not yet fsynced, and
+    the record's ``pending`` names that file: the client publishes it
+    (:func:`jetlib.store.shards.publish_shard`) before it records the task done.
     """
     from jetlib.skim.process import process_chunk, shard_layout
     from jetlib.source.read import read_chunk
-    from jetlib.store.shards import write_shard
+    from jetlib.store.shards import publish_shard, write_pending
 
     rec: dict = {"task": task.key, "task_id": task.task_id, "kind": "range", "file": task.path,
                  "start": task.start, "stop": task.stop, "entries": task.entries,
@@ -219,8 +223,12 @@ def run_task(plan: SkimPlan, task: Task, store: str, fmt: str, compression: str,
         return rec
     t2 = time.perf_counter()
     name = shard_name(task.task_id, fmt)
-    info = write_shard(Path(store) / "shards" / name, arrays, layout, fmt=fmt, compression=compression,
-                       attrs={"task": task.key})  # fmt: skip
+    path = Path(store) / "shards" / name
+    info, tmp = write_pending(path, arrays, layout, fmt=fmt, compression=compression, attrs={"task": task.key})
+    if publish:
+        publish_shard(tmp, path)
+    else:
+        rec["pending"] = tmp.name
     t3 = time.perf_counter()
     rec.update(
         status="done", events=chunk.n_events, jets=info.jets, shards=[info.to_json()], counters=counters,

@@ -2,6 +2,9 @@
 
 A shard is written under a temporary name in the same folder, fsynced, renamed to its
 final name and the folder fsynced: nothing half-written is ever visible under a final name.
+The write and the publication may happen in two processes (:func:`write_pending`, then
+:func:`publish_shard`): a local skim's workers write and the client, beside them, waits for
+the disk (jetlib/skim/run.py).
 """
 
 from __future__ import annotations
@@ -17,7 +20,8 @@ import xxhash
 from jetlib.errors import ShardError
 from jetlib.store.layout import ShardLayout
 
-__all__ = ["ShardInfo", "write_shard", "read_shard", "checksum", "FORMATS", "COMPRESSIONS", "shard_suffix"]
+__all__ = ["ShardInfo", "write_shard", "write_pending", "publish_shard", "read_shard", "checksum", "FORMATS", "COMPRESSIONS",
+           "shard_suffix"]
 
 FORMATS = ("hdf5", "parquet")
 COMPRESSIONS = ("none", "lz4", "zstd", "gzip")
@@ -72,6 +76,22 @@ def write_shard(
     attrs: dict[str, str] | None = None,
 ) -> ShardInfo:
     """Write ``arrays`` (validated against ``layout``) to ``path`` atomically."""
+    info, tmp = write_pending(path, arrays, layout, fmt=fmt, compression=compression, attrs=attrs)
+    publish_shard(tmp, path)
+    return info
+
+
+def write_pending(
+    path: str | Path,
+    arrays: dict[str, np.ndarray],
+    layout: ShardLayout,
+    *,
+    fmt: str = "hdf5",
+    compression: str = "none",
+    attrs: dict[str, str] | None = None,
+) -> tuple[ShardInfo, Path]:
+    """Write the shard of ``path`` under a hidden temporary name beside it, not yet fsynced;
+    return its info (checksum, size) and the temporary path, for :func:`publish_shard`."""
     path = Path(path)
     n = layout.check(arrays)
     tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
@@ -82,16 +102,25 @@ def write_shard(
             _write_parquet(tmp, arrays, layout, compression, attrs or {})
         else:
             raise ValueError(f"unknown shard format {fmt!r}; use one of {FORMATS}")
+        digest = checksum(tmp)  # read back from the page cache: the bytes as written
+        size = tmp.stat().st_size
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return ShardInfo(path.name, n, size, digest), tmp
+
+
+def publish_shard(tmp: str | Path, path: str | Path) -> None:
+    """Make the pending shard ``tmp`` durable (fsync) and rename it to ``path``; fsync the
+    folder. On failure (a full or failing disk reports here) ``tmp`` is removed."""
+    tmp, path = Path(tmp), Path(path)
+    try:
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
-        digest = checksum(tmp)
-        size = tmp.stat().st_size
         os.replace(tmp, path)
         _fsync_dir(path.parent)
     finally:
-        if tmp.exists():
-            tmp.unlink()
-    return ShardInfo(path.name, n, size, digest)
+        tmp.unlink(missing_ok=True)
 
 
 def _hdf5_filter(compression: str) -> dict:

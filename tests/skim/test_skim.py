@@ -152,6 +152,40 @@ def test_a_store_has_one_writer_and_a_killed_one_leaves_no_lock(hdf5_store, mini
     assert s.ok and s.already_done == 4 and not tmp.exists()
 
 
+def test_local_workers_leave_the_fsync_to_the_client_and_a_failing_disk_fails_one_task(hdf5_store, miniaod_files,
+                                                                                      tmp_path, monkeypatch):  # fmt: skip
+    """A LocalCluster's workers write their shards under temporary names and this process
+    publishes them (fsync, rename) while the workers go on. A disk that fails at one
+    shard's fsync fails that task only: it is not recorded done, nothing of it is left, the
+    other shards are published, and the same command then resumes it alone."""
+    import jetlib.skim.run as run
+
+    out = tmp_path / "store"
+    seen = []
+
+    def publish(tmp, path):
+        seen.append((tmp.name, path.name))
+        if path.name == "part-00001.h5":
+            tmp.unlink()  # as publish_shard does when the fsync fails
+            raise OSError(28, "No space left on device")
+        real(tmp, path)
+
+    real = run.publish_shard
+    monkeypatch.setattr(run, "publish_shard", publish)
+    s = skim([str(p) for p in miniaod_files], out, **KW)
+    assert s.done == 3 and s.failed == 1 and s.publish_seconds > 0
+    assert sorted(n for _, n in seen) == [f"part-0000{i}.h5" for i in range(4)]
+    assert all(t.startswith(f".{n}.tmp-") for t, n in seen)  # the workers wrote, the client renamed
+    (bad,) = s.failures
+    assert bad["error"] == "WorkerError" and "No space left on device" in bad["reason"] and bad["shards"] == []
+    assert "pending" not in bad and all("pending" not in r for r in Store(out).manifest.latest().values())
+    assert sorted(p.name for p in (out / "shards").iterdir()) == ["part-00000.h5", "part-00002.h5", "part-00003.h5"]
+    monkeypatch.setattr(run, "publish_shard", real)
+    s = skim([str(p) for p in miniaod_files], out, **KW)
+    assert s.ok and s.done == 1 and s.already_done == 3
+    assert {x.name: x.checksum for x in Store(out).shards()} == {x.name: x.checksum for x in Store(hdf5_store).shards()}
+
+
 def test_an_unwritable_out_is_a_clear_error(miniaod_files, tmp_path):
     (tmp_path / "file").write_text("not a folder")
     with pytest.raises(StoreError, match=r"file/store: cannot write a store here \(Not a directory\)"):

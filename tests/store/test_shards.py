@@ -35,3 +35,37 @@ def test_parquet_and_hdf5_shards_hold_the_same_values_at_the_same_level(store_fa
     for k, v in arrays.items():
         np.testing.assert_array_equal(back_h5[k], v, err_msg=k)
         np.testing.assert_array_equal(back_pq[k], v, err_msg=k)
+
+
+def test_a_pending_shard_is_hidden_until_published(store_factory, tmp_path, monkeypatch):
+    """write_pending leaves the shard under a hidden temporary name (what a local skim's
+    worker does); publish_shard fsyncs it and gives it its name; a failing disk at the
+    fsync leaves neither file behind."""
+    import os
+
+    from jetlib.store.shards import checksum, publish_shard, write_pending
+
+    s = Store(store_factory(jets_per_shard=(50,)))
+    arrays = read_shard(s.shards()[0].path, s.layout)
+    final = tmp_path / "part-00000.h5"
+    info, tmp = write_pending(final, arrays, s.layout, fmt="hdf5", compression="lz4")
+    assert not final.exists() and tmp.parent == tmp_path and tmp.name.startswith(".part-00000.h5.tmp-")
+    synced = []
+    real = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: synced.append(os.readlink(f"/proc/self/fd/{fd}")) or real(fd))
+    publish_shard(tmp, final)
+    assert synced == [str(tmp), str(tmp_path)]  # the data before the rename, the folder after it
+    assert not tmp.exists() and checksum(final) == info.checksum and final.stat().st_size == info.bytes
+    for k, v in read_shard(final, s.layout).items():
+        np.testing.assert_array_equal(v, arrays[k], err_msg=k)
+
+    info, tmp = write_pending(tmp_path / "part-00001.h5", arrays, s.layout, fmt="hdf5")
+
+    def full(fd):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(OSError, match="No space left"):
+        publish_shard(tmp, tmp_path / "part-00001.h5")
+    assert sorted(p.name for p in tmp_path.glob("*part-*")) == ["part-00000.h5"]
+
