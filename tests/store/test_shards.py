@@ -69,3 +69,39 @@ def test_a_pending_shard_is_hidden_until_published(store_factory, tmp_path, monk
         publish_shard(tmp, tmp_path / "part-00001.h5")
     assert sorted(p.name for p in tmp_path.glob("*part-*")) == ["part-00000.h5"]
 
+
+def test_lz4_shards_are_chunks_of_hdf5s_own_lz4_filter(tmp_path):
+    """write_shard compresses LZ4 chunks itself (faster); the datasets must be what HDF5's
+    LZ4 filter writes: the same filter and chunks, the same chunk headers, and values that
+    the filter decodes back, for a padded last chunk and a chunk LZ4 cannot shrink (random
+    bytes, stored raw). (The LZ4 streams themselves may differ: hdf5plugin bundles its own
+    LZ4 library, which compresses small chunks differently.)"""
+    import hdf5plugin
+
+    from jetlib.store.layout import ArraySpec, ShardLayout
+    from jetlib.store.shards import CHUNK_JETS
+
+    rng = np.random.default_rng(5)
+    n = 2 * CHUNK_JETS + 37
+    pf = rng.normal(size=(n, 6, 10)).astype("f4")
+    pf[:, :, 7:] = 0  # padding: compressible
+    noise = rng.integers(0, 256, size=(n, 64), dtype=np.uint8)  # incompressible
+    arrays = {"pf": pf, "noise": noise, "label": rng.integers(0, 5, n).astype("i4")}
+    layout = ShardLayout({k: ArraySpec(k, str(v.dtype), v.shape[1:]) for k, v in arrays.items()})
+    write_shard(tmp_path / "ours.h5", arrays, layout, fmt="hdf5", compression="lz4")
+    with h5py.File(tmp_path / "filter.h5", "w") as f:
+        for k, v in arrays.items():
+            f.create_dataset(k, data=v, chunks=(CHUNK_JETS, *v.shape[1:]), **hdf5plugin.LZ4())
+    with h5py.File(tmp_path / "ours.h5", "r") as ours, h5py.File(tmp_path / "filter.h5", "r") as ref:
+        for k, v in arrays.items():
+            assert ours[k]._filters == ref[k]._filters and ours[k].chunks == ref[k].chunks, k
+            for start in range(0, n, CHUNK_JETS):
+                at = (start,) + (0,) * (v.ndim - 1)
+                (m1, b1), (m2, b2) = ours[k].id.read_direct_chunk(at), ref[k].id.read_direct_chunk(at)
+                assert m1 == m2 == 0 and b1[:12] == b2[:12], (k, start)  # sizes of the chunk and its block
+            np.testing.assert_array_equal(ours[k][:], v, err_msg=k)
+        # the incompressible chunk is stored raw (its size field = the block size), as the filter does
+        for f in (ours, ref):
+            _, blob = f["noise"].id.read_direct_chunk((0, 0))
+            assert len(blob) == 16 + CHUNK_JETS * 64 and blob[12:16] == blob[8:12]
+        assert len(ours["pf"].id.read_direct_chunk((0, 0, 0))[1]) < 0.8 * CHUNK_JETS * pf[0].nbytes
