@@ -9,6 +9,7 @@ the disk (jetlib/skim/run.py).
 
 from __future__ import annotations
 
+import mmap
 import os
 import uuid
 from dataclasses import asdict, dataclass
@@ -50,13 +51,23 @@ class ShardInfo:
         return asdict(self)
 
 
-def checksum(path: str | Path, *, bufsize: int = 1 << 22) -> str:
+def checksum(path: str | Path, *, bufsize: int = 1 << 22, mapped: bool = False) -> str:
     """xxh3-128 of the file's bytes (~10 GB/s; a cryptographic hash would cost more than
-    the write for the 1.5 TB a full skim produces)."""
+    the write for the 1.5 TB a full skim produces).
+
+    ``mapped``: hash a memory map of the file instead of copying it through a buffer: 15
+    against 37-44 ms for a 132 MB shard in the page cache. Only for a file no other process
+    can truncate meanwhile (the writer's own temporary file): a map read past a new end of
+    file kills the process (SIGBUS) instead of raising.
+    """
     h = xxhash.xxh3_128()
     with open(path, "rb") as f:
-        while chunk := f.read(bufsize):
-            h.update(chunk)
+        if mapped and os.fstat(f.fileno()).st_size > 0:
+            with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
+                h.update(m)
+        else:
+            while chunk := f.read(bufsize):
+                h.update(chunk)
     return "xxh3_128:" + h.hexdigest()
 
 
@@ -104,7 +115,7 @@ def write_pending(
             _write_parquet(tmp, arrays, layout, compression, attrs or {})
         else:
             raise ValueError(f"unknown shard format {fmt!r}; use one of {FORMATS}")
-        digest = checksum(tmp)  # read back from the page cache: the bytes as written
+        digest = checksum(tmp, mapped=True)  # read back from the page cache: the bytes as written
         size = tmp.stat().st_size
     except BaseException:
         tmp.unlink(missing_ok=True)

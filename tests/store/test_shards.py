@@ -105,3 +105,15 @@ def test_lz4_shards_are_chunks_of_hdf5s_own_lz4_filter(tmp_path):
             _, blob = f["noise"].id.read_direct_chunk((0, 0))
             assert len(blob) == 16 + CHUNK_JETS * 64 and blob[12:16] == blob[8:12]
         assert len(ours["pf"].id.read_direct_chunk((0, 0, 0))[1]) < 0.8 * CHUNK_JETS * pf[0].nbytes
+
+
+@pytest.mark.parametrize("size", [0, 1, (1 << 22) + 3])
+def test_checksum_mapped_or_read_is_the_xxh3_of_the_bytes(tmp_path, size):
+    import xxhash
+
+    from jetlib.store.shards import checksum
+
+    p = tmp_path / "f"
+    p.write_bytes(np.random.default_rng(size).integers(0, 256, size, dtype=np.uint8).tobytes())
+    want = "xxh3_128:" + xxhash.xxh3_128(p.read_bytes()).hexdigest()
+    assert checksum(p) == checksum(p, mapped=True) == checksum(p, bufsize=1000) == want
