@@ -397,8 +397,11 @@ def main(argv: list[str] | None = None) -> None:
     print()
     print(scale.split("\n\n", 2)[2])
     if not a.no_record:
-        record("skim", body)
-        record("skim: 1 vs 2 workers", scale)
+        if a.compression == "lz4":  # the skim's default
+            record("skim", body)
+            record("skim: 1 vs 2 workers", scale)
+        else:  # a section of its own, beside the default's
+            record(f"skim, --compression {a.compression}", body)
         print(f"written to {HERE / 'RESULTS.md'}")
 
 

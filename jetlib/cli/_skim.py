@@ -17,7 +17,7 @@ def register(app: typer.Typer) -> None:
         labels: str = typer.Option(None, help="Label scheme (default: the config's): default, merged, or a YAML path."),
         fmt: str = typer.Option("hdf5", "--format", help="Shard format: hdf5 or parquet."),
         compression: str = typer.Option("lz4", help="lz4 (light, the default), zstd, gzip, or none: uncompressed HDF5 lets jetlib.Reader memory-map shards (zero copy)."),
-        entries_per_task: int = typer.Option(5000, help="Events per task and shard (bounds memory per worker)."),
+        entries_per_task: int = typer.Option(5000, help="Events per task and shard (bounds memory per worker); a task ends at the input's cluster boundary within a quarter of it."),
         workers: int = typer.Option(None, help="LocalCluster worker processes (default: one per core, as with 0)."),
         scheduler: str = typer.Option(None, help="Use an existing Dask scheduler, e.g. tcp://HOST:8786."),
         dashboard_address: str = typer.Option("127.0.0.1:8787", help="Dashboard bind address ('' for none)."),

@@ -12,6 +12,7 @@ knows every task that should have a record.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import hashlib
 import json
@@ -149,9 +150,40 @@ def _the_plan(plan: SkimPlan) -> SkimPlan:
     return plan
 
 
-def _ranges(entries: int, entries_per_task: int) -> list[tuple[int, int]]:
-    """The entry ranges of a file's tasks (one empty range for an empty file)."""
-    return [(s, min(s + entries_per_task, entries)) for s in range(0, entries, entries_per_task)] or [(0, 0)]
+def task_ranges(entries: int, entries_per_task: int, clusters: list[int] | None = None) -> list[tuple[int, int]]:
+    """The entry ranges of a file's tasks (one empty range for an empty file).
+
+    A task ends at each multiple of ``entries_per_task``, or, where the file has one within a
+    quarter task of it, at the nearest cluster boundary (``clusters``: entries where every
+    branch read starts a basket): uproot decompresses a basket whole, so a basket across two
+    tasks was inflated twice, once by each (the benchmark's files, clusters of 2,000 events
+    and tasks of 5,000: 12 baskets per branch instead of 10). Tasks stay within 0.5-1.5x
+    ``entries_per_task``; the same file and settings always give the same ranges.
+    """
+    if entries <= 0:
+        return [(0, 0)]
+    bounds = sorted({c for c in clusters or () if 0 < c < entries})
+    reach = entries_per_task // 4
+    cuts = [0]
+    for target in range(entries_per_task, entries, entries_per_task):
+        i = bisect.bisect_left(bounds, target)
+        near = [b for b in bounds[max(i - 1, 0) : i + 1] if abs(b - target) <= reach and b > cuts[-1]]
+        cuts.append(min(near, key=lambda b: (abs(b - target), b)) if near else target)
+    cuts.append(entries)
+    return list(zip(cuts[:-1], cuts[1:]))
+
+
+def _planned(ids: dict[str, int]) -> dict[str, list[tuple[int, int]]]:
+    """Each file's entry ranges in the store's task plan (``tasks.json``), sorted. A resumed
+    skim keeps a file's ranges as they were planned: ranges planned anew (another version's
+    rule) could overlap the done ones and put events in the store twice."""
+    plans: dict[str, list[tuple[int, int]]] = {}
+    for key in ids:
+        path, _, span = key.rpartition(":")
+        start, sep, stop = span.partition("-")
+        if path and sep and start.isdigit() and stop.isdigit():
+            plans.setdefault(path, []).append((int(start), int(stop)))
+    return {p: sorted(r) for p, r in plans.items()}
 
 
 def _publish(rec: dict, shards: Path) -> float:
@@ -181,19 +213,22 @@ def _is_done(rec: dict | None, out: Path) -> bool:
     return bool(rec) and rec["status"] == "done" and all((out / "shards" / sh["name"]).exists() for sh in rec["shards"])
 
 
-def _finished_files(latest: dict[str, dict], entries_per_task: int, out: Path) -> dict[str, int]:
-    """Files whose every range task is done -> their number of tasks. A resumed skim does not
-    open them again: they may be unreachable now, and their tasks must not be re-opened."""
-    entries: dict[str, int] = {}
-    for rec in latest.values():
-        if rec.get("kind") == "range":
-            entries.setdefault(rec["file"], rec["entries"])
+def _finished_files(latest: dict[str, dict], planned: dict[str, list[tuple[int, int]]], out: Path) -> dict[str, int]:
+    """Files whose every planned range task is done -> their number of tasks. A resumed skim
+    does not open them again: they may be unreachable now, and their tasks must not be re-opened."""
+    entries = {r["file"]: r["entries"] for r in latest.values() if r.get("kind") == "range"}
     finished = {}
-    for path, n in entries.items():
-        keys = [f"{path}:{s}-{e}" for s, e in _ranges(n, entries_per_task)]
-        if all(_is_done(latest.get(k), out) for k in keys):
+    for path, ranges in planned.items():
+        keys = [f"{path}:{s}-{e}" for s, e in ranges]
+        if path in entries and _tiles(ranges, entries[path]) and all(_is_done(latest.get(k), out) for k in keys):
             finished[path] = len(keys)
     return finished
+
+
+def _tiles(ranges: list[tuple[int, int]], entries: int) -> bool:
+    """Whether sorted ``ranges`` cover entries 0 to ``entries`` end to end, each once."""
+    return bool(ranges) and ranges[0][0] == 0 and ranges[-1][1] == entries and all(
+        a[1] == b[0] for a, b in zip(ranges, ranges[1:]))
 
 
 def _refuse_changed(changed: list[tuple[str, str, str]]) -> None:
@@ -532,7 +567,8 @@ def skim(
             key = f"{f}:file"
             return {"task": key, "task_id": task_id(key), "kind": "file", "file": f, "status": status, **kw}
 
-        finished = _finished_files(latest, entries_per_task, out)
+        planned = _planned(ids)
+        finished = _finished_files(latest, planned, out)
         uuids = done_uuids(latest)
         # a finished local file is not opened again, but its header says whether it was replaced
         _refuse_changed([(f.path, uuids[f.path], now) for f in files if f.path in finished and f.path in uuids
@@ -585,7 +621,11 @@ def skim(
                 if latest.get(f"{path}:file", {}).get("status") in ("failed", "skipped"):
                     # it opened this time: the ranges below account for it now
                     commit(file_record(path, "done", entries=n, reason="opened on a later run; see its entry ranges"))
-                for s, e in _ranges(n, entries_per_task):
+                ranges = planned.get(path) or task_ranges(n, entries_per_task, c.get("clusters"))
+                if not _tiles(ranges, n):  # (a replaced file was refused above; tasks.json lost or edited)
+                    raise StoreError(f"{out}: the store's task plan ({TASKS_NAME}) for {path} does not cover its {n:,} "
+                                     "entries once each; re-skim with --overwrite")  # fmt: skip
+                for s, e in ranges:
                     key = f"{path}:{s}-{e}"
                     task = Task(key, task_id(key), path, s, e, n)
                     if _is_done(latest.get(key), out):

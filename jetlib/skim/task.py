@@ -19,8 +19,8 @@ from pathlib import Path
 from jetlib.errors import ConfigError, InputFileError, MissingBranchError, SchemaMismatchError, error_name
 from jetlib.skim.plan import SkimPlan
 from jetlib.source.filelist import is_remote
-from jetlib.source.open import (CORRUPT_ERRORS, NO_TREE_HINT, check_branches, file_identity, forget_tree, open_tree,
-                                open_tree_cached, tree_keys)  # fmt: skip
+from jetlib.source.open import (CORRUPT_ERRORS, NO_TREE_HINT, check_branches, cluster_starts, file_identity, forget_tree,
+                                open_tree, open_tree_cached, tree_keys)  # fmt: skip
 
 __all__ = ["Task", "run_task", "count_entries", "shard_name", "TaskTimeout", "DEFAULT_TASK_TIMEOUT_S", "CONFIG_ERRORS"]
 
@@ -164,7 +164,10 @@ def count_entries(path: str, tree: str, timeout: float | None = DEFAULT_TASK_TIM
 
     try:
         t = _with_deadline(lambda: _with_retries(open_checked, path), timeout, path)
-        return {"status": "ok", "entries": int(t.num_entries), **file_identity(t, path)}
+        rec = {"status": "ok", "entries": int(t.num_entries), **file_identity(t, path)}
+        if plan is not None:  # where the tasks of this file should end (skim.run.task_ranges)
+            rec["clusters"] = cluster_starts(t, plan.branches())
+        return rec
     except (InputFileError, MissingBranchError, OSError, *CORRUPT_ERRORS) as err:
         return _failure(err)
 

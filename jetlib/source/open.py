@@ -119,6 +119,16 @@ def file_identity(t, path: str) -> dict:
     return {"file_uuid": str(f.uuid), "file_size": size}
 
 
+def cluster_starts(t, branches: list[str]) -> list[int] | None:
+    """Entries where every one of ``branches`` starts a new basket (a TTree's clusters), or
+    None where the tree cannot say (an RNTuple, or no common boundary besides 0 and the end)."""
+    try:
+        starts = [int(x) for x in t.common_entry_offsets(filter_name=branches)]
+    except (AttributeError, TypeError, ValueError, KeyError):
+        return None
+    return starts if len(starts) > 2 else None
+
+
 def open_tree(path: str, tree: str):
     """Open ``tree`` in ``path`` (TTree or RNTuple)."""
     if not is_remote(path):

@@ -12,6 +12,8 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import uproot
+from hypothesis import given
+from hypothesis import strategies as st
 from miniaod_inputs import NANO, write_miniaod
 
 from jetlib.errors import StoreError
@@ -314,3 +316,62 @@ def test_local_workers_reuse_freed_memory_for_large_arrays():
         cluster.close()
     assert {k: got[k] for k in WORKER_MALLOC_ENV} == WORKER_MALLOC_ENV
     assert got["faults"] < 50, got
+
+
+def test_task_ranges_end_at_cluster_boundaries_near_each_task_size():
+    from jetlib.skim.run import task_ranges
+
+    # the benchmark's files: clusters of 2,000 events, tasks of 5,000 (ties go to the earlier)
+    assert task_ranges(20000, 5000, list(range(0, 20001, 2000))) == [(0, 4000), (4000, 10000), (10000, 14000), (14000, 20000)]
+    assert task_ranges(20000, 5000, None) == [(0, 5000), (5000, 10000), (10000, 15000), (15000, 20000)]
+    assert task_ranges(20000, 5000, [0, 8000, 20000]) == task_ranges(20000, 5000)  # none within 1,250 of a cut
+    assert task_ranges(12, 5, [0, 4, 11, 12]) == [(0, 4), (4, 11), (11, 12)]  # 11: 1 from 10, 1 = 5 // 4
+    assert task_ranges(0, 5000, [0]) == [(0, 0)]
+    assert task_ranges(300, 200, [0, 300]) == [(0, 200), (200, 300)]
+
+
+@given(entries=st.integers(0, 5000), per_task=st.integers(1, 700),
+       clusters=st.lists(st.integers(0, 5000), max_size=60))  # fmt: skip
+def test_task_ranges_tile_the_file_within_half_to_one_and_a_half_tasks(entries, per_task, clusters):
+    from jetlib.skim.run import task_ranges
+
+    ranges = task_ranges(entries, per_task, clusters)
+    assert ranges[0][0] == 0 and ranges[-1][1] == entries
+    assert all(a[1] == b[0] for a, b in zip(ranges, ranges[1:]))
+    allowed = set(clusters)
+    for i, (s, e) in enumerate(ranges[:-1]):
+        target = (i + 1) * per_task  # the i-th cut is the i-th multiple, or a boundary near it
+        assert e == target or (e in allowed and abs(e - target) <= per_task // 4)
+        assert e - s >= 1 and (e - s) <= per_task + 2 * (per_task // 4)
+    if entries:
+        assert all(s < e for s, e in ranges)
+
+
+def test_a_skim_cuts_tasks_at_clusters_and_a_resumed_store_keeps_its_plan(tmp_path):
+    """Generated files have a cluster every 2,000 events: tasks of ~1,800 events end there.
+    A store whose plan (tasks.json) cut the file elsewhere, as older jetlib versions did,
+    runs that plan: new cuts beside done ranges would skim events twice."""
+    from jetlib.generate import generate
+
+    (f,) = generate(tmp_path / "data", events=5000, files=1, seed=4, progress=False)
+    kw = {**KW, "entries_per_task": 1800}
+    s = skim([str(f)], tmp_path / "a", **kw)
+    recs = [r for r in Store(tmp_path / "a").manifest.latest().values() if r["kind"] == "range"]
+    assert s.ok and sorted((r["start"], r["stop"]) for r in recs) == [(0, 2000), (2000, 4000), (4000, 5000)]
+
+    old = tmp_path / "b"
+    shutil.copytree(tmp_path / "a", old)
+    (old / "manifest.jsonl").write_text("")
+    for p in (old / "shards").iterdir():
+        p.unlink()
+    fixed = [(0, 1800), (1800, 3600), (3600, 5000)]
+    (old / "tasks.json").write_text(json.dumps({"tasks": {f"{f}:{a}-{b}": i for i, (a, b) in enumerate(fixed)}}))
+    s2 = skim([str(f)], old, **kw)
+    recs = [r for r in Store(old).manifest.latest().values() if r["kind"] == "range"]
+    assert s2.ok and sorted((r["start"], r["stop"]) for r in recs) == fixed and s2.jets == s.jets
+    assert skim([str(f)], old, **kw).already_done == 3  # finished by that plan
+
+    (old / "tasks.json").write_text(json.dumps({"tasks": {f"{f}:0-1800": 0, f"{f}:3600-5000": 2}}))  # edited
+    (old / "manifest.jsonl").write_text("")
+    with pytest.raises(StoreError, match=r"task plan \(tasks.json\) for .* does not cover its 5,000 entries once each"):
+        skim([str(f)], old, **kw)
