@@ -330,7 +330,8 @@ def main(argv: list[str] | None = None) -> None:
     rows = [
         ("sample", f"{len(files)} files, {sample['events']:,} events, {jets:,} jets in the store, "
                    f"{npf:.1f} PF candidates per jet (mean n_pf), {len(branches)} branches, "
-                   f"{r1['tasks']} tasks of {a.entries_per_task:,} events", ""),
+                   f"{r1['tasks']} tasks of {min(e - s for _, s, e in r1['ranges']):,}-{max(e - s for _, s, e in r1['ranges']):,} "
+                   f"events (--entries-per-task {a.entries_per_task:,}, cut at the files' clusters)", ""),
         ("skim, 1 worker: jets/s per core (task time, warm worker; median run)", f"{per_core_warm:,.0f}",
          f"{pf(per_core_warm >= TARGET_JETS_PER_S)} (>= {TARGET_JETS_PER_S:,})"),
         (f"the same, each of {len(one)} runs", ", ".join(f"{warm_rate(r):,.0f}" for r in one), ""),
