@@ -347,7 +347,7 @@ class _Selection:
         self.counts = np.zeros((*shape, 4), np.int64)  # < lo, == lo, < hi, == hi
         self.kept: list[list[list[np.ndarray]]] = [[[] for _ in self.qa] for _ in range(shape[0])]
         self.n = np.zeros(shape[0], np.int64)
-        self.cap = 0  # kept-buffer length for the next chunk (0: from kept_fraction)
+        self.rate = 0.0  # kept values per value scanned in the last chunk, with room (0: kept_fraction)
 
     def update(self, x: np.ndarray, mask: np.ndarray | None) -> None:
         x3 = np.ascontiguousarray(x[:, :, None] if x.ndim == 2 else x)
@@ -356,11 +356,12 @@ class _Selection:
             x3 = _gather_real(x3, m2)[None]
             m2 = np.ones((1, x3.shape[2]), np.float32)
         # one buffer row per (feature, percentile) still to do, sized from what the sample
-        # (then the previous chunk) says falls inside the brackets; redone with room if short
+        # (then the previous chunk, per value: shards differ in size) says falls inside the
+        # brackets; redone with room if short
         slot = np.where(self.todo, np.cumsum(self.todo).reshape(self.todo.shape) - 1, -1)
         lo, hi = self.lo.astype(x3.dtype), self.hi.astype(x3.dtype)  # exact: sample values or ±inf
         values = x3.shape[0] * x3.shape[2]
-        cap = min(values, self.cap if self.cap else int(values * self.kept_fraction) + 64)
+        cap = min(values, int(values * (self.rate or self.kept_fraction)) + 64)
         while True:
             counts = np.zeros_like(self.counts)
             n_kept = np.zeros(self.todo.shape, np.int64)
@@ -373,7 +374,7 @@ class _Selection:
             if most <= cap:
                 break
             cap = most
-        self.cap = int(most * 1.25) + 64
+        self.rate = most * 1.25 / max(values, 1)
         self.n += real
         self.counts += counts
         for f, j in zip(*np.nonzero(n_kept)):
