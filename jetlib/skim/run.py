@@ -157,8 +157,8 @@ def task_ranges(entries: int, entries_per_task: int, clusters: list[int] | None 
     quarter task of it, at the nearest cluster boundary (``clusters``: entries where every
     branch read starts a basket): uproot decompresses a basket whole, so a basket across two
     tasks was inflated twice, once by each (the benchmark's files, clusters of 2,000 events
-    and tasks of 5,000: 12 baskets per branch instead of 10). Tasks stay within 0.5-1.5x
-    ``entries_per_task``; the same file and settings always give the same ranges.
+    and tasks of 5,000: 12 baskets per branch instead of 10). Tasks but the last stay within
+    0.5-1.5x ``entries_per_task``; the same file and settings always give the same ranges.
     """
     if entries <= 0:
         return [(0, 0)]
@@ -184,6 +184,13 @@ def _planned(ids: dict[str, int]) -> dict[str, list[tuple[int, int]]]:
         if path and sep and start.isdigit() and stop.isdigit():
             plans.setdefault(path, []).append((int(start), int(stop)))
     return {p: sorted(r) for p, r in plans.items()}
+
+
+def _fixed_plans(latest: dict[str, dict], entries_per_task: int) -> dict[str, list[tuple[int, int]]]:
+    """The ranges of the files with records in a store from a jetlib that wrote no
+    ``tasks.json``: cut at each multiple of ``entries_per_task``, as it did."""
+    entries = {r["file"]: r["entries"] for r in latest.values() if r.get("kind") == "range"}
+    return {p: task_ranges(n, entries_per_task) for p, n in entries.items()}
 
 
 def _publish(rec: dict, shards: Path) -> float:
@@ -567,7 +574,8 @@ def skim(
             key = f"{f}:file"
             return {"task": key, "task_id": task_id(key), "kind": "file", "file": f, "status": status, **kw}
 
-        planned = _planned(ids)
+        # each file's ranges as planned; a store from before tasks.json was cut at fixed multiples
+        planned = _planned(ids) if (out / TASKS_NAME).exists() else _fixed_plans(latest, entries_per_task)
         finished = _finished_files(latest, planned, out)
         uuids = done_uuids(latest)
         # a finished local file is not opened again, but its header says whether it was replaced
@@ -618,13 +626,19 @@ def skim(
                 if c is None or c["status"] != "ok" or stopping:  # (None: not counted, --fail-fast stopped first)
                     continue
                 n = c["entries"]
-                if latest.get(f"{path}:file", {}).get("status") in ("failed", "skipped"):
-                    # it opened this time: the ranges below account for it now
-                    commit(file_record(path, "done", entries=n, reason="opened on a later run; see its entry ranges"))
-                ranges = planned.get(path) or task_ranges(n, entries_per_task, c.get("clusters"))
+                ranges = planned.get(path)
+                if ranges and not _tiles(ranges, n) and not any(f"{path}:{a}-{b}" in latest for a, b in ranges):
+                    # planned, none of it run, and the file changed since: nothing to keep
+                    for a, b in ranges:
+                        ids.pop(f"{path}:{a}-{b}")
+                    ranges = None
+                ranges = ranges or task_ranges(n, entries_per_task, c.get("clusters"))
                 if not _tiles(ranges, n):  # (a replaced file was refused above; tasks.json lost or edited)
                     raise StoreError(f"{out}: the store's task plan ({TASKS_NAME}) for {path} does not cover its {n:,} "
                                      "entries once each; re-skim with --overwrite")  # fmt: skip
+                if latest.get(f"{path}:file", {}).get("status") in ("failed", "skipped"):
+                    # it opened this time: the ranges below account for it now
+                    commit(file_record(path, "done", entries=n, reason="opened on a later run; see its entry ranges"))
                 for s, e in ranges:
                     key = f"{path}:{s}-{e}"
                     task = Task(key, task_id(key), path, s, e, n)

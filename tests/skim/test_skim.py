@@ -371,7 +371,25 @@ def test_a_skim_cuts_tasks_at_clusters_and_a_resumed_store_keeps_its_plan(tmp_pa
     assert s2.ok and sorted((r["start"], r["stop"]) for r in recs) == fixed and s2.jets == s.jets
     assert skim([str(f)], old, **kw).already_done == 3  # finished by that plan
 
-    (old / "tasks.json").write_text(json.dumps({"tasks": {f"{f}:0-1800": 0, f"{f}:3600-5000": 2}}))  # edited
-    (old / "manifest.jsonl").write_text("")
+    # a store from before tasks.json: its records' file was cut at fixed multiples, and so is the rest
+    lines = (old / "manifest.jsonl").read_text().splitlines(keepends=True)
+    first = [ln for ln in lines if f"{f}:0-1800" in ln]
+    (old / "manifest.jsonl").write_text("".join(first))
+    (old / "tasks.json").unlink()
+    s3 = skim([str(f)], old, **kw)
+    recs = [r for r in Store(old).manifest.latest().values() if r["kind"] == "range"]
+    assert s3.ok and s3.done == 2 and sorted((r["start"], r["stop"]) for r in recs) == fixed
+    assert sum(r["jets"] for r in recs) == s.jets
+
+    # a plan that does not tile the file, with work done on it: refused (tasks.json edited)
+    (old / "tasks.json").write_text(json.dumps({"tasks": {f"{f}:0-1800": 0, f"{f}:3600-5000": 2}}))
+    (old / "manifest.jsonl").write_text("".join(first))
     with pytest.raises(StoreError, match=r"task plan \(tasks.json\) for .* does not cover its 5,000 entries once each"):
         skim([str(f)], old, **kw)
+    # the same plan with nothing of the file done (it was replaced before any task ran): planned anew
+    (old / "manifest.jsonl").write_text("")
+    s4 = skim([str(f)], old, **kw)
+    recs = [r for r in Store(old).manifest.latest().values() if r["kind"] == "range"]
+    assert s4.ok and sorted((r["start"], r["stop"]) for r in recs) == [(0, 2000), (2000, 4000), (4000, 5000)]
+    assert set(json.loads((old / "tasks.json").read_text())["tasks"]) == {f"{f}:{a}-{b}" for a, b in
+                                                                           [(0, 2000), (2000, 4000), (4000, 5000)]}
