@@ -46,6 +46,8 @@ _SAMPLE_VALUES = 200_000
 #: rows with fewer slots than this are scanned as the real values of all jets, one long row
 #: per feature (the per-row overhead of the counting loop would dominate)
 _LONG_ROW = 16
+#: fewest values scanned in a chunk for its kept fraction to size the next chunk's buffer
+_RATE_VALUES = 4096
 #: slots counted per inner loop (a long row is cut into segments of this many; at most 64,
 #: the bits of the mask of kept slots)
 _SEGMENT = 64
@@ -374,7 +376,8 @@ class _Selection:
             if most <= cap:
                 break
             cap = most
-        self.rate = most * 1.25 / max(values, 1)
+        if values >= _RATE_VALUES:  # a few values (a file's last, tiny task) say little about the next chunk
+            self.rate = most * 1.25 / values
         self.n += real
         self.counts += counts
         for f, j in zip(*np.nonzero(n_kept)):

@@ -63,11 +63,16 @@ def checksum(path: str | Path, *, bufsize: int = 1 << 22, mapped: bool = False) 
     h = xxhash.xxh3_128()
     with open(path, "rb") as f:
         if mapped and os.fstat(f.fileno()).st_size > 0:
-            with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
-                h.update(m)
-        else:
-            while chunk := f.read(bufsize):
-                h.update(chunk)
+            try:
+                m = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+            except (OSError, ValueError):  # a file system that cannot map files (some FUSE mounts)
+                m = None
+            if m is not None:
+                with m:
+                    h.update(m)
+                return "xxh3_128:" + h.hexdigest()
+        while chunk := f.read(bufsize):
+            h.update(chunk)
     return "xxh3_128:" + h.hexdigest()
 
 
@@ -201,8 +206,10 @@ def _write_lz4_chunks(ds, arr: np.ndarray) -> None:
     inner = (0,) * (arr.ndim - 1)
     for start in range(0, arr.shape[0], rows):
         chunk = arr[start : start + rows]
-        if chunk.shape[0] < rows:
-            chunk = np.concatenate([chunk, np.zeros((rows - chunk.shape[0], *arr.shape[1:]), arr.dtype)])
+        if chunk.shape[0] < rows:  # (np.concatenate would return native byte order)
+            padded = np.zeros((rows, *arr.shape[1:]), arr.dtype)
+            padded[: chunk.shape[0]] = chunk
+            chunk = padded
         raw = memoryview(np.ascontiguousarray(chunk)).cast("B")
         packed = lz4.block.compress(raw, store_size=False)
         if len(packed) >= len(raw):

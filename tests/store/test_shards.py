@@ -117,3 +117,34 @@ def test_checksum_mapped_or_read_is_the_xxh3_of_the_bytes(tmp_path, size):
     p.write_bytes(np.random.default_rng(size).integers(0, 256, size, dtype=np.uint8).tobytes())
     want = "xxh3_128:" + xxhash.xxh3_128(p.read_bytes()).hexdigest()
     assert checksum(p) == checksum(p, mapped=True) == checksum(p, bufsize=1000) == want
+
+
+def test_checksum_reads_where_a_file_cannot_be_mapped(tmp_path, monkeypatch):
+    import mmap
+
+    from jetlib.store.shards import checksum
+
+    p = tmp_path / "f"
+    p.write_bytes(b"x" * 5000)
+    want = checksum(p)
+
+    def refuse(*a, **k):
+        raise OSError(19, "No such device")  # what a FUSE mount without mmap says
+
+    monkeypatch.setattr(mmap, "mmap", refuse)
+    assert checksum(p, mapped=True) == want
+
+
+def test_lz4_chunks_keep_a_big_endian_dtype(tmp_path):
+    """The zero-padded last chunk is built in the array's own dtype (np.concatenate would
+    return native byte order, and the bytes would be read back swapped)."""
+    import hdf5plugin
+
+    from jetlib.store.shards import CHUNK_JETS, _write_lz4_chunks
+
+    a = np.random.default_rng(2).normal(size=(CHUNK_JETS + 1, 3)).astype(">f4")
+    with h5py.File(tmp_path / "be.h5", "w") as f:
+        ds = f.create_dataset("x", shape=a.shape, dtype=a.dtype, chunks=(CHUNK_JETS, 3), **hdf5plugin.LZ4())
+        _write_lz4_chunks(ds, a)
+    with h5py.File(tmp_path / "be.h5", "r") as f:
+        np.testing.assert_array_equal(f["x"][:], a)

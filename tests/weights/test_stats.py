@@ -116,6 +116,23 @@ def test_shards_of_different_sizes_are_each_scanned_once(monkeypatch):
     assert len(scans) == len(chunks)
 
 
+def test_a_tiny_chunk_does_not_size_the_next_ones_buffer(monkeypatch):
+    """A file's last task may hold a few jets: all of its values may fall inside the brackets,
+    which says nothing about the next chunk, whose buffer must not be sized for all of it."""
+    from jetlib.stats import quantiles
+
+    rng = np.random.default_rng(4)
+    chunks = [rng.normal(size=(n, 2)).astype(np.float32) for n in (20000, 3, 20000)]
+    chunks[1][:] = np.percentile(chunks[0], 50, axis=0)  # every value near the median: all kept
+    buffers = []
+    monkeypatch.setattr(quantiles, "_scan", lambda *a: buffers.append(a[7].shape[1]) or SCAN(*a))
+    sample = [(c[::5].T.copy(), np.arange(0, c.shape[0], 5) + 100_000 * i) for i, c in enumerate(chunks)]
+    p, _ = exact_percentiles(lambda: ({"x": v} for v in sample), lambda: ({"x": (c, None)} for c in chunks),
+                             {"x": 2}, [16, 50, 84])["x"]  # fmt: skip
+    np.testing.assert_allclose(p, np.percentile(np.concatenate(chunks), [16, 50, 84], axis=0).T, rtol=1e-6)
+    assert buffers[-1] < 0.5 * 20000, buffers
+
+
 def test_apply_standardises_and_keeps_padding_zero(store_factory):
     path = store_factory()
     st = compute_stats(path, clip=3.0)
