@@ -43,6 +43,7 @@ from jetlib.store.lock import LOCK_NAME, writer_lock
 from jetlib.store.manifest import Manifest, done_uuids, uuid_clashes
 from jetlib.store.shards import COMPRESSIONS, FORMATS, publish_shard
 from jetlib.store.store import FORMAT_VERSION, META_NAME, TASKS_NAME, write_json, write_meta
+from jetlib.store.verify import _ranges_problem
 
 __all__ = ["skim", "SkimSummary", "build_meta", "DEFAULT_ENTRIES_PER_TASK", "TASKS_NAME", "load_task_ids"]
 
@@ -186,11 +187,15 @@ def _planned(ids: dict[str, int]) -> dict[str, list[tuple[int, int]]]:
     return {p: sorted(r) for p, r in plans.items()}
 
 
+def _file_entries(latest: dict[str, dict]) -> dict[str, int]:
+    """Entries of each input file that has range records."""
+    return {r["file"]: r["entries"] for r in latest.values() if r.get("kind") == "range"}
+
+
 def _fixed_plans(latest: dict[str, dict], entries_per_task: int) -> dict[str, list[tuple[int, int]]]:
     """The ranges of the files with records in a store from a jetlib that wrote no
     ``tasks.json``: cut at each multiple of ``entries_per_task``, as it did."""
-    entries = {r["file"]: r["entries"] for r in latest.values() if r.get("kind") == "range"}
-    return {p: task_ranges(n, entries_per_task) for p, n in entries.items()}
+    return {p: task_ranges(n, entries_per_task) for p, n in _file_entries(latest).items()}
 
 
 def _publish(rec: dict, shards: Path) -> float:
@@ -199,13 +204,14 @@ def _publish(rec: dict, shards: Path) -> float:
     used to wait ~0.1 s for its own fsync (LZ4; ~0.2 s uncompressed), with the core idle.
     A disk that fails here fails the task, which is then not recorded done."""
     tmp = rec.pop("pending")
+    final = shards / rec["shards"][0]["name"]
     t0 = time.perf_counter()
     try:
-        publish_shard(shards / tmp, shards / rec["shards"][0]["name"])
-    except OSError as err:
+        publish_shard(shards / tmp, final)
+    except OSError as err:  # (an fsync's error names no file)
         rec.update(status="failed", error="WorkerError", events=0, jets=0, shards=[],
-                   reason=f"writing the shard failed ({error_name(err)}: {err}); fix that (free space, permissions), "
-                          "then re-run the same command to resume")  # fmt: skip
+                   reason=f"writing the shard {final} failed ({error_name(err)}: {err}); fix that (free space, "
+                          "permissions), then re-run the same command to resume")  # fmt: skip
     return time.perf_counter() - t0
 
 
@@ -223,19 +229,13 @@ def _is_done(rec: dict | None, out: Path) -> bool:
 def _finished_files(latest: dict[str, dict], planned: dict[str, list[tuple[int, int]]], out: Path) -> dict[str, int]:
     """Files whose every planned range task is done -> their number of tasks. A resumed skim
     does not open them again: they may be unreachable now, and their tasks must not be re-opened."""
-    entries = {r["file"]: r["entries"] for r in latest.values() if r.get("kind") == "range"}
+    entries = _file_entries(latest)
     finished = {}
     for path, ranges in planned.items():
         keys = [f"{path}:{s}-{e}" for s, e in ranges]
-        if path in entries and _tiles(ranges, entries[path]) and all(_is_done(latest.get(k), out) for k in keys):
+        if path in entries and _ranges_problem(ranges, entries[path]) is None and all(_is_done(latest.get(k), out) for k in keys):
             finished[path] = len(keys)
     return finished
-
-
-def _tiles(ranges: list[tuple[int, int]], entries: int) -> bool:
-    """Whether sorted ``ranges`` cover entries 0 to ``entries`` end to end, each once."""
-    return bool(ranges) and ranges[0][0] == 0 and ranges[-1][1] == entries and all(
-        a[1] == b[0] for a, b in zip(ranges, ranges[1:]))
 
 
 def _refuse_changed(changed: list[tuple[str, str, str]]) -> None:
@@ -627,15 +627,15 @@ def skim(
                     continue
                 n = c["entries"]
                 ranges = planned.get(path)
-                if ranges and not _tiles(ranges, n) and not any(f"{path}:{a}-{b}" in latest for a, b in ranges):
+                if ranges and _ranges_problem(ranges, n) and not any(f"{path}:{a}-{b}" in latest for a, b in ranges):
                     # planned, none of it run, and the file changed since: nothing to keep
                     for a, b in ranges:
                         ids.pop(f"{path}:{a}-{b}")
                     ranges = None
                 ranges = ranges or task_ranges(n, entries_per_task, c.get("clusters"))
-                if not _tiles(ranges, n):  # (a replaced file was refused above; tasks.json lost or edited)
+                if problem := _ranges_problem(ranges, n):  # (a replaced file was refused above; tasks.json edited)
                     raise StoreError(f"{out}: the store's task plan ({TASKS_NAME}) for {path} does not cover its {n:,} "
-                                     "entries once each; re-skim with --overwrite")  # fmt: skip
+                                     f"entries once each ({problem}); re-skim with --overwrite")  # fmt: skip
                 if latest.get(f"{path}:file", {}).get("status") in ("failed", "skipped"):
                     # it opened this time: the ranges below account for it now
                     commit(file_record(path, "done", entries=n, reason="opened on a later run; see its entry ranges"))

@@ -180,6 +180,7 @@ def test_local_workers_leave_the_fsync_to_the_client_and_a_failing_disk_fails_on
     assert all(t.startswith(f".{n}.tmp-") for t, n in seen)  # the workers wrote, the client renamed
     (bad,) = s.failures
     assert bad["error"] == "WorkerError" and "No space left on device" in bad["reason"] and bad["shards"] == []
+    assert f"writing the shard {out / 'shards' / 'part-00001.h5'} failed" in bad["reason"]
     assert "pending" not in bad and all("pending" not in r for r in Store(out).manifest.latest().values())
     assert sorted(p.name for p in (out / "shards").iterdir()) == ["part-00000.h5", "part-00002.h5", "part-00003.h5"]
     monkeypatch.setattr(run, "publish_shard", real)
