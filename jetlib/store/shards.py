@@ -62,17 +62,18 @@ def checksum(path: str | Path, *, bufsize: int = 1 << 22, mapped: bool = False) 
     """
     h = xxhash.xxh3_128()
     with open(path, "rb") as f:
-        if mapped and os.fstat(f.fileno()).st_size > 0:
+        m = None
+        if mapped and os.fstat(f.fileno()).st_size > 0:  # (an empty file cannot be mapped)
             try:
                 m = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
             except (OSError, ValueError):  # a file system that cannot map files (some FUSE mounts)
-                m = None
-            if m is not None:
-                with m:
-                    h.update(m)
-                return "xxh3_128:" + h.hexdigest()
-        while chunk := f.read(bufsize):
-            h.update(chunk)
+                pass
+        if m is not None:
+            with m:
+                h.update(m)
+        else:
+            while chunk := f.read(bufsize):
+                h.update(chunk)
     return "xxh3_128:" + h.hexdigest()
 
 
@@ -84,17 +85,10 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def write_shard(
-    path: str | Path,
-    arrays: dict[str, np.ndarray],
-    layout: ShardLayout,
-    *,
-    fmt: str = "hdf5",
-    compression: str = "none",
-    attrs: dict[str, str] | None = None,
-) -> ShardInfo:
-    """Write ``arrays`` (validated against ``layout``) to ``path`` atomically."""
-    info, tmp = write_pending(path, arrays, layout, fmt=fmt, compression=compression, attrs=attrs)
+def write_shard(path: str | Path, arrays: dict[str, np.ndarray], layout: ShardLayout, **options) -> ShardInfo:
+    """Write ``arrays`` (validated against ``layout``) to ``path`` atomically; ``options``
+    (``fmt``, ``compression``, ``attrs``) as for :func:`write_pending`."""
+    info, tmp = write_pending(path, arrays, layout, **options)
     publish_shard(tmp, path)
     return info
 
