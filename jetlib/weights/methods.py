@@ -29,14 +29,26 @@ METHODS = ("flat", "ref")
 MAX_WEIGHT = 0.9
 
 
+def _percentile_sorted(v: np.ndarray, q: float) -> float:
+    """``np.percentile(v, q)`` (linear interpolation) of sorted, non-empty ``v``.
+
+    Written out because the tables are small (a few hundred bins per class) and NumPy's
+    percentile and median cost ~0.1 ms each in overhead: 4 ms for 20 classes, against a
+    weights call of ~40 ms on a 226k-jet store."""
+    pos = q / 100.0 * (v.size - 1)
+    k = int(np.floor(pos))
+    k1 = min(k + 1, v.size - 1)
+    return float(v[k] + (v[k1] - v[k]) * (pos - k))
+
+
 def flat_table(counts: np.ndarray, threshold: float) -> np.ndarray:
     """Weights that flatten one class's histogram ``counts`` (any shape)."""
     counts = np.asarray(counts, np.float64)
-    filled = counts[counts > 0]
+    filled = np.sort(counts[counts > 0], axis=None)
     if filled.size == 0:
         return np.zeros_like(counts)
-    floor = np.median(filled) * 0.01
-    ref = np.percentile(counts[counts > floor], threshold)
+    floor = _percentile_sorted(filled, 50.0) * 0.01
+    ref = _percentile_sorted(filled[np.searchsorted(filled, floor, "right") :], threshold)
     with np.errstate(divide="ignore"):
         w = np.where(counts > 0, ref / np.where(counts > 0, counts, 1.0), 0.0)
     return np.clip(w, 0.0, 1.0)
@@ -46,9 +58,10 @@ def ref_table(counts: np.ndarray, ref_counts: np.ndarray, threshold: float) -> n
     """Weights that give ``counts`` the shape of ``ref_counts``."""
     counts = np.asarray(counts, np.float64)
     ratio = np.where(counts > 0, np.asarray(ref_counts, np.float64) / np.where(counts > 0, counts, 1.0), 0.0)
-    if not np.any(ratio > 0):
+    positive = np.sort(ratio[ratio > 0], axis=None)
+    if positive.size == 0:
         return np.zeros_like(counts)
-    upper = np.percentile(ratio[ratio > 0], 100 - threshold)
+    upper = _percentile_sorted(positive, 100 - threshold)
     return np.clip(ratio / upper, 0.0, 1.0)
 
 
