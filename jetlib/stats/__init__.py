@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from jetlib.errors import ConfigError, StoreError
-from jetlib.stats.quantiles import exact_percentiles, real_values
+from jetlib.stats.quantiles import _SAMPLE_VALUES, exact_percentiles, real_values
 from jetlib.store.shards import CHUNK_JETS, read_shard
 from jetlib.store.store import Store, write_json
 
@@ -171,15 +171,20 @@ def compute_stats(store: str | Path | Store, *, clip: float = DEFAULT_CLIP, samp
     arrays = _feature_arrays(s)
     names = [n for a, (_, m) in arrays.items() for n in (a, m) if n]
 
+    ranges = [_sample_range(sh.jets, fraction, i) for i, sh in enumerate(shards)]
+    sampled = sum(b - a for a, b in ranges)
+
     def sample():
         first = 0  # sample jets numbered across shards
-        for i, sh in enumerate(shards):
-            a, b = _sample_range(sh.jets, fraction, i)
+        for sh, (a, b) in zip(shards, ranges):
             d = read_shard(sh.path, s.layout, names, start=a, stop=b)
             out = {}
             for k, (_, m) in arrays.items():
                 jet = np.arange(b - a) if m is None else np.nonzero(d[m][:, 0, :] > 0)[0]
-                out[k] = (real_values(d[k], d[m] if m else None), jet + first)
+                # thinned here to about this shard's share of the values the brackets use
+                # (the selection thins the whole sample to at most that many again)
+                step = max(1, len(jet) * sampled // max(1, _SAMPLE_VALUES * (b - a)))
+                out[k] = (real_values(d[k], d[m] if m else None, step), jet[::step] + first)
             first += b - a
             yield out
 

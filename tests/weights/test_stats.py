@@ -8,7 +8,7 @@ import pytest
 from jetlib.errors import ConfigError, StoreError
 from jetlib.stats import compute_stats, load_stats
 from jetlib.stats.quantiles import _scan as SCAN
-from jetlib.stats.quantiles import exact_percentiles
+from jetlib.stats.quantiles import _below_per_group, exact_percentiles, real_values
 from jetlib.store import Store
 
 
@@ -22,6 +22,29 @@ def _reference(store):
     jf = s.read(["jet_features"])["jet_features"]
     out["jet_features"] = [jf[:, f] for f in range(jf.shape[1])]
     return out
+
+
+@pytest.mark.parametrize("step", [1, 3, 7])
+def test_real_values_thinned_in_jet_order(step):
+    rng = np.random.default_rng(step)
+    x = rng.normal(size=(30, 4, 6)).astype(np.float32)
+    mask = (rng.random((30, 1, 6)) < 0.6).astype(np.float32)
+    i, j = np.nonzero(mask[:, 0, :] > 0)
+    expected = x[i, :, j].T[:, ::step]  # (F, n) in jet order, every step-th
+    np.testing.assert_array_equal(real_values(x, mask, step), expected)
+    np.testing.assert_array_equal(real_values(x[:, :, 0], None, step), x[::step, :, 0].T)
+
+
+def test_values_below_per_group_match_a_numpy_count():
+    rng = np.random.default_rng(5)
+    sample = rng.normal(size=(3, 1000)).astype(np.float32)
+    group = rng.integers(0, 7, 1000)
+    est = np.sort(rng.normal(size=(3, 2)), axis=1)
+    y = _below_per_group(sample, group, 7, est)
+    for f in range(3):
+        for q in range(2):
+            below = sample[f] < est[f, q]
+            np.testing.assert_array_equal(y[f, q], [np.sum(below[group == g]) for g in range(7)])
 
 
 @pytest.mark.parametrize("fmt", ["hdf5", "parquet"])
