@@ -83,15 +83,17 @@ def _gather_real(x, mask, step=1):  # pragma: no cover (compiled)
         for j in range(nl):
             total += mask[i, j] > 0
     out = np.empty((nf, -(-total // step)), x.dtype)
-    c = 0
+    k = 0
+    skip = 0  # real values still to pass over before the next one kept (no division per value)
     for i in range(n):
         for j in range(nl):
             if mask[i, j] > 0:
-                if c % step == 0:
-                    k = c // step
+                if skip == 0:
                     for f in range(nf):
                         out[f, k] = x[i, f, j]
-                c += 1
+                    k += 1
+                    skip = step
+                skip -= 1
     return out
 
 
