@@ -67,11 +67,13 @@ def register(app: typer.Typer) -> None:
             # the table's jets/s is over the wall time, cluster start and JIT loading included
             console.print(f"worker time: {split} ({s.jets / tot:,.0f} jets/s per worker while working); "
                           f"peak worker RSS {s.peak_rss_mb:.0f} MB")  # fmt: skip
-        for f in s.failures[:20]:
+        groups = _same_reason(s.failures)
+        for f, n in groups[:20]:
             line = f"{f['task']}: {f.get('error')}: {f.get('reason')}"
-            console.print(f"[yellow]{f['status']}[/] {escape(line)}")  # paths and reasons may hold [brackets]
-        if len(s.failures) > 20:
-            console.print(f"... and {len(s.failures) - 20} more: see {escape(str(s.store))}/manifest.jsonl")
+            same = f" (the same in {n - 1} more input(s))" if n > 1 else ""
+            console.print(f"[yellow]{f['status']}[/] {escape(line)}{same}")  # paths and reasons may hold [brackets]
+        if len(groups) > 20:
+            console.print(f"... and {sum(n for _, n in groups[20:])} more: see {escape(str(s.store))}/manifest.jsonl")
         if s.done and s.events and not s.jets:
             console.print(f"[yellow]warning:[/] no jet of the {s.events:,} events read passed the selection of skim "
                           f"config {escape(repr(config))} (jets: min pT, |eta|, jet ID, cut; events: preset); check it "
@@ -91,6 +93,20 @@ def register(app: typer.Typer) -> None:
         if not s.ok:
             console.print(f"[red]some tasks failed[/]: {_what_next(s)}")
             raise typer.Exit(1)
+
+
+def _same_reason(failures: list[dict]) -> list[tuple[dict, int]]:
+    """The failures grouped by status, error and reason (its file's name aside), each as its
+    first record and how many there are: a schema that fits no input gives 500 files the
+    same message, which is then shown once."""
+    groups: dict[tuple, list] = {}
+    for f in failures:
+        reason = str(f.get("reason"))
+        if f.get("file"):
+            reason = reason.replace(str(f["file"]), "\0")
+        key = (f["status"], f.get("error"), reason)
+        groups.setdefault(key, [f, 0])[1] += 1
+    return [(f, n) for f, n in groups.values()]
 
 
 def _what_next(s) -> str:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import bisect
 import contextlib
 import hashlib
+import itertools
 import json
 import logging
 import math
@@ -368,14 +369,15 @@ def _prepare_store(out: Path, meta: dict, overwrite: bool) -> None:
 _CHECK_BEFORE_CLEARING = 5
 
 
-def _refuse_misfit_before_clearing(files: list, plan: SkimPlan, timeout: float | None) -> None:
+def _refuse_misfit_before_clearing(files: list, plan: SkimPlan, timeout: float | None, not_root: set[str]) -> None:
     """--overwrite clears the store before any task runs, so a schema (or tree name) that fits
     none of the inputs left an empty store where a complete one had been. The first local ROOT
     files of the list are checked here, as the workers check every file: one that fits (or
-    fails for another reason, such as damage) lets the run go on."""
-    local = [f.path for f in files if not f.problem and not is_remote(f.path) and is_root_file(Path(f.path))]
+    fails for another reason, such as damage) lets the run go on. ``not_root``: the local
+    files whose header says they are not ROOT (read once, by the caller)."""
+    local = (f.path for f in files if not f.problem and not is_remote(f.path) and f.path not in not_root)
     misfits = []
-    for path in local[:_CHECK_BEFORE_CLEARING]:
+    for path in itertools.islice(local, _CHECK_BEFORE_CLEARING):
         c = count_entries(path, plan.tree, timeout=timeout, plan=plan)
         if c["status"] == "ok" or not (c["error"] in CONFIG_ERRORS or lacks_tree(c)):
             return
@@ -501,7 +503,10 @@ def skim(
     files = parse_inputs(inputs)
     if not files:
         raise ValueError(f"{inputs}: the file list has no entries")
-    unreadable = [f for f in files if f.problem or (overwrite and not is_remote(f.path) and not is_root_file(Path(f.path)))]
+    # with --overwrite, a list of files that are not ROOT must not clear the store: their headers
+    # are read here (once: the check against the schema below skips them)
+    not_root = {f.path for f in files if overwrite and not f.problem and not is_remote(f.path) and not is_root_file(Path(f.path))}
+    unreadable = [f for f in files if f.problem or f.path in not_root]
     if len(unreadable) == len(files) and (overwrite or not (out / META_NAME).exists()):
         # a typo in every path or glob: say so, rather than make a store of failed records (or
         # clear a store with --overwrite for nothing)
@@ -509,7 +514,7 @@ def skim(
         left = "the store was left as it was" if (out / META_NAME).exists() else "no store made"
         raise ValueError(f"no input to skim, {left}: " + "; ".join(f"{f.path}: {f.problem or 'not a ROOT file'}" for f in files[:3]) + more)
     if overwrite and (out / META_NAME).exists():
-        _refuse_misfit_before_clearing(files, plan, task_timeout)
+        _refuse_misfit_before_clearing(files, plan, task_timeout, not_root)
     if plan.unread:  # a key the skim does not know reads nothing: say so, with the names it knows
         console.print(f"note: nothing in this skim reads {escape(', '.join(plan.unread))} of input schema "
                       f"{escape(plan.schema.name)!r}; the collection and event keys are fixed names (those of "

@@ -785,6 +785,9 @@ def test_every_input_skipped_is_not_a_success(miniaod_files, tmp_path):
                                    "--workers", "1", "--no-progress", "--dashboard-address", ""])  # fmt: skip
     last = " ".join(res.output.split()[-40:])
     assert res.exit_code == 1 and "(its tree is not in the files); fix --schema" in last and "add --overwrite" in last, res.output
+    # the two files fail for the same reason: it is shown once, with how many more share it
+    shown = [line for line in res.output.splitlines() if line.startswith("failed ")]
+    assert len(shown) == 1 and shown[0].endswith("(the same in 1 more input(s))"), res.output
 
 
 def test_a_store_of_failed_tasks_shows_why_in_inspect_and_verify(miniaod_files, tmp_path):
