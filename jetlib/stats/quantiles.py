@@ -51,6 +51,13 @@ _RATE_VALUES = 4096
 #: slots counted per inner loop (a long row is cut into segments of this many; at most 64,
 #: the bits of the mask of kept slots)
 _SEGMENT = 64
+#: the position of a 64-bit word's single set bit, by de Bruijn multiplication:
+#: ``_BIT_AT[(bit * _DE_BRUIJN) >> 58]``. Numba has no count-trailing-zeros; the float log2
+#: used before is a libm call, ~20% of a PF shard's scan (46 against 58 ms)
+_DE_BRUIJN = 0x03F79D71B4CB0A89
+_BIT_AT = np.zeros(64, np.int64)
+_BIT_AT[[((1 << i) * _DE_BRUIJN % 2**64) >> 58 for i in range(64)]] = np.arange(64)
+_DE_BRUIJN = np.uint64(_DE_BRUIJN)
 
 
 def real_values(x: np.ndarray, mask: np.ndarray | None, step: int = 1) -> np.ndarray:
@@ -219,7 +226,7 @@ def _scan(x, mask, lo, hi, slot, closed, counts, kept, n_kept):  # pragma: no co
                                     bits |= np.uint64((w[j] > 0) & (v > a) & (v < b)) << np.uint64(j)
                             while bits:
                                 low = bits & (~bits + np.uint64(1))
-                                kept[s, k] = row[int(np.log2(np.float64(low)) + 0.5)]  # exact: a power of 2
+                                kept[s, k] = row[_BIT_AT[(low * _DE_BRUIJN) >> np.uint64(58)]]
                                 k += 1
                                 bits ^= low
                         n_kept[f, q] = k

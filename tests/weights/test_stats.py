@@ -253,3 +253,11 @@ def test_results_are_not_cut_in_a_pipe(monkeypatch, capsys):
     assert "…" not in out and "375,414,123" in out and "0.123456789" in out
     monkeypatch.setenv("COLUMNS", "90")
     assert results_console().size.width == 90
+
+
+def test_the_bit_position_table_is_a_perfect_hash():
+    """The scan finds a kept slot from its bit through _BIT_AT (de Bruijn): every one of the
+    64 single-bit words must map to its own position."""
+    from jetlib.stats.quantiles import _BIT_AT, _DE_BRUIJN
+
+    assert [int(_BIT_AT[((1 << i) * int(_DE_BRUIJN) % 2**64) >> 58]) for i in range(64)] == list(range(64))
