@@ -261,3 +261,17 @@ def test_the_bit_position_table_is_a_perfect_hash():
     from jetlib.stats.quantiles import _BIT_AT, _DE_BRUIJN
 
     assert [int(_BIT_AT[((1 << i) * int(_DE_BRUIJN) % 2**64) >> 58]) for i in range(64)] == list(range(64))
+
+
+@pytest.mark.parametrize("jets", [10, 100, 1000, 1500, 14_000, 100_000])
+@pytest.mark.parametrize("fraction", [0.001, 0.09, 0.5, 2.0])
+def test_sample_slices_are_whole_compression_chunks_past_one(jets, fraction):
+    from jetlib.stats import _sample_range
+    from jetlib.store.shards import CHUNK_JETS
+
+    for index in range(5):
+        a, b = _sample_range(jets, fraction, index)
+        n = b - a
+        assert 0 <= a < b <= jets and n >= min(jets, 64)
+        if n > CHUNK_JETS and n < jets:
+            assert n % CHUNK_JETS == 0 and abs(n - jets * fraction) <= CHUNK_JETS / 2
