@@ -424,11 +424,16 @@ class _Selection:
                 if lo == hi:
                     eq_hi = 0
                 assert lo == hi or w.size == below_hi - below - eq_lo, "kept values do not match the counts"
-                # only the two ranks are looked up: a partition there, not a sort (~1% of
-                # all values are kept; sorting them was ~0.1 s of a 226k-jet store)
+                # only two consecutive ranks are looked up: a partition at the first and the
+                # smallest value above it, not a sort (~1% of all values are kept). NumPy's
+                # SIMD sort is fast, a partition at two ranks slower than it (1.7 against
+                # 1.1 ms for 125k values), a partition at one 0.2 ms
                 at = sorted({i for i in (int(k0[j] - below - eq_lo), int(k1[j] - below - eq_lo)) if 0 <= i < w.size})
                 if at:
-                    w = np.partition(w, at)
+                    w = np.partition(w, at[0])
+                    if len(at) == 2:  # at[1] == at[0] + 1: swap the smallest value above into place
+                        m = at[1] + int(np.argmin(w[at[1] :]))
+                        w[at[1]], w[m] = w[m], w[at[1]]
                 found = [self._at(r, below, eq_lo, w, eq_hi, lo, hi) for r in (k0[j], k1[j])]
                 if found[0] is not None and found[1] is not None:
                     self.result[f, j] = found[0] + (found[1] - found[0]) * frac[j]
