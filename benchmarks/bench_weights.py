@@ -72,7 +72,7 @@ def replicated(src: Path, dst: Path, times: int) -> Path:
     """A store that lists every shard of ``src`` ``times`` times (hard links, no new disk
     space), each copy as its own task: a ``times``-fold store whose per-jet work is that of
     ``src``, to measure throughput where the per-call fixed costs (manifest, tables, JSON,
-    fsync; ~20 ms) no longer weigh as they do on a 226k-jet store."""
+    fsync; ~10 ms) no longer weigh as they do on a 226k-jet store."""
     import json
 
     shutil.rmtree(dst, ignore_errors=True)  # made again each run (links and JSON: cheap), so it follows src

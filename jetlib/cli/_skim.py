@@ -70,7 +70,7 @@ def register(app: typer.Typer) -> None:
         groups = _same_reason(s.failures)
         for f, n in groups[:20]:
             line = f"{f['task']}: {f.get('error')}: {f.get('reason')}"
-            same = f" (the same in {n - 1} more input(s))" if n > 1 else ""
+            same = f" (the same in {n - 1} more task(s))" if n > 1 else ""
             console.print(f"[yellow]{f['status']}[/] {escape(line)}{same}")  # paths and reasons may hold [brackets]
         if len(groups) > 20:
             console.print(f"... and {sum(n for _, n in groups[20:])} more: see {escape(str(s.store))}/manifest.jsonl")
@@ -97,8 +97,8 @@ def register(app: typer.Typer) -> None:
 
 def _same_reason(failures: list[dict]) -> list[tuple[dict, int]]:
     """The failures grouped by status, error and reason (its file's name aside), each as its
-    first record and how many there are: a schema that fits no input gives 500 files the
-    same message, which is then shown once."""
+    first record and how many there are, most shared first: a schema that fits no input
+    gives 500 files the same message, which is then shown once, at the top."""
     groups: dict[tuple, list] = {}
     for f in failures:
         reason = str(f.get("reason"))
@@ -106,7 +106,7 @@ def _same_reason(failures: list[dict]) -> list[tuple[dict, int]]:
             reason = reason.replace(str(f["file"]), "\0")
         key = (f["status"], f.get("error"), reason)
         groups.setdefault(key, [f, 0])[1] += 1
-    return [(f, n) for f, n in groups.values()]
+    return sorted(((f, n) for f, n in groups.values()), key=lambda g: -g[1])  # (stable: ties keep their order)
 
 
 def _what_next(s) -> str:

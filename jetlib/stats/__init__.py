@@ -125,7 +125,7 @@ def _sample_range(jets: int, fraction: float, index: int) -> tuple[int, int]:
     if n > CHUNK_JETS:
         n = min(jets, round(n / CHUNK_JETS) * CHUNK_JETS)
     chunks = -(-jets // CHUNK_JETS)
-    start = min((index % chunks) * CHUNK_JETS, jets - n)
+    start = min((index % chunks) * CHUNK_JETS, (jets - n) // CHUNK_JETS * CHUNK_JETS)
     return start, start + n
 
 

@@ -435,7 +435,8 @@ class _Selection:
                         w[at[1]], w[m] = w[m], w[at[1]]
                 found = [self._at(r, below, eq_lo, w, eq_hi, lo, hi) for r in (k0[j], k1[j])]
                 if found[0] is not None and found[1] is not None:
-                    self.result[f, j] = found[0] + (found[1] - found[0]) * frac[j]
+                    a, b, t = found[0], found[1], frac[j]  # np.percentile's interpolation, from the nearer end
+                    self.result[f, j] = b - (b - a) * (1 - t) if t >= 0.5 else a + (b - a) * t
                     self.todo[f, j] = False
                 # a rank outside: widen to ±inf on that side, keeping the other bound, so
                 # that both ranks (k0 and k1 = k0 + 1 may straddle a bound) are inside

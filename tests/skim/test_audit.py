@@ -787,7 +787,7 @@ def test_every_input_skipped_is_not_a_success(miniaod_files, tmp_path):
     assert res.exit_code == 1 and "(its tree is not in the files); fix --schema" in last and "add --overwrite" in last, res.output
     # the two files fail for the same reason: it is shown once, with how many more share it
     shown = [line for line in res.output.splitlines() if line.startswith("failed ")]
-    assert len(shown) == 1 and shown[0].endswith("(the same in 1 more input(s))"), res.output
+    assert len(shown) == 1 and shown[0].endswith("(the same in 1 more task(s))"), res.output
 
 
 def test_a_store_of_failed_tasks_shows_why_in_inspect_and_verify(miniaod_files, tmp_path):
@@ -892,3 +892,15 @@ def test_file_list_comments_and_relative_names(tmp_path, monkeypatch):
         parse_filelist(lists / "files.txt")
     monkeypatch.chdir(lists)  # the same file either way: fine
     assert len(parse_filelist(Path("files.txt"))) == 3
+
+
+def test_failures_sharing_a_reason_are_grouped_most_shared_first():
+    from jetlib.cli._skim import _same_reason
+
+    distinct = [{"task": f"/d/{i}.root:0-10", "file": f"/d/{i}.root", "status": "failed", "error": "OSError",
+                 "reason": f"/d/{i}.root: damaged basket {i}"} for i in range(30)]  # fmt: skip
+    same = [{"task": f"/s/{i}.root:file", "file": f"/s/{i}.root", "status": "failed", "error": "KeyInFileError",
+             "reason": f"/s/{i}.root: no tree 'events'"} for i in range(500)]  # fmt: skip
+    groups = _same_reason(distinct + same)
+    assert groups[0] == (same[0], 500) and len(groups) == 31
+    assert [g[0] for g in groups[1:]] == distinct and sum(n for _, n in groups) == 530

@@ -345,3 +345,31 @@ def test_limiting_class_and_jets_per_filled_bin_by_hand():
                         classes=["a", "b"], class_weights={"a": 1.0, "b": 1.0}, tables=tables, counts=counts)  # fmt: skip
     assert w.limiting_class() == "b"
     assert w.jets_per_filled_bin() == pytest.approx(np.median([40 / 2, 4 / 1]))
+
+
+def test_tables_percentiles_are_numpys_to_the_last_bit():
+    """flat/ref take their median and percentiles from one sort (no np.percentile call per
+    class): the tables must equal those of np.median/np.percentile exactly, not just closely
+    (NumPy interpolates from the nearer end: 1-ulp differences otherwise)."""
+    from jetlib.weights.methods import _percentile_sorted, flat_table, ref_table
+
+    assert _percentile_sorted(np.array([19 / 9, 6.0]), 90) == np.percentile([19 / 9, 6.0], 90)
+    rng = np.random.default_rng(11)
+    for _ in range(2000):
+        v = np.sort(rng.exponential(3, rng.integers(1, 9)))
+        q = float(rng.uniform(0, 100))
+        assert _percentile_sorted(v, q) == np.percentile(v, q)
+    for _ in range(500):
+        c = rng.poisson(rng.uniform(0.5, 200), rng.integers(1, 30)).astype(np.float64)
+        r = rng.poisson(rng.uniform(0.5, 200), c.shape).astype(np.float64)
+        thr = float(rng.choice([0.0, 10.0, 37.5]))
+        filled = c[c > 0]
+        if filled.size:
+            ref = np.percentile(c[c > np.median(filled) * 0.01], thr)
+            with np.errstate(divide="ignore"):
+                expected = np.clip(np.where(c > 0, ref / np.where(c > 0, c, 1.0), 0.0), 0, 1)
+            np.testing.assert_array_equal(flat_table(c, thr), expected)
+        ratio = np.where(c > 0, r / np.where(c > 0, c, 1.0), 0.0)
+        if np.any(ratio > 0):
+            expected = np.clip(ratio / np.percentile(ratio[ratio > 0], 100 - thr), 0, 1)
+            np.testing.assert_array_equal(ref_table(c, r, thr), expected)
