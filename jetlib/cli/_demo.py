@@ -56,10 +56,13 @@ def _run(console, out: Path, *, events: int, files: int, workers: int | None, ba
     from rich.table import Table
 
     import jetlib
+    from jetlib._numba import skip_numba_extensions
     from jetlib.generate import generate
     from jetlib.skim.run import skim
     from jetlib.stats import compute_stats
     from jetlib.weights import compute_weights
+
+    skip_numba_extensions()  # this process is jetlib's own (stats and the Reader run here)
 
     data, store = out / "data", out / "store"
 

@@ -149,10 +149,12 @@ def register(app: typer.Typer) -> None:
         Median as centre, 16th/84th percentiles for the scale, clip bounds; exact, over real nodes only."""
         from rich.table import Table
 
+        from jetlib._numba import skip_numba_extensions
         from jetlib.cli import results_console
         from jetlib.errors import ConfigError, StoreError
         from jetlib.stats import compute_stats
 
+        skip_numba_extensions()  # this process is jetlib's own
         console = results_console()
         _warn_if_written(console, store)
         try:
