@@ -49,7 +49,8 @@ def flat_table(counts: np.ndarray, threshold: float) -> np.ndarray:
     filled = np.sort(counts[counts > 0], axis=None)
     if filled.size == 0:
         return np.zeros_like(counts)
-    floor = _percentile_sorted(filled, 50.0) * 0.01  # np.median: the mean of the middle two
+    # = np.median(filled) exactly: the counts are whole numbers, whose midpoint is exact either way
+    floor = _percentile_sorted(filled, 50.0) * 0.01
     ref = _percentile_sorted(filled[np.searchsorted(filled, floor, "right") :], threshold)
     with np.errstate(divide="ignore"):
         w = np.where(counts > 0, ref / np.where(counts > 0, counts, 1.0), 0.0)
