@@ -34,6 +34,8 @@ from collections.abc import Callable, Iterator
 import numba as nb
 import numpy as np
 
+from jetlib._percentile import lerp, rank_positions
+
 __all__ = ["exact_percentiles", "real_values"]
 
 #: standard deviations of margin around the sample's estimate of each rank
@@ -241,12 +243,6 @@ def _repeats(sorted_sample: np.ndarray, bounds: np.ndarray) -> np.ndarray:
     return out
 
 
-def _positions(n: int, q: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    pos = q / 100.0 * (n - 1)
-    k0 = np.floor(pos).astype(np.int64)
-    return k0, np.minimum(k0 + 1, n - 1), pos - k0
-
-
 Chunk = tuple[np.ndarray, "np.ndarray | None"]
 
 
@@ -413,7 +409,7 @@ class _Selection:
             if self.n[f] == 0:
                 self.todo[f] = False
                 continue
-            k0, k1, frac = _positions(int(self.n[f]), self.qa)
+            k0, k1, frac = rank_positions(int(self.n[f]), self.qa)
             for j in np.flatnonzero(self.todo[f]):
                 kept = self.kept[f][j]
                 w = np.concatenate(kept) if kept else np.zeros(0)
@@ -435,8 +431,7 @@ class _Selection:
                         w[at[1]], w[m] = w[m], w[at[1]]
                 found = [self._at(r, below, eq_lo, w, eq_hi, lo, hi) for r in (k0[j], k1[j])]
                 if found[0] is not None and found[1] is not None:
-                    a, b, t = found[0], found[1], frac[j]  # np.percentile's interpolation, from the nearer end
-                    self.result[f, j] = b - (b - a) * (1 - t) if t >= 0.5 else a + (b - a) * t
+                    self.result[f, j] = lerp(found[0], found[1], float(frac[j]))
                     self.todo[f, j] = False
                 # a rank outside: widen to ±inf on that side, keeping the other bound, so
                 # that both ranks (k0 and k1 = k0 + 1 may straddle a bound) are inside

@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from jetlib._percentile import lerp, rank_positions
+
 __all__ = ["METHODS", "flat_table", "ref_table", "balance"]
 
 METHODS = ("flat", "ref")
@@ -35,12 +37,8 @@ def _percentile_sorted(v: np.ndarray, q: float) -> float:
     Written out because the tables are small (a few hundred bins per class) and NumPy's
     percentile and median cost ~0.1 ms each in overhead: 4 ms for 20 classes, against a
     weights call of ~40 ms on a 226k-jet store."""
-    pos = q / 100.0 * (v.size - 1)
-    k = int(np.floor(pos))
-    a, b = v[k], v[min(k + 1, v.size - 1)]
-    t = pos - k
-    # NumPy's interpolation, from the nearer end (bit-equal to np.percentile, not just close)
-    return float(b - (b - a) * (1 - t) if t >= 0.5 else a + (b - a) * t)
+    k0, k1, t = rank_positions(v.size, q)
+    return lerp(float(v[k0]), float(v[k1]), float(t))
 
 
 def flat_table(counts: np.ndarray, threshold: float) -> np.ndarray:
