@@ -20,11 +20,13 @@ import numpy as np
 from jetlib.store.shards import read_shard
 from jetlib.store.store import Store
 
-__all__ = ["ClassHistograms", "fill_histograms", "make_axis", "bin_index", "FLOW_POLICIES"]
+__all__ = ["ClassHistograms", "fill_histograms", "make_axis", "to_axis", "bin_index", "FLOW_POLICIES"]
 
 #: what happens to jets outside the edges: ``clip`` counts them in the first/last bin
 #: (weaver's ``reweight_discard_under_overflow: false``), ``drop`` gives them weight 0
 FLOW_POLICIES = ("clip", "drop")
+#: the metadata of an axis over log(x) (:func:`make_axis`)
+_LOG = "log(x)"
 
 
 @dataclass
@@ -48,26 +50,41 @@ class ClassHistograms:
 
 
 def make_axis(edges: np.ndarray) -> bh.axis.Axis:
-    """The boost-histogram axis for ``edges``, with under/overflow bins.
+    """The boost-histogram axis for ``edges``, with under/overflow bins; values go onto it
+    through :func:`to_axis`.
 
     Evenly spaced edges (linear or logarithmic, as ``--bins lo:hi:N`` and ``lo:hi:logN``
     make) give a ``Regular`` axis, whose bin is computed rather than searched: filling is
-    about 3x faster than with a ``Variable`` axis. Both the fill and :func:`bin_index` use
-    this axis, so a jet lands in the same bin in the histogram and in the lookup.
+    about 3x faster than with a ``Variable`` axis. Logarithmic edges give a ``Regular`` axis
+    over log(x), filled with NumPy's log of the values, rather than boost-histogram's log
+    transform, which calls ``std::log`` value by value: a shard's fill took 29 against 49 ns
+    per jet. Both the fill and :func:`bin_index` use this axis and :func:`to_axis`, so a
+    jet lands in the same bin in the histogram and in the lookup.
     """
     e = np.asarray(edges, np.float64)
     n = len(e) - 1
     if n >= 1 and np.allclose(e, np.linspace(e[0], e[-1], n + 1), rtol=0, atol=1e-12 * (e[-1] - e[0])):
         return bh.axis.Regular(n, e[0], e[-1])
     if n >= 1 and e[0] > 0 and np.allclose(e, np.geomspace(e[0], e[-1], n + 1), rtol=1e-12, atol=0):
-        return bh.axis.Regular(n, e[0], e[-1], transform=bh.axis.transform.log)
+        return bh.axis.Regular(n, np.log(e[0]), np.log(e[-1]), metadata=_LOG)
     return bh.axis.Variable(e)
+
+
+def to_axis(axis: bh.axis.Axis, values: np.ndarray) -> np.ndarray:
+    """``values`` as float64 coordinates on ``axis`` (from :func:`make_axis`): their log on a
+    logarithmic axis, where 0 goes to the underflow bin and negative values to the overflow
+    bin, as with boost-histogram's log transform (the log of a negative value is NaN)."""
+    x = np.asarray(values, np.float64)
+    if axis.metadata != _LOG:
+        return x
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.log(x)
 
 
 def bin_index(axis: bh.axis.Axis, values: np.ndarray, flow: str) -> tuple[np.ndarray, np.ndarray]:
     """Bin of each value on ``axis`` and whether it lies inside the edges; with ``clip``,
     values outside (and NaN) take the first or last bin."""
-    i = np.asarray(axis.index(np.asarray(values, np.float64)))
+    i = np.asarray(axis.index(to_axis(axis, values)))
     n = len(axis)
     inside = (i >= 0) & (i < n)
     # minimum/maximum, not np.clip: 3 against 10 us on a 64-jet unit, which the Reader's
@@ -83,7 +100,7 @@ def _empty(n_classes: int, edges: list[np.ndarray]) -> bh.Histogram:
 def _fill_one(path: Path, layout, variables: list[str], h: bh.Histogram) -> bh.Histogram:
     """Fill ``h`` (in place) with one shard's jets and return it."""
     cols = read_shard(path, layout, [*variables, "label"])
-    h.fill(cols["label"], *[cols[v] for v in variables])
+    h.fill(cols["label"], *[to_axis(ax, cols[v]) for ax, v in zip(h.axes[1:], variables)])
     return h
 
 

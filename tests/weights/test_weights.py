@@ -243,16 +243,19 @@ def test_plots_written(store_factory):
 @pytest.mark.parametrize("flow", ["clip", "drop"])
 def test_fill_and_lookup_bin_alike(edges, kind, flow):
     """The histogram fill and the per-jet lookup put every value in the same bin, edges,
-    flow values, NaN and inf included; the bins agree with np.searchsorted off the edges."""
-    from jetlib.weights.hist import _apply_flow, _empty, bin_index, make_axis
+    flow values, 0, negative values, NaN and inf included; the bins agree with
+    np.searchsorted off the edges, and a log axis with boost-histogram's own log transform."""
+    import boost_histogram as bh
+
+    from jetlib.weights.hist import _apply_flow, _empty, bin_index, make_axis, to_axis
 
     rng = np.random.default_rng(3)
-    x = np.concatenate([rng.uniform(edges[0] - 5, edges[-1] + 5, 2000), edges, [np.inf, -np.inf, np.nan]])
+    x = np.concatenate([rng.uniform(edges[0] - 5, edges[-1] + 5, 2000), edges, [np.inf, -np.inf, np.nan, 0.0, -1.0]])
     label = rng.integers(0, 2, len(x))
     ax = make_axis(edges)
     assert type(ax).__name__ == kind
     h = _empty(2, [edges])
-    h.fill(label, x)
+    h.fill(label, to_axis(h.axes[1], x))
     counts, outside = _apply_flow(h.view(flow=True), flow)
     i, inside = bin_index(ax, x, flow)
     keep = inside | (flow == "clip")
@@ -262,6 +265,10 @@ def test_fill_and_lookup_bin_alike(edges, kind, flow):
     off_edge = np.isfinite(x) & ~np.isin(x, edges)
     ref = np.clip(np.searchsorted(edges, x, side="right") - 1, 0, len(edges) - 2)
     np.testing.assert_array_equal(i[off_edge & inside], ref[off_edge & inside])
+    if edges[0] > 0 and np.allclose(edges, np.geomspace(edges[0], edges[-1], len(edges))):
+        log_axis = bh.axis.Regular(len(edges) - 1, edges[0], edges[-1], transform=bh.axis.transform.log)
+        near = np.isclose(x[:, None], edges[None, :], rtol=1e-12, atol=0).any(axis=1)
+        np.testing.assert_array_equal(ax.index(to_axis(ax, x))[~near], log_axis.index(x)[~near])
 
 
 def test_thread_pool_fill_equals_one_thread(store_factory):
