@@ -44,7 +44,7 @@ from jetlib.store.lock import LOCK_NAME, writer_lock
 from jetlib.store.manifest import Manifest, done_uuids, uuid_clashes
 from jetlib.store.shards import COMPRESSIONS, FORMATS, publish_shard
 from jetlib.store.store import FORMAT_VERSION, META_NAME, TASKS_NAME, write_json, write_meta
-from jetlib.store.verify import _ranges_problem
+from jetlib.store.verify import ranges_problem
 
 __all__ = ["skim", "SkimSummary", "build_meta", "DEFAULT_ENTRIES_PER_TASK", "TASKS_NAME", "load_task_ids"]
 
@@ -234,7 +234,7 @@ def _finished_files(latest: dict[str, dict], planned: dict[str, list[tuple[int, 
     finished = {}
     for path, ranges in planned.items():
         keys = [f"{path}:{s}-{e}" for s, e in ranges]
-        if path in entries and _ranges_problem(ranges, entries[path]) is None and all(_is_done(latest.get(k), out) for k in keys):
+        if path in entries and ranges_problem(ranges, entries[path]) is None and all(_is_done(latest.get(k), out) for k in keys):
             finished[path] = len(keys)
     return finished
 
@@ -636,13 +636,13 @@ def skim(
                     continue
                 n = c["entries"]
                 ranges = planned.get(path)
-                if ranges and _ranges_problem(ranges, n) and not any(f"{path}:{a}-{b}" in latest for a, b in ranges):
+                if ranges and ranges_problem(ranges, n) and not any(f"{path}:{a}-{b}" in latest for a, b in ranges):
                     # planned, none of it run, and the file changed since: nothing to keep
                     for a, b in ranges:
                         ids.pop(f"{path}:{a}-{b}")
                     ranges = None
                 ranges = ranges or task_ranges(n, entries_per_task, c.get("clusters"))
-                if problem := _ranges_problem(ranges, n):  # (a replaced file was refused above; tasks.json edited)
+                if problem := ranges_problem(ranges, n):  # (a replaced file was refused above; tasks.json edited)
                     raise StoreError(f"{out}: the store's task plan ({TASKS_NAME}) for {path} does not cover its {n:,} "
                                      f"entries once each ({problem}); re-skim with --overwrite")  # fmt: skip
                 if latest.get(f"{path}:file", {}).get("status") in ("failed", "skipped"):

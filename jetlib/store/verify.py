@@ -26,7 +26,7 @@ from jetlib.store.manifest import done_uuids, uuid_clashes
 from jetlib.store.shards import checksum
 from jetlib.store.store import Store
 
-__all__ = ["verify", "VerifyReport", "Problem", "DerivedFile", "derived_files"]
+__all__ = ["verify", "VerifyReport", "Problem", "DerivedFile", "derived_files", "ranges_problem"]
 
 _REDO = "delete it and re-run the same `jetlib skim` command to redo its task"
 
@@ -69,8 +69,10 @@ def _shard_rows(path: Path) -> int:
         return int(f["label"].shape[0])
 
 
-def _ranges_problem(ranges: list[tuple[int, int]], entries: int) -> str | None:
-    """None if ``ranges`` tile ``[0, entries)`` exactly, else what is wrong."""
+def ranges_problem(ranges: list[tuple[int, int]], entries: int) -> str | None:
+    """None if the task ``ranges`` of an input file tile its ``[0, entries)`` exactly, else
+    what is wrong. The rule a store keeps for every input: ``jetlib verify`` checks it, and
+    the skim checks it before it trusts a file's done tasks or plans the rest."""
     pos = 0
     for start, stop in sorted(ranges):
         if start > pos:
@@ -151,7 +153,7 @@ def verify(
             continue
         (n,) = entries
         # (a store holds one --entries-per-task: it is part of the configuration hash)
-        problem = _ranges_problem([(r["start"], r["stop"]) for r in recs if r["stop"] > r["start"]], n)
+        problem = ranges_problem([(r["start"], r["stop"]) for r in recs if r["stop"] > r["start"]], n)
         if problem:
             err("accounting", f, problem)
         for r in recs:

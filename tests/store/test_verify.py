@@ -118,14 +118,14 @@ def test_not_a_store_exits_2(tmp_path):
 
 
 def test_range_tiling_by_hand():
-    from jetlib.store.verify import _ranges_problem
+    from jetlib.store.verify import ranges_problem
 
-    assert _ranges_problem([(0, 100), (100, 250)], 250) is None
-    assert _ranges_problem([(100, 250), (0, 100)], 250) is None  # any order
-    assert _ranges_problem([(0, 100), (150, 250)], 250) == "entries 100-150 are in no task"
-    assert _ranges_problem([(0, 120), (100, 250)], 250) == "entries 100-120 are in two tasks"
-    assert _ranges_problem([(0, 100)], 250) == "entries 100-250 are in no task"
-    assert _ranges_problem([(0, 300)], 250) == "tasks run past the 250 entries"
+    assert ranges_problem([(0, 100), (100, 250)], 250) is None
+    assert ranges_problem([(100, 250), (0, 100)], 250) is None  # any order
+    assert ranges_problem([(0, 100), (150, 250)], 250) == "entries 100-150 are in no task"
+    assert ranges_problem([(0, 120), (100, 250)], 250) == "entries 100-120 are in two tasks"
+    assert ranges_problem([(0, 100)], 250) == "entries 100-250 are in no task"
+    assert ranges_problem([(0, 300)], 250) == "tasks run past the 250 entries"
 
 
 def test_a_torn_manifest_line_is_named(store):
