@@ -112,16 +112,11 @@ def _same_reason(failures: list[dict]) -> list[tuple[dict, int]]:
 def _what_next(s) -> str:
     """The last line of a skim with failures: a schema that does not fit the files is fixed
     by the command line, not by the files, and a store it left empty is replaced with it."""
-    from jetlib.skim.task import CONFIG_ERRORS, lacks_tree
+    from jetlib.skim.task import schema_fault
 
     failed = [f for f in s.failures if f["status"] == "failed"]
-    # a tree that no input has is the schema's `tree:` too (fixing it changes the configuration);
-    # one input of many without it is that input's problem
-    nothing = s.done == 0 and s.already_done == 0
-    no_tree = [f for f in failed if nothing and lacks_tree(f)]
-    if failed and all(f.get("error") in CONFIG_ERRORS or f in no_tree for f in failed):
+    if what := schema_fault(failed, nothing_done=s.done == 0 and s.already_done == 0):
         again = ", and add --overwrite (this store holds no jets yet)" if s.jets == 0 and s.already_done == 0 else ""
-        what = "its tree is not in the files" if len(no_tree) == len(failed) else "branches missing, or of another shape or type"
         return f"the input schema does not fit the files ({what}); fix --schema as the message above says{again}."
     return ("fix those inputs and re-run the same command to resume (a failed input dropped from the list stays "
             "failed in this store: --skip-bad-files records damaged ones as skipped, --overwrite starts the store anew).")

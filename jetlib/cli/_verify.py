@@ -63,12 +63,12 @@ def register(app: typer.Typer) -> None:
         else:
             console.print(f"[red]{len(r.errors)} problem(s)[/]")
             failed = [p for p in r.errors if p.check == "accounting" and p.message.startswith("failed:")]
-            from jetlib.skim.task import CONFIG_ERRORS
+            from jetlib.skim.task import schema_fault
 
-            if failed and all(p.message.startswith(tuple(f"failed: {e}:" for e in CONFIG_ERRORS)) for p in failed):
-                # the schema, not the inputs: a new --schema is another configuration
-                console.print("failed tasks: the input schema does not fit the inputs (the messages above say how); re-run "
-                              "`jetlib skim` with the right --schema, and --overwrite if the store holds no jets yet")  # fmt: skip
+            if failed and (what := schema_fault(r.failed, nothing_done=not r.tasks.get("done"))):
+                console.print(f"failed tasks: the input schema does not fit the inputs ({what}; the messages above say "
+                              "more); re-run `jetlib skim` with the right --schema, and --overwrite if the store holds "
+                              "no jets yet")  # fmt: skip
             elif failed:
                 console.print("failed tasks: fix the input named and re-run the same `jetlib skim` command (it redoes "
                               "only what is not done), or re-run it with --skip-bad-files to record damaged inputs as "

@@ -37,7 +37,7 @@ from jetlib.config.skim import load_label_scheme, load_skim_config
 from jetlib.errors import StoreError, error_name
 from jetlib.skim.plan import SkimPlan, make_plan
 from jetlib.skim.process import observers, shard_layout
-from jetlib.skim.task import CONFIG_ERRORS, DEFAULT_TASK_TIMEOUT_S, Task, count_entries, lacks_tree, run_task
+from jetlib.skim.task import CONFIG_ERRORS, DEFAULT_TASK_TIMEOUT_S, Task, count_entries, run_task, schema_fault
 from jetlib.source.filelist import is_remote, is_root_file, parse_inputs
 from jetlib.source.open import header_uuid
 from jetlib.store.lock import LOCK_NAME, writer_lock
@@ -379,7 +379,7 @@ def _refuse_misfit_before_clearing(files: list, plan: SkimPlan, timeout: float |
     misfits = []
     for path in itertools.islice(local, _CHECK_BEFORE_CLEARING):
         c = count_entries(path, plan.tree, timeout=timeout, plan=plan)
-        if c["status"] == "ok" or not (c["error"] in CONFIG_ERRORS or lacks_tree(c)):
+        if c["status"] == "ok" or not schema_fault([c], nothing_done=True):
             return
         misfits.append(c["reason"])
     if misfits:

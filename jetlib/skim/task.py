@@ -22,7 +22,7 @@ from jetlib.source.filelist import is_remote
 from jetlib.source.open import (CORRUPT_ERRORS, NO_TREE_HINT, check_branches, cluster_starts, file_identity, forget_tree,
                                 open_tree, open_tree_cached, tree_keys)  # fmt: skip
 
-__all__ = ["Task", "run_task", "count_entries", "shard_name", "TaskTimeout", "DEFAULT_TASK_TIMEOUT_S", "CONFIG_ERRORS"]
+__all__ = ["Task", "run_task", "count_entries", "shard_name", "TaskTimeout", "DEFAULT_TASK_TIMEOUT_S", "CONFIG_ERRORS", "schema_fault"]
 
 RETRIES = 3
 BACKOFF_S = 2.0
@@ -101,6 +101,18 @@ def _with_retries(fn, path: str):
 def lacks_tree(rec: dict) -> bool:
     """Whether a failure record is a file without the schema's tree (see open_tree)."""
     return NO_TREE_HINT in rec.get("reason", "")
+
+
+def schema_fault(failed: list[dict], *, nothing_done: bool) -> str | None:
+    """What is wrong when the input schema, not the files, failed every task of ``failed``
+    (failure records), else None. Fixing the schema is a new configuration (``--schema``),
+    where fixing a file is a re-run. A branch missing or of another shape is the schema's
+    fault in any file; a missing tree only when nothing was read (one input of many
+    without it is that input's problem)."""
+    no_tree = [f for f in failed if nothing_done and lacks_tree(f)]
+    if not failed or not all(f.get("error") in CONFIG_ERRORS or f in no_tree for f in failed):
+        return None
+    return "its tree is not in the files" if len(no_tree) == len(failed) else "branches missing, or of another shape or type"
 
 
 def _failure(err: BaseException) -> dict:

@@ -52,6 +52,7 @@ class VerifyReport:
     checked_inputs: int = 0
     errors: list[Problem] = field(default_factory=list)
     warnings: list[Problem] = field(default_factory=list)
+    failed: list[dict] = field(default_factory=list)  # the records of failed tasks
 
     @property
     def ok(self) -> bool:
@@ -133,8 +134,10 @@ def verify(
                 err("accounting", key, "planned but never finished (interrupted run?): re-run the same `jetlib skim` command")
             continue
         counts[rec["status"]] += 1
-        if rec["status"] == "failed" and not allow_failed:
-            err("accounting", key, f"failed: {rec.get('error')}: {rec.get('reason')}")
+        if rec["status"] == "failed":
+            rep.failed.append(rec)
+            if not allow_failed:
+                err("accounting", key, f"failed: {rec.get('error')}: {rec.get('reason')}")
     rep.tasks = dict(counts)
     for clash in uuid_clashes(latest):  # events of one file twice, or of two files under one name
         err("inputs", st.path, clash)

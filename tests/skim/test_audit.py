@@ -819,6 +819,25 @@ def test_the_last_line_blames_the_schema_only_when_no_input_fits():
     assert _what_next(one_of_many).startswith("fix those inputs and re-run the same command")
     none_fits = SimpleNamespace(failures=[no_tree, no_tree], done=0, already_done=0, jets=0)
     assert "(its tree is not in the files); fix --schema" in _what_next(none_fits) and "add --overwrite" in _what_next(none_fits)
+    missing = {"status": "failed", "error": "MissingBranchError", "reason": "f.root: no branch 'Jet_pt' ..."}
+    damaged = {"status": "failed", "error": "InputFileError", "reason": "f.root: cannot read entries 0-100 ..."}
+    assert "(branches missing, or of another shape or type)" in _what_next(SimpleNamespace(failures=[missing, no_tree], done=0, already_done=0, jets=0))
+    assert _what_next(SimpleNamespace(failures=[missing, damaged], done=0, already_done=0, jets=0)).startswith("fix those inputs")
+    assert _what_next(SimpleNamespace(failures=[missing], done=2, already_done=0, jets=10)).endswith("says.")  # no --overwrite
+
+
+def test_verify_blames_the_schema_when_no_input_has_the_tree(miniaod_files, tmp_path):
+    """The rule of the skim's last line, in verify too: a tree no input has is the schema's."""
+    from typer.testing import CliRunner
+
+    from jetlib.cli import app
+
+    out = tmp_path / "store"
+    bad_tree = tmp_path / "tree.yaml"
+    bad_tree.write_text(re.sub(r"(?m)^tree: .*$", "tree: Eventz", (Path(__file__).parents[2] / "schemas" / "inputs" / "miniaod.yaml").read_text()))
+    assert not skim([str(miniaod_files[0])], out, schema=str(bad_tree), **KW).ok
+    res = CliRunner().invoke(app, ["verify", str(out)], env={"COLUMNS": "400"})
+    assert res.exit_code == 1 and "does not fit the inputs (its tree is not in the files" in res.output, res.output
 
 
 def test_planned_tasks_never_finished_are_reported(miniaod_files, tmp_path):
