@@ -80,7 +80,7 @@ def replicated(src: Path, dst: Path, times: int) -> Path:
     """A store that lists every shard of ``src`` ``times`` times (hard links, no new disk
     space), each copy as its own task: a ``times``-fold store whose per-jet work is that of
     ``src``, to measure throughput where the per-call fixed costs (manifest, tables, JSON,
-    fsync; ~10 ms) no longer weigh as they do on a 226k-jet store."""
+    fsync; ~5 ms) no longer weigh as they do on a 226k-jet store."""
     import json
 
     shutil.rmtree(dst, ignore_errors=True)  # made again each run (links and JSON: cheap), so it follows src
@@ -189,7 +189,7 @@ def main() -> None:
         "sample (one contiguous slice per shard) to bracket the percentiles, then every value once "
         "(one Numba pass per array counts the values below and at each bracket and keeps those inside). "
         f"The last rows list every shard of the LZ4 store {a.scale} times (hard links): each call's fixed cost "
-        "(manifest, weight tables, JSON, fsync: ~10 ms) is spread over more jets, as on a real store.",
+        "(manifest, weight tables, JSON, fsync: ~5 ms) is spread over more jets, as on a real store.",
         "",
         *rows,
         "",
