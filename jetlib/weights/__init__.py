@@ -60,7 +60,9 @@ class SamplingWeights:
     # -- per jet ---------------------------------------------------------------------------
     @cached_property
     def axes(self) -> list:
-        """The boost-histogram axis of each variable, as the histograms were filled with."""
+        """The boost-histogram axis of each variable, as the histograms were filled with: a
+        log-binned variable's axis is over log(x) (values go onto it through
+        :func:`jetlib.weights.hist.to_axis`); :attr:`edges` are in the variable's own units."""
         return [make_axis(e) for e in self.edges]
 
     def bin_index(self, columns: dict[str, np.ndarray]) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
