@@ -62,10 +62,10 @@ def register(app: typer.Typer) -> None:
             console.print(f"[green]OK[/]: every check passed{warned}{accepted}")
         else:
             console.print(f"[red]{len(r.errors)} problem(s)[/]")
-            failed = [p for p in r.errors if p.check == "accounting" and p.message.startswith("failed:")]
+            failed = [] if allow_failed else r.failed  # (each one of the problems above)
             from jetlib.skim.task import schema_fault
 
-            if failed and (what := schema_fault(r.failed, nothing_done=not r.tasks.get("done"))):
+            if failed and (what := schema_fault(failed, nothing_done=not r.tasks.get("done"))):
                 console.print(f"failed tasks: the input schema does not fit the inputs ({what}; the messages above say "
                               "more); re-run `jetlib skim` with the right --schema, and --overwrite if the store holds "
                               "no jets yet")  # fmt: skip
