@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from jetlib.errors import ConfigError, StoreError
-from jetlib.stats.quantiles import _SAMPLE_VALUES, exact_percentiles, real_values
+from jetlib.stats.quantiles import SAMPLE_VALUES, exact_percentiles, real_values
 from jetlib.store.shards import CHUNK_JETS, read_shard
 from jetlib.store.store import Store, write_json
 
@@ -187,7 +187,7 @@ def compute_stats(store: str | Path | Store, *, clip: float = DEFAULT_CLIP, samp
                 jet = np.arange(b - a) if m is None else np.nonzero(d[m][:, 0, :] > 0)[0]
                 # thinned here to about this shard's share of the values the brackets use
                 # (the selection thins the whole sample to at most that many again)
-                step = max(1, len(jet) * sampled // max(1, _SAMPLE_VALUES * (b - a)))
+                step = max(1, len(jet) * sampled // max(1, SAMPLE_VALUES * (b - a)))
                 out[k] = (real_values(d[k], d[m] if m else None, step), jet[::step] + first)
             first += b - a
             yield out

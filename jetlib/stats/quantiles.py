@@ -36,15 +36,16 @@ import numpy as np
 
 from jetlib._percentile import lerp, rank_positions
 
-__all__ = ["exact_percentiles", "real_values"]
+__all__ = ["exact_percentiles", "real_values", "SAMPLE_VALUES"]
 
 #: standard deviations of margin around the sample's estimate of each rank
 _SIGMAS = 8.0
 #: groups of sample jets for the standard deviation, and consecutive jets kept together
 #: in a group (the jets of one event share event-level features such as rho and nPV)
 _GROUPS, _RUN = 64, 8
-#: sample values per feature used for the brackets (thinned evenly beyond this)
-_SAMPLE_VALUES = 200_000
+#: sample values per feature used for the brackets (thinned evenly beyond this; the caller's
+#: sample can thin to about this many as it gathers, as compute_stats does)
+SAMPLE_VALUES = 200_000
 #: rows with fewer slots than this are scanned as the real values of all jets, one long row
 #: per feature (the per-row overhead of the counting loop would dominate)
 _LONG_ROW = 16
@@ -344,10 +345,10 @@ class _Selection:
         self.closed = np.ones((f, len(qa)), bool)
         #: kept values per value scanned, expected from the sample (sizes the kept buffers)
         self.kept_fraction = 1.0
-        if sample.shape[1] > _SAMPLE_VALUES:
+        if sample.shape[1] > SAMPLE_VALUES:
             # the jets are the independent units: thinning each jet's values costs little
             # precision and saves sorting and counting millions of correlated values
-            step = -(-sample.shape[1] // _SAMPLE_VALUES)
+            step = -(-sample.shape[1] // SAMPLE_VALUES)
             sample, jet = sample[:, ::step], jet[::step]
         if sample.shape[1]:
             s = np.sort(sample, axis=1)
