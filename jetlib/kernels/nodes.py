@@ -190,6 +190,7 @@ def fill_block(
     cand = np.empty(max(max_nodes, 1), np.int64)
     keys = np.empty(max(max_nodes, 1), np.float64)
     banks = np.empty((max(max_nodes, 1), n_bank), np.float64)
+    rows = np.empty(max(max_nodes, 1), np.int64)
     jet = np.empty(N_JET_CONSTS, np.float64)
     r2max = radius * radius
     nonfinite = 0
@@ -244,20 +245,25 @@ def fill_block(
                 k = banks[i, sort_idx]
             keys[i] = -k if k == k else np.inf  # descending; NaN last
         order = np.argsort(keys[:nc], kind="mergesort")
-        # 3. the first `length` nodes, then padding
+        # 3. the first `length` nodes (bank rows[s] holds slot s), then padding
         for s in range(nk):
             if raw_key:
-                b = banks[s]
-                _node_bank(X[cand[order[s]]], kind[cand[order[s]]], jet, b)
+                _node_bank(X[cand[order[s]]], kind[cand[order[s]]], jet, banks[s])
+                rows[s] = s
             else:
-                b = banks[order[s]]
-            for f in range(n_feat):
-                v = b[feat_idx[f]]
+                rows[s] = order[s]
+            out_mask[j, 0, s] = 1.0
+        # feature by feature, so that the stores run along a row of out_feat (features
+        # first): node by node, each store went to another row, and the PF block of 17k
+        # jets took 150-180 against 117-125 ms
+        for f in range(n_feat):
+            fi = feat_idx[f]
+            for s in range(nk):
+                v = banks[rows[s], fi]
                 if not math.isfinite(v):
                     v = 0.0
                     nonfinite += 1
                 out_feat[j, f, s] = v
-            out_mask[j, 0, s] = 1.0
         if wrap:
             for s in range(nk, length):
                 for f in range(n_feat):
