@@ -10,7 +10,7 @@ import typer
 def register(app: typer.Typer) -> None:
     @app.command()
     def skim(
-        inputs: list[str] = typer.Argument(..., metavar="INPUTS", help="A file list (text: one ROOT file path, glob or root:// URL a line; # comments), or ROOT files, globs or root:// URLs given directly."),
+        inputs: list[str] = typer.Argument(..., metavar="INPUTS", help="File lists (text: one ROOT file path, glob or root:// URL a line; # comments), or ROOT files, globs or root:// URLs given directly, or both."),
         out: Path = typer.Option(Path("store"), "--out", "-o", help="Store folder (created, or resumed if it exists)."),
         schema: str = typer.Option("miniaod", help="Input schema: miniaod, nanoaod, or a YAML path."),
         config: str = typer.Option("default", help="Skim config: default, or a YAML path (blocks, features, cuts)."),
@@ -29,7 +29,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Skim MiniAOD-like ROOT files into a store of padded, labelled jets.
 
-        INPUTS: a file list (filelist.txt), or ROOT files given directly (data/x.root, 'data/*.root', root://...).
+        INPUTS: a file list (filelist.txt) or several, or ROOT files given directly (data/x.root, 'data/*.root', root://...).
 
         Re-running the same command resumes: only unfinished tasks run.
         """

@@ -91,11 +91,16 @@ def parse_filelist(filelist: str | Path) -> list[InputFile]:
 
 def parse_inputs(inputs: str | Path | list[str] | tuple[str, ...]) -> list[InputFile]:
     """The input files of a skim: ``inputs`` is a file list, or a ROOT file (``.root`` name or
-    ROOT magic bytes), a glob or a URL given directly, or a list of those last three."""
-    if isinstance(inputs, list | tuple):
-        return _unique([it for n, x in enumerate(inputs, 1) for it in _entries(str(x), n, Path.cwd(), f"argument {n}")])
-    text = str(inputs)
-    direct = is_remote(text) or text.endswith(".root") or (_is_glob(text) and not Path(text).exists())
-    if direct or is_root_file(Path(text)):
-        return parse_inputs([text])
-    return parse_filelist(text)
+    ROOT magic bytes), a glob or a URL given directly, or a list of any of these (file lists
+    are expanded; duplicates dropped)."""
+    many = isinstance(inputs, list | tuple)
+    items: list[InputFile] = []
+    for n, text in enumerate(map(str, inputs if many else [inputs]), 1):
+        direct = is_remote(text) or text.endswith(".root") or (_is_glob(text) and not Path(text).exists())
+        # a lone argument that is not ROOT is a file list (a missing one is an error); one of
+        # several that is no file at all is a missing input, recorded as such
+        if direct or is_root_file(Path(text)) or (many and not Path(text).is_file()):
+            items += _entries(text, n, Path.cwd(), f"argument {n}")
+        else:
+            items += parse_filelist(text)
+    return _unique(items)

@@ -202,6 +202,22 @@ def test_inputs_given_directly_and_a_list_with_a_byte_order_mark(miniaod_files, 
         parse_inputs(tmp_path / "blob.bin")
 
 
+
+def test_several_arguments_expand_each_file_list(miniaod_files, tmp_path):
+    """`jetlib skim a.txt b.txt` skims the files the lists name, not the lists as ROOT files."""
+    from jetlib.source.filelist import parse_inputs
+
+    a, b = (str(Path(p).resolve()) for p in miniaod_files)
+    (tmp_path / "one.txt").write_text(f"# first\n{a}\n")
+    (tmp_path / "two.txt").write_text(f"{b}\n{tmp_path / 'gone.root'}\n")
+    got = parse_inputs([str(tmp_path / "one.txt"), str(tmp_path / "two.txt")])
+    assert [f.path for f in got] == [a, b, str(tmp_path / "gone.root")]
+    assert [f.problem is None for f in got] == [True, True, False]  # the missing entry is kept, to be recorded
+    # a ROOT file beside a list, the same file twice, and an argument that is no file at all
+    got = parse_inputs([b, str(tmp_path / "one.txt"), a, str(tmp_path / "missing_list.txt")])
+    assert [f.path for f in got] == [b, a, str(tmp_path / "missing_list.txt")]
+    assert "file not found (argument 4)" in got[-1].problem
+
 def test_cli_skims_a_root_file_given_directly(miniaod_files, tmp_path):
     from typer.testing import CliRunner
 
