@@ -52,8 +52,10 @@ def synthetic_jets(n: int, rng: np.random.Generator, layout: ShardLayout, classe
 
 
 def make_store(path: Path, *, jets_per_shard=(500, 700, 300), fmt: str = "hdf5", compression: str = "none",
-               classes: list[str] = CLASSES, class_probs=None, seed: int = 0, failed: int = 0) -> Path:  # fmt: skip
-    """Write a store at ``path``; ``failed`` extra manifest records with status failed."""
+               classes: list[str] = CLASSES, class_probs=None, seed: int = 0, failed: int = 0,
+               padding: str = "zero") -> Path:  # fmt: skip
+    """Write a store at ``path``; ``failed`` extra manifest records with status failed;
+    ``padding="wrap"``: the padding slots repeat the real nodes, as the skim's wrap option."""
     path = Path(path)
     (path / "shards").mkdir(parents=True, exist_ok=True)
     layout = ShardLayout.build(blocks=BLOCKS, jet_features=JET_FEATURES, classes=classes,
@@ -61,7 +63,7 @@ def make_store(path: Path, *, jets_per_shard=(500, 700, 300), fmt: str = "hdf5",
     meta = {
         "format_version": 1,
         "shards": {"format": fmt, "compression": compression, "entries_per_task": 1000},
-        "blocks": {b: {"features": f, "length": n, "padding": "zero"} for b, (f, n) in BLOCKS.items()},
+        "blocks": {b: {"features": f, "length": n, "padding": padding} for b, (f, n) in BLOCKS.items()},
         "jet_features": JET_FEATURES,
         "observers": list(OBSERVERS),
         "labels": {"scheme": "test", "classes": classes},
@@ -77,6 +79,12 @@ def make_store(path: Path, *, jets_per_shard=(500, 700, 300), fmt: str = "hdf5",
     first = 0
     for i, n in enumerate(jets_per_shard):
         arrays = synthetic_jets(n, rng, layout, classes, class_probs=class_probs, first_event=first)
+        if padding == "wrap":
+            for b, (_, length) in BLOCKS.items():
+                nreal = arrays[f"{b}_mask"][:, 0].sum(1).astype(int)
+                slot = np.arange(length)[None, :] % np.maximum(nreal, 1)[:, None]  # (N, L): the real slot each repeats
+                wrapped = np.take_along_axis(arrays[f"{b}_features"], slot[:, None, :], axis=2)
+                arrays[f"{b}_features"][:] = np.where(nreal[:, None, None] > 0, wrapped, 0)
         first += n
         name = f"part-{i:05d}{shard_suffix(fmt)}"
         info = write_shard(path / "shards" / name, arrays, layout, fmt=fmt, compression=compression)

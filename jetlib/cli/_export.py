@@ -70,11 +70,16 @@ def register(app: typer.Typer) -> None:
         import json
 
         from jetlib.errors import StoreError
-        from jetlib.export import cmssw_preprocess
+        from jetlib.export import cmssw_preprocess, wrapped_blocks
 
         try:
             out = cmssw_preprocess(store, blocks=_blocks(blocks))
+            wrapped = wrapped_blocks(store, _blocks(blocks))
         except StoreError as err:
             typer.echo(f"error: {err}", err=True)
             raise typer.Exit(2) from None
+        if wrapped:
+            typer.echo(f"warning: block(s) {', '.join(wrapped)} were skimmed with `padding: wrap`, but CMSSW's preprocessing "
+                       "pads with 0 (`pad`): the tagger will see zeros where it was trained on copies of real nodes; skim "
+                       "with `padding: zero` for a tagger to run in CMSSW", err=True)  # fmt: skip
         _emit(json.dumps(out, indent=2) + "\n", output)

@@ -17,7 +17,7 @@ from jetlib.stats import Stats, load_stats
 from jetlib.store.store import Store
 from jetlib.weights import SamplingWeights, load_weights
 
-__all__ = ["weaver_config", "cmssw_preprocess", "dump_yaml"]
+__all__ = ["weaver_config", "cmssw_preprocess", "wrapped_blocks", "dump_yaml"]
 
 
 def _inputs(s: Store, stats: Stats | None, blocks: list[str] | None) -> dict[str, dict[str, Any]]:
@@ -153,8 +153,17 @@ def weaver_config(
     return cfg
 
 
+def wrapped_blocks(store: str | Path | Store, blocks: list[str] | None = None) -> list[str]:
+    """The node blocks (of ``blocks``, default all) skimmed with ``padding: wrap``: CMSSW's
+    preprocessing pads with a constant (``pad``), so a tagger trained on their copies sees
+    other inputs there."""
+    s = store if isinstance(store, Store) else Store(store)
+    return [b for b, info in s.blocks.items() if (blocks is None or b in blocks) and info.get("padding") == "wrap"]
+
+
 def cmssw_preprocess(store: str | Path | Store, *, blocks: list[str] | None = None) -> dict[str, Any]:
-    """CMSSW's ``preprocess.json`` for an ONNX tagger trained on this store."""
+    """CMSSW's ``preprocess.json`` for an ONNX tagger trained on this store (padding with
+    ``pad``: 0, which differs from training for :func:`wrapped_blocks`)."""
     s = store if isinstance(store, Store) else Store(store)
     stats = load_stats(s)
     inputs = _inputs(s, stats, blocks)

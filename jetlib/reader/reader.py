@@ -104,7 +104,8 @@ class ReaderBase:
         seed: seed of the shuffle and of the sampling; the same seed gives the same batches.
         weights: name of stored sampling weights (``jetlib weights``) to sample jets with
             accept/reject, or None for every jet once per epoch.
-        standardize: apply the stored standardisation (``jetlib stats``); padding stays 0.
+        standardize: apply the stored standardisation (``jetlib stats``); zero padding stays 0
+            (the copies of a block skimmed with ``padding: wrap`` are standardised too).
         observers: extra per-jet columns in each batch (``jet_pt``, ``event``, ...).
         truth: include the ``truth`` targets.
         shards: read only these shards: file names (``"part-00004"``, stable: a shard's
@@ -463,7 +464,14 @@ class ReaderBase:
                 if n == "jet_features":
                     out[n] = self.stats.apply(n, out[n])
                 elif n.endswith("_features"):
-                    out[n] = self.stats.apply(n, out[n], out[n[: -len("features")] + "mask"])
+                    # zero padding stays 0; a block skimmed with `padding: wrap` keeps its copies
+                    # of real nodes, standardised, as weaver pads (wrap) after standardising:
+                    # only a jet without real nodes (all zeros in the store) stays 0
+                    block = n[: -len("_features")]
+                    mask = out[f"{block}_mask"]
+                    if self.store.blocks.get(block, {}).get("padding") == "wrap":
+                        mask = mask.max(axis=2, keepdims=True)
+                    out[n] = self.stats.apply(n, out[n], mask)
         out["label"] = out["label"].astype(np.int64)
         return out
 

@@ -236,6 +236,28 @@ def test_standardize_applies_the_stored_stats(store_factory):
     np.testing.assert_array_equal(next(iter(raw))["pf_features"], next(iter(raw))["pf_features"])
 
 
+
+def test_standardize_keeps_wrapped_padding_as_weaver_does(store_factory):
+    """A block skimmed with `padding: wrap` holds copies of its real nodes in the padding:
+    standardised they must be the standardised real nodes (weaver standardises, then wraps),
+    not zeros."""
+    from jetlib.stats import compute_stats
+
+    path = store_factory(padding="wrap")
+    st = compute_stats(path)
+    fs = st.arrays["pf_features"]
+    raw = Reader(path, batch_size=400, shuffle=False, output="numpy")
+    std = Reader(path, batch_size=400, shuffle=False, output="numpy", standardize=True)
+    for a, b in zip(raw, std):
+        m = a["pf_mask"][:, 0] > 0
+        n = m.sum(1)
+        real = np.clip((a["pf_features"] - fs.center[None, :, None]) * fs.scale[None, :, None], fs.lo[None, :, None], fs.hi[None, :, None])
+        expected = np.where(m[:, None, :], real, 0)
+        for j in np.flatnonzero(n):  # the padding repeats the standardised real nodes
+            expected[j] = expected[j][:, np.arange(m.shape[1]) % n[j]]
+        np.testing.assert_allclose(b["pf_features"], expected, rtol=1e-6, atol=1e-7)
+        assert (b["pf_features"][n < m.shape[1]] != 0).any()  # the padding is not zeroed
+
 def test_weighted_sampling_matches_the_weights(store_factory):
     from jetlib.weights import compute_weights
 

@@ -123,6 +123,18 @@ def test_cli(store_factory, tmp_path):
     assert res.exit_code == 2
 
 
+
+def test_cmssw_export_warns_about_wrapped_blocks(store_factory):
+    """CMSSW pads with a constant: a tagger trained on wrapped copies would see zeros there."""
+    from jetlib.stats import compute_stats
+
+    for padding, warned in (("wrap", True), ("zero", False)):
+        path = store_factory(padding, padding=padding)
+        compute_stats(path)
+        res = CliRunner().invoke(app, ["export", "cmssw", str(path), "-o", str(path / "preprocess.json")])
+        assert res.exit_code == 0, res.output
+        assert ("pf, sv were skimmed with `padding: wrap`" in res.output) is warned, res.output
+
 def test_cli_on_a_store_it_cannot_write_to(store_factory):
     """A colleague's read-only store: one error line naming the path, no traceback (here the
     folders are blocked by files, since the tests may run as root)."""
