@@ -61,7 +61,7 @@ def parse_bins(spec: str, observers: list[str], meta: dict[str, Any] | None = No
     if not all(parts):  # 'pt,,eta' or 'pt,eta,': most likely a variable left out, not meant
         raise ConfigError(f"--bins {spec!r} has an empty item; give e.g. 'pt,eta'", key="bins")
     for part in parts:
-        name, _, rhs = part.partition("=")
+        name, eq, rhs = part.partition("=")
         name = name.strip()
         var = ALIASES.get(name, name)
         if var not in observers:
@@ -74,10 +74,15 @@ def parse_bins(spec: str, observers: list[str], meta: dict[str, Any] | None = No
         if var in names:
             raise ConfigError(f"--bins names {name!r} twice", key="bins")
         rhs = rhs.strip()
+        if eq and not rhs:  # 'pt=' is an edge spec left out, not a request for the default
+            raise ConfigError(f"--bins {part!r}: no edges after '='; give lo:hi:N, lo:hi:logN or e0|e1|...|eN, "
+                              f"or {name!r} alone for the default binning", key="bins")  # fmt: skip
         if not rhs:
             e = default_edges(var, meta)
         elif m := _RANGE.match(rhs):
             lo, hi, log, n = float(m[1]), float(m[2]), bool(m[3]), int(m[4])
+            if not (np.isfinite(lo) and np.isfinite(hi)):  # 1e400 parses, as inf
+                raise ConfigError(f"--bins {part!r}: edges must be finite numbers", key="bins")
             why = ("the number of bins must be at least 1" if n < 1 else f"the low edge {m[1]} must be below the high edge {m[2]}"
                    if not hi > lo else f"log bins need a low edge above 0, not {m[1]}" if log and lo <= 0 else "")  # fmt: skip
             if why:
@@ -91,6 +96,8 @@ def parse_bins(spec: str, observers: list[str], meta: dict[str, Any] | None = No
             raise ConfigError(
                 f"--bins {part!r}: cannot parse {rhs!r}; use lo:hi:N, lo:hi:logN or e0|e1|...|eN", key="bins"
             )
+        if not np.isfinite(e).all():  # 1e400 parses, as inf
+            raise ConfigError(f"--bins {part!r}: edges must be finite numbers", key="bins")
         names.append(var)
         edges.append(np.asarray(e, dtype=np.float64))
     cells = int(np.prod([len(e) - 1 for e in edges]))

@@ -26,9 +26,16 @@ def _pyplot():
     return plt, mplhep
 
 
+def _log_spaced(edges: np.ndarray) -> bool:
+    """Whether ``edges`` are log-spaced (``--bins lo:hi:logN``), as the weights' axes tell them."""
+    e = np.asarray(edges, np.float64)
+    return len(e) > 2 and e[0] > 0 and bool(np.allclose(e, np.geomspace(e[0], e[-1], len(e)), rtol=1e-9, atol=0))
+
+
 def plot_weights(w: SamplingWeights, folder: str | Path) -> list[Path]:
     """Write ``<name>_<variable>.png`` (each class's distribution before/after sampling,
-    normalised) and ``<name>_map_<class>.png`` (the acceptance over the first two variables)."""
+    normalised) and, for two variables, ``<name>_maps.png`` (each class's acceptance per bin).
+    A variable with log-spaced bins gets a log axis."""
     plt, mplhep = _pyplot()
     folder = Path(folder)
     out = []
@@ -47,7 +54,7 @@ def plot_weights(w: SamplingWeights, folder: str | Path) -> list[Path]:
             ax.set_xlabel(var)
             ax.set_ylabel("fraction of jets")
             ax.set_title(title, fontsize=18)
-            if var == "jet_pt":
+            if _log_spaced(edges):
                 ax.set_xscale("log")
         a1.legend(fontsize=11, ncol=2)
         path = folder / f"{w.name}_{var}.png"
@@ -66,9 +73,10 @@ def plot_weights(w: SamplingWeights, folder: str | Path) -> list[Path]:
             ax.set_title(w.classes[i], fontsize=16)
             ax.set_xlabel(w.variables[0], fontsize=14)
             ax.set_ylabel(w.variables[1], fontsize=14)
-            if w.variables[0] == "jet_pt":
-                ax.set_xscale("log")
-                ax.xaxis.set_minor_formatter(plt.NullFormatter())
+            for edges, axis, scale in ((w.edges[0], ax.xaxis, ax.set_xscale), (w.edges[1], ax.yaxis, ax.set_yscale)):
+                if _log_spaced(edges):
+                    scale("log")
+                    axis.set_minor_formatter(plt.NullFormatter())
             ax.tick_params(labelsize=11)
         for ax in list(axes.flat)[len(live):]:
             ax.set_visible(False)

@@ -218,6 +218,14 @@ def test_parse_bins_defaults_follow_the_skim_cut():
     assert e[0].tolist() == [15, 30, 1000]
 
 
+@pytest.mark.parametrize("spec, message", [
+    ("pt=15|1e400", "edges must be finite"), ("eta=-1:1e400:5", "edges must be finite"), ("pt=", "no edges after '='"),
+])  # fmt: skip
+def test_parse_bins_refuses_infinite_or_missing_edges(spec, message):
+    with pytest.raises(ConfigError, match=message):
+        parse_bins(spec, ["jet_pt", "jet_eta"])
+
+
 def test_one_dimensional_weights(store_factory):
     path = store_factory()
     w = compute_weights(path, bins="pt=15:500:log10", name="pt_only")
