@@ -33,3 +33,9 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(2) from None
         dt = time.perf_counter() - t0
         console.print(f"wrote {events:,} events in {len(paths)} files to {out}/ ({events / dt:,.0f} events/s)")
+        written = {p.name for p in paths}
+        stale = sorted(p for p in out.glob("jetlib_gen_*.root") if p.name not in written)
+        if stale:  # a later `ls data/*.root > filelist.txt` would list them with the new files
+            console.print(f"[yellow]note:[/] {out}/ also holds {len(stale)} file(s) of an earlier `jetlib generate` "
+                          f"({escape(stale[0].name)}{', ...' if len(stale) > 1 else ''}), not written now: remove them, "
+                          "or generate into an empty --out")  # fmt: skip

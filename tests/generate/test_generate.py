@@ -98,3 +98,18 @@ def test_cli_refuses_settings_that_would_write_broken_files(tmp_path, args, mess
     res = CliRunner().invoke(app, ["generate", *args, "--out", str(tmp_path / "g")])
     assert res.exit_code == 2 and message in res.output.replace("\n", " ") and "Traceback" not in res.output
     assert not (tmp_path / "g").exists()  # nothing half-written
+
+
+def test_cli_names_files_of_an_earlier_run_left_in_out(tmp_path):
+    """`ls data/*.root > filelist.txt` after a smaller second run would list the first run's
+    last files too: the command says they are there."""
+    from typer.testing import CliRunner
+
+    from jetlib.cli import app
+
+    out = tmp_path / "g"
+    assert CliRunner().invoke(app, ["generate", "--events", "30", "--files", "3", "--out", str(out)]).exit_code == 0
+    res = CliRunner().invoke(app, ["generate", "--events", "20", "--files", "2", "--out", str(out)])
+    assert res.exit_code == 0 and "also holds 1 file(s) of an earlier `jetlib generate` (jetlib_gen_002.root)" in res.output
+    res = CliRunner().invoke(app, ["generate", "--events", "30", "--files", "3", "--out", str(out)])
+    assert res.exit_code == 0 and "earlier" not in res.output
