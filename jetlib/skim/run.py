@@ -34,7 +34,7 @@ from rich.markup import escape
 from jetlib._version import __version__
 from jetlib.config.inputs import load_input_schema
 from jetlib.config.skim import load_label_scheme, load_skim_config
-from jetlib.errors import StoreError, error_name
+from jetlib.errors import ConfigError, StoreError, error_name
 from jetlib.skim.plan import SkimPlan, make_plan
 from jetlib.skim.process import observers, shard_layout
 from jetlib.skim.task import CONFIG_ERRORS, DEFAULT_TASK_TIMEOUT_S, Task, count_entries, run_task, schema_fault
@@ -365,26 +365,48 @@ def _prepare_store(out: Path, meta: dict, overwrite: bool) -> None:
     write_meta(out, meta)
 
 
-#: local files checked against the schema before --overwrite clears a store
-_CHECK_BEFORE_CLEARING = 5
+#: local files checked against the schema before a store is made or cleared
+_CHECK_UP_FRONT = 5
 
 
-def _refuse_misfit_before_clearing(files: list, plan: SkimPlan, timeout: float | None, not_root: set[str]) -> None:
-    """--overwrite clears the store before any task runs, so a schema (or tree name) that fits
-    none of the inputs left an empty store where a complete one had been. The first local ROOT
-    files of the list are checked here, as the workers check every file: one that fits (or
-    fails for another reason, such as damage) lets the run go on. ``not_root``: the local
-    files whose header says they are not ROOT (read once, by the caller)."""
+def _refuse_misfit(files: list, plan: SkimPlan, timeout: float | None, not_root: set[str], *, clearing: bool) -> None:
+    """Refuse a schema (or tree name) that fits none of the first local ROOT files of the list,
+    before a new store is made (a store of failed records, made with the wrong schema, then
+    refused the right one as another configuration) or, with ``clearing``, before --overwrite
+    clears a store (an empty store where a complete one had been). The workers check every
+    file; here one that fits (or fails for another reason, such as damage) lets the run go
+    on. ``not_root``: local files whose header says they are not ROOT (read by the caller)."""
     local = (f.path for f in files if not f.problem and not is_remote(f.path) and f.path not in not_root)
     misfits = []
-    for path in itertools.islice(local, _CHECK_BEFORE_CLEARING):
+    for path in itertools.islice(local, _CHECK_UP_FRONT):
         c = count_entries(path, plan.tree, timeout=timeout, plan=plan)
         if c["status"] == "ok" or not schema_fault([c], nothing_done=True):
             return
         misfits.append(c["reason"])
     if misfits:
-        raise ValueError(f"--overwrite would clear the store, but the input schema fits none of the first {len(misfits)} "
-                         f"listed file(s); the store was left as it was: {misfits[0]}")  # fmt: skip
+        what = "--overwrite would clear the store, but the" if clearing else "the"
+        left = "the store was left as it was" if clearing else "no store made"
+        raise ValueError(f"{what} input schema fits none of the first {len(misfits)} listed file(s); {left}: {misfits[0]}")
+
+
+@contextlib.contextmanager
+def _no_stub_left(out: Path, new: bool):
+    """Remove a store this run made when the run stops with an error (a refusal found once the
+    store was made, a cluster that did not start, Ctrl-C) before any task was done: a stub of
+    metadata and failure records refused the next run with other options as another
+    configuration, and ``jetlib verify`` passed it. Only jetlib's own files go, and only while
+    ``shards/`` is empty; the folder and its lock file stay (see jetlib/store/lock.py)."""
+    try:
+        yield
+    except BaseException:
+        if new and (out / META_NAME).exists() and not any(
+            r.get("status") == "done" for r in Manifest.of(out).latest().values()
+        ):
+            with contextlib.suppress(OSError):
+                (out / "shards").rmdir()  # fails if a shard is there: then the store stays as it is
+                for name in (META_NAME, TASKS_NAME, "manifest.jsonl"):
+                    (out / name).unlink(missing_ok=True)
+        raise
 
 
 def _clear_store(out: Path) -> None:
@@ -404,7 +426,7 @@ WORKER_MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": str(1 << 30), "MALLOC_TRIM_THRESH
 
 def _client(scheduler: str | None, workers: int | None, dashboard_address: str | None):
     import dask
-    from distributed import Client, LocalCluster
+    from distributed import Client
 
     if scheduler:
         from jetlib._dask import connect
@@ -421,10 +443,12 @@ def _client(scheduler: str | None, workers: int | None, dashboard_address: str |
     # per worker, peak RSS ~700 MB (benchmarks/RESULTS.md).
     environ = dict(dask.config.get("distributed.nanny.pre-spawn-environ", {}))
     environ.update(WORKER_MALLOC_ENV)
-    with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}), _workers_ignore_ctrl_c():
-        # no address asked for: a random loopback port, never all interfaces (PITFALLS.md)
-        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
-                               dashboard_address=dashboard_address or "127.0.0.1:0")  # fmt: skip
+    try:
+        with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}):
+            cluster = _start_local_cluster(n, dashboard_address)
+    except (RuntimeError, OSError, ValueError) as err:  # (TimeoutError is an OSError)
+        raise ConfigError(f"cannot start a local Dask cluster ({error_name(err)}: {err}); check --dashboard-address "
+                          f"({dashboard_address!r}: HOST:PORT, or '' for none) and --workers") from err  # fmt: skip
     client = Client(cluster)
     from jetlib._numba import skip_numba_extensions
 
@@ -436,11 +460,43 @@ def _quiet_dask_logs() -> None:
     logging.getLogger("distributed").setLevel(logging.ERROR)
 
 
+#: seconds for the workers of a LocalCluster to start (a few, or ~20 with a cold disk)
+_WORKERS_START_S = 120.0
+
+
+def _start_local_cluster(n: int, dashboard_address: str | None):
+    """A LocalCluster of ``n`` one-thread worker processes, started with SIGINT ignored.
+
+    Ctrl-C in a terminal reaches the whole process group, and each worker printed its
+    traceback; a process started while SIGINT is ignored inherits that (and Python then
+    installs no KeyboardInterrupt handler). This process ignores it only until the worker
+    processes exist (milliseconds), not while they boot and connect (seconds): a Ctrl-C
+    then was lost, and the skim ran. The client stops the workers when it is interrupted.
+    """
+    from distributed import LocalCluster
+
+    # no address asked for: a random loopback port, never all interfaces (PITFALLS.md)
+    cluster = LocalCluster(n_workers=0, threads_per_worker=1, processes=True, host="127.0.0.1",
+                           dashboard_address=dashboard_address or "127.0.0.1:0")  # fmt: skip
+    try:
+        with _ctrl_c_ignored():
+            cluster.scale(n)  # the worker processes are spawned by the cluster's own thread
+            deadline = time.monotonic() + _WORKERS_START_S
+            while time.monotonic() < deadline and not (
+                len(cluster.workers) >= n and all(w.pid for w in list(cluster.workers.values()))
+            ):
+                time.sleep(0.005)
+        cluster.wait_for_workers(n, timeout=_WORKERS_START_S)
+    except BaseException:
+        cluster.close()
+        raise
+    return cluster
+
+
 @contextlib.contextmanager
-def _workers_ignore_ctrl_c():
-    """Start worker processes with SIGINT ignored (inherited; Python then installs no
-    KeyboardInterrupt handler): Ctrl-C in a terminal reaches the whole process group, and
-    each worker printed its traceback. The client stops them when it is interrupted."""
+def _ctrl_c_ignored():
+    """SIGINT ignored in this process for the ``with`` block (main thread only: elsewhere
+    signal handlers cannot be set, and the caller is not the terminal's Ctrl-C target)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -517,8 +573,9 @@ def skim(
         more = f"; and {len(files) - 3} more" if len(files) > 3 else ""
         left = "the store was left as it was" if (out / META_NAME).exists() else "no store made"
         raise ValueError(f"no input to skim, {left}: " + "; ".join(f"{f.path}: {f.problem or 'not a ROOT file'}" for f in files[:3]) + more)
-    if overwrite and (out / META_NAME).exists():
-        _refuse_misfit_before_clearing(files, plan, task_timeout, not_root)
+    new_store = not (out / META_NAME).exists()
+    if new_store or overwrite:
+        _refuse_misfit(files, plan, task_timeout, not_root, clearing=not new_store)
     if plan.unread:  # a key the skim does not know reads nothing: say so, with the names it knows
         console.print(f"note: nothing in this skim reads {escape(', '.join(plan.unread))} of input schema "
                       f"{escape(plan.schema.name)!r}; the collection and event keys are fixed names (those of "
@@ -526,7 +583,7 @@ def skim(
     if plan.dropped:  # expected for a sparse schema (NanoAOD has no PF candidates), a typo otherwise
         what = "; ".join(f"{k}: {', '.join(v)}" for k, v in plan.dropped.items())
         console.print(f"note: input schema {escape(plan.schema.name)!r} does not feed (left out of the store): {escape(what)}")
-    with writer_lock(out, "jetlib skim"):  # one writer per store (jetlib/store/lock.py)
+    with writer_lock(out, "jetlib skim"), _no_stub_left(out, new_store):  # one writer per store (jetlib/store/lock.py)
         _prepare_store(out, meta, overwrite)
         _remove_pending(out)  # left by workers of an interrupted run
         manifest = Manifest.of(out)
@@ -606,7 +663,11 @@ def skim(
         if not readable or (fail_fast and summary.failed):  # nothing to open: no cluster to start
             return _stop(summary, ids, t_start, console, fail_fast)
 
-        client, cluster = _client(scheduler, workers, dashboard_address)
+        try:
+            client, cluster = _client(scheduler, workers, dashboard_address)
+        except KeyboardInterrupt:
+            console.print("[red]interrupted[/]: while starting the workers; re-run the same command to resume")
+            raise
         total = None  # range tasks of the run, once planned
         try:
             summary.workers = len(client.scheduler_info()["workers"])

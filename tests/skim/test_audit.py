@@ -18,7 +18,14 @@ from jetlib.store.verify import verify
 KW = dict(workers=1, dashboard_address=None, progress=False, entries_per_task=200)
 
 
-def test_wrong_schema_fails_even_with_skip_bad_files_and_names_the_right_one(miniaod_files, tmp_path):
+@pytest.fixture
+def schema_checked_by_workers(monkeypatch):
+    """No input checked against the schema before the store is made (as for remote inputs,
+    or a misfit past the first few files): the workers' failure records say what is wrong."""
+    monkeypatch.setattr("jetlib.skim.run._CHECK_UP_FRONT", 0)
+
+
+def test_wrong_schema_fails_even_with_skip_bad_files_and_names_the_right_one(miniaod_files, tmp_path, schema_checked_by_workers):
     s = skim([str(p) for p in miniaod_files], tmp_path / "store", schema="nanoaod", skip_bad_files=True, **KW)
     assert not s.ok and s.failed == 2 and s.skipped == 0 and s.done == 0
     for rec in Store(tmp_path / "store").manifest.latest().values():
@@ -28,13 +35,13 @@ def test_wrong_schema_fails_even_with_skip_bad_files_and_names_the_right_one(min
 
 
 @pytest.mark.skipif(not NANO.exists(), reason="../shared/data not present")
-def test_nanoaod_read_as_miniaod_suggests_nanoaod(tmp_path):
+def test_nanoaod_read_as_miniaod_suggests_nanoaod(tmp_path, schema_checked_by_workers):
     s = skim([str(NANO)], tmp_path / "store", **KW)
     (rec,) = s.failures
     assert rec["error"] == "MissingBranchError" and "pass --schema nanoaod" in rec["reason"]
 
 
-def test_a_file_of_no_bundled_schema_says_to_check_the_schema(tmp_path):
+def test_a_file_of_no_bundled_schema_says_to_check_the_schema(tmp_path, schema_checked_by_workers):
     odd = write_miniaod(tmp_path / "odd.root", 20, drop=("PFCand_dxy",))
     s = skim([str(odd)], tmp_path / "store", skip_bad_files=True, **KW)
     (rec,) = s.failures
@@ -42,7 +49,7 @@ def test_a_file_of_no_bundled_schema_says_to_check_the_schema(tmp_path):
     assert "check --schema" in rec["reason"] and "damaged" not in rec["reason"]
 
 
-def test_every_missing_branch_is_named_at_once(tmp_path):
+def test_every_missing_branch_is_named_at_once(tmp_path, schema_checked_by_workers):
     """Mapping a new ntuple should not take one skim per missing branch."""
     odd = write_miniaod(tmp_path / "odd.root", 20, drop=("Jet_area", "Rho_fixedGridRhoFastjetAll", "Muon_pfRelIso04_all"))
     s = skim([str(odd)], tmp_path / "store", **KW)
@@ -233,7 +240,24 @@ def test_cli_skims_a_root_file_given_directly(miniaod_files, tmp_path):
     assert f"({sum(r['jets'] for r in done) / busy:,.0f} jets/s per worker while working)" in res.output.replace("\n", " ")
 
 
-def test_cli_wrong_schema_ends_with_the_fix_and_the_fix_works(miniaod_files, tmp_path):
+def test_cli_wrong_schema_is_refused_before_a_store_is_made(miniaod_files, tmp_path):
+    """A --schema the first listed files do not fit: exit 2, no store (a store of failed
+    records refused the right --schema as another configuration), the right one named."""
+    from typer.testing import CliRunner
+
+    from jetlib.cli import app
+
+    base = ["skim", str(miniaod_files[0]), "--out", str(tmp_path / "s"), "--workers", "1", "--no-progress",
+            "--dashboard-address", "", "--entries-per-task", "200"]  # fmt: skip
+    res = CliRunner().invoke(app, [*base, "--schema", "nanoaod"], env={"COLUMNS": "400"})
+    assert res.exit_code == 2 and "no store made" in res.output and "pass --schema miniaod" in res.output, res.output
+    assert not (tmp_path / "s" / "jetlib.json").exists()
+    res = CliRunner().invoke(app, [*base, "--schema", "miniaod"])  # no --overwrite needed
+    assert res.exit_code == 0, res.output
+    assert Store(tmp_path / "s").n_jets > 0
+
+
+def test_cli_wrong_schema_ends_with_the_fix_and_the_fix_works(miniaod_files, tmp_path, schema_checked_by_workers):
     """The last line of a skim with the wrong --schema says to change --schema, not to fix
     the files; with --overwrite the suggested command then fills the store it left empty."""
     from typer.testing import CliRunner
@@ -702,6 +726,9 @@ def test_one_file_under_two_paths_is_refused_not_skimmed_twice(miniaod_files, tm
     copy = str(shutil.copy(moved[0], tmp_path / "copy.root"))
     with pytest.raises(StoreError, match=rf"{copy} is {moved[0]} \(ROOT UUID .*\), also listed"):
         skim([moved[0], copy], tmp_path / "fresh", **KW)
+    # refused once the store was made: no stub is left to refuse the next run's other options
+    assert [p.name for p in (tmp_path / "fresh").iterdir()] == [".jetlib.lock"]
+    assert skim([moved[0]], tmp_path / "fresh", compression="zstd", **KW).ok
     # a store that holds one file twice (made before this check) fails verify and is not resumed
     recs = [json.loads(line) for line in lines.splitlines()]
     twin = {**recs[0], "task": recs[0]["task"].replace(files[0], copy), "file": copy, "task_id": 99}
@@ -710,6 +737,38 @@ def test_one_file_under_two_paths_is_refused_not_skimmed_twice(miniaod_files, tm
     with pytest.raises(StoreError, match="the same ROOT file"):
         skim(files, out, **KW)
 
+
+
+def test_a_bad_dashboard_address_is_an_option_error(miniaod_files, tmp_path):
+    from typer.testing import CliRunner
+
+    from jetlib.cli import app
+
+    res = CliRunner().invoke(app, ["skim", str(miniaod_files[0]), "--out", str(tmp_path / "s"), "--workers", "1",
+                                   "--no-progress", "--dashboard-address", "no-such-host:1"])  # fmt: skip
+    assert res.exit_code == 2 and "cannot start a local Dask cluster" in res.output and "--dashboard-address" in res.output
+    assert "Traceback" not in res.output and not (tmp_path / "s" / "jetlib.json").exists()
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").is_file(), reason="reads /proc")
+def test_workers_ignore_ctrl_c_and_the_client_does_not(tmp_path):
+    """Ctrl-C reaches the whole process group: the workers must ignore it (each printed a
+    traceback), while this process must not, also while they start (a Ctrl-C was lost)."""
+    import os
+    import signal
+
+    from jetlib.skim.run import _client
+
+    before = signal.getsignal(signal.SIGINT)
+    client, cluster = _client(None, 1, None)
+    try:
+        assert signal.getsignal(signal.SIGINT) is before
+        for pid in client.run(os.getpid).values():
+            ignored = int(next(line for line in open(f"/proc/{pid}/status") if line.startswith("SigIgn:")).split()[1], 16)
+            assert ignored & (1 << (signal.SIGINT - 1)), hex(ignored)
+    finally:
+        client.close()
+        cluster.close()
 
 def test_a_file_replaced_while_the_skim_runs_fails_its_ranges(miniaod_files, tmp_path, monkeypatch):
     """Ranges read from another file than the one counted are not recorded done (the store
@@ -780,7 +839,7 @@ def test_overwrite_with_a_schema_that_fits_no_input_leaves_the_store(miniaod_fil
     assert s.jets > 0 and s.skipped == 1
 
 
-def test_every_input_skipped_is_not_a_success(miniaod_files, tmp_path):
+def test_every_input_skipped_is_not_a_success(miniaod_files, tmp_path, schema_checked_by_workers):
     """--skip-bad-files with a schema whose tree no file has skips every file: the run is not
     ok (the CLI exits 1), and says to check the schema."""
     from typer.testing import CliRunner
@@ -806,7 +865,7 @@ def test_every_input_skipped_is_not_a_success(miniaod_files, tmp_path):
     assert len(shown) == 1 and shown[0].endswith("(the same in 1 more task(s))"), res.output
 
 
-def test_a_store_of_failed_tasks_shows_why_in_inspect_and_verify(miniaod_files, tmp_path):
+def test_a_store_of_failed_tasks_shows_why_in_inspect_and_verify(miniaod_files, tmp_path, schema_checked_by_workers):
     """inspect showed '1 failed' with no reason and suggested `jetlib weights` (which then
     exits 2); verify said to fix the input where the schema was wrong."""
     from typer.testing import CliRunner
@@ -842,7 +901,7 @@ def test_the_last_line_blames_the_schema_only_when_no_input_fits():
     assert _what_next(SimpleNamespace(failures=[missing], done=2, already_done=0, jets=10)).endswith("says.")  # no --overwrite
 
 
-def test_verify_blames_the_schema_when_no_input_has_the_tree(miniaod_files, tmp_path):
+def test_verify_blames_the_schema_when_no_input_has_the_tree(miniaod_files, tmp_path, schema_checked_by_workers):
     """The rule of the skim's last line, in verify too: a tree no input has is the schema's."""
     from typer.testing import CliRunner
 
