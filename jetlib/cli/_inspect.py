@@ -30,6 +30,9 @@ def register(app: typer.Typer) -> None:
             f"tasks: {', '.join(f'{n} {k}' for k, n in d['status'].items()) or 'none yet'}; "
             f"schema {d['schema']}, config hash {d['config_hash']}"
         )
+        if d["writer"]:
+            console.print(f"[yellow]warning:[/] {escape(d['writer'])} is still writing this store: these figures cover "
+                          "the tasks done so far, and its unfinished tasks are still running")  # fmt: skip
         if d["failures"]:  # the reasons, not only the count: inspect is where people look first
             r = d["failures"][0]
             console.print(f"[yellow]failed[/]: {len(d['failures'])} task(s), e.g. {escape(r['task'])}: {escape(str(r.get('error')))}: "

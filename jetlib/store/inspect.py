@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from jetlib.store.lock import writer
 from jetlib.store.store import Store
 from jetlib.store.verify import derived_files
 
@@ -52,4 +53,5 @@ def describe(path: str | Path) -> dict:
         "dropped": s.meta.get("dropped", {}),
         "derived": derived_files(s),
         "failures": [r for r in s.latest().values() if r["status"] == "failed"],
+        "writer": writer(s.path),  # a skim writing the store now, or None
     }

@@ -103,11 +103,15 @@ def verify(
         progress: show a progress bar while checksumming.
 
     Raises:
-        StoreError: ``store`` is not a jetlib store (or of an unknown format version).
+        StoreError: ``store`` is not a jetlib store (or of an unknown format version), or a
+            skim is writing it (its tasks would read as unfinished, its new shards as orphans).
     """
     from jetlib.skim.run import TASKS_NAME, load_task_ids
+    from jetlib.store.lock import writer
 
     st = Store(store)
+    if who := writer(st.path):
+        raise StoreError(f"{st.path}: {who} is writing this store; verify it when that run has ended")
     rep = VerifyReport(st.path, checked_checksums=not quick)
     err = lambda check, where, msg: rep.errors.append(Problem(check, str(where), msg))  # noqa: E731
     warn = lambda check, where, msg: rep.warnings.append(Problem(check, str(where), msg))  # noqa: E731

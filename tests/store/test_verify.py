@@ -46,6 +46,20 @@ def test_intact_store_passes_with_exact_counts(store):
     assert res.exit_code == 0 and "every check passed" in res.output
 
 
+
+def test_a_store_being_written_is_not_verified_and_inspect_says_so(store):
+    """While a skim holds the writer lock its tasks are unfinished and its new shards not yet
+    in the manifest: verify would report them as problems and advise a re-run (refused)."""
+    from jetlib.store.lock import writer_lock
+
+    with writer_lock(store, "jetlib skim list.txt"):
+        res = CliRunner().invoke(app, ["verify", str(store), "--no-progress"])
+        assert res.exit_code == 2 and "`jetlib skim list.txt` (pid" in res.output and "when that run has ended" in res.output
+        res = CliRunner().invoke(app, ["inspect", str(store)])
+        assert res.exit_code == 0 and "is still writing this store" in res.output
+    assert verify(store).ok  # the lock released
+    assert "still writing" not in CliRunner().invoke(app, ["inspect", str(store)]).output
+
 def test_deleted_shard_is_named(store):
     victim = Store(store).shards()[2].name
     (store / "shards" / victim).unlink()
