@@ -41,7 +41,7 @@ from jetlib.skim.task import CONFIG_ERRORS, DEFAULT_TASK_TIMEOUT_S, Task, count_
 from jetlib.source.filelist import is_remote, is_root_file, parse_inputs
 from jetlib.source.open import header_uuid
 from jetlib.store.lock import LOCK_NAME, writer_lock
-from jetlib.store.manifest import Manifest, done_uuids, uuid_clashes
+from jetlib.store.manifest import MANIFEST_NAME, Manifest, done_uuids, uuid_clashes
 from jetlib.store.shards import COMPRESSIONS, FORMATS, publish_shard
 from jetlib.store.store import FORMAT_VERSION, META_NAME, TASKS_NAME, write_json, write_meta
 from jetlib.store.verify import ranges_problem
@@ -375,12 +375,15 @@ def _refuse_misfit(files: list, plan: SkimPlan, timeout: float | None, not_root:
     refused the right one as another configuration) or, with ``clearing``, before --overwrite
     clears a store (an empty store where a complete one had been). The workers check every
     file; here one that fits (or fails for another reason, such as damage) lets the run go
-    on. ``not_root``: local files whose header says they are not ROOT (read by the caller)."""
+    on. A file without the schema's tree refuses a new store only through --overwrite: jobs
+    that crashed leave ROOT files without the tree, and the first few of a long list may be
+    such (they fail, the others are skimmed). ``not_root``: local files whose header says
+    they are not ROOT (read by the caller)."""
     local = (f.path for f in files if not f.problem and not is_remote(f.path) and f.path not in not_root)
     misfits = []
     for path in itertools.islice(local, _CHECK_UP_FRONT):
         c = count_entries(path, plan.tree, timeout=timeout, plan=plan)
-        if c["status"] == "ok" or not schema_fault([c], nothing_done=True):
+        if c["status"] == "ok" or not schema_fault([c], nothing_done=clearing):
             return
         misfits.append(c["reason"])
     if misfits:
@@ -390,23 +393,28 @@ def _refuse_misfit(files: list, plan: SkimPlan, timeout: float | None, not_root:
 
 
 @contextlib.contextmanager
-def _no_stub_left(out: Path, new: bool):
-    """Remove a store this run made when the run stops with an error (a refusal found once the
+def _no_stub_left(out: Path):
+    """Remove a store this run makes when the run stops with an error (a refusal found once the
     store was made, a cluster that did not start, Ctrl-C) before any task was done: a stub of
     metadata and failure records refused the next run with other options as another
-    configuration, and ``jetlib verify`` passed it. Only jetlib's own files go, and only while
-    ``shards/`` is empty; the folder and its lock file stay (see jetlib/store/lock.py)."""
+    configuration, and ``jetlib verify`` passed it. Only for a folder that held nothing but the
+    lock when the run took it; only jetlib's own files go, and only while ``shards/`` is empty;
+    the folder and its lock file stay (see jetlib/store/lock.py)."""
+    new = not out.exists() or all(p.name == LOCK_NAME for p in out.iterdir())
     try:
         yield
     except BaseException:
-        if new and (out / META_NAME).exists() and not any(
-            r.get("status") == "done" for r in Manifest.of(out).latest().values()
-        ):
-            with contextlib.suppress(OSError):
-                (out / "shards").rmdir()  # fails if a shard is there: then the store stays as it is
-                for name in (META_NAME, TASKS_NAME, "manifest.jsonl"):
-                    (out / name).unlink(missing_ok=True)
+        if new:
+            with contextlib.suppress(Exception):  # the error that stopped the run is the one to see
+                if not any(r.get("status") == "done" for r in Manifest.of(out).latest().values()):
+                    (out / "shards").rmdir()  # fails if a shard is there: then the store stays as it is
+                    for name in _STORE_FILES:
+                        (out / name).unlink(missing_ok=True)
         raise
+
+
+#: the files of a store that jetlib writes beside its folders
+_STORE_FILES = (META_NAME, MANIFEST_NAME, TASKS_NAME)
 
 
 def _clear_store(out: Path) -> None:
@@ -414,9 +422,8 @@ def _clear_store(out: Path) -> None:
     for name in ("shards", "weights", "stats"):
         if (out / name).is_dir():
             shutil.rmtree(out / name)
-    for name in (META_NAME, "manifest.jsonl", TASKS_NAME):
-        if (out / name).exists():
-            (out / name).unlink()
+    for name in _STORE_FILES:
+        (out / name).unlink(missing_ok=True)
 
 
 #: glibc settings for jetlib's LocalCluster workers (see :func:`_client`; README for clusters
@@ -443,12 +450,8 @@ def _client(scheduler: str | None, workers: int | None, dashboard_address: str |
     # per worker, peak RSS ~700 MB (benchmarks/RESULTS.md).
     environ = dict(dask.config.get("distributed.nanny.pre-spawn-environ", {}))
     environ.update(WORKER_MALLOC_ENV)
-    try:
-        with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}):
-            cluster = _start_local_cluster(n, dashboard_address)
-    except (RuntimeError, OSError, ValueError) as err:  # (TimeoutError is an OSError)
-        raise ConfigError(f"cannot start a local Dask cluster ({error_name(err)}: {err}); check --dashboard-address "
-                          f"({dashboard_address!r}: HOST:PORT, or '' for none) and --workers") from err  # fmt: skip
+    with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}):
+        cluster = _start_local_cluster(n, dashboard_address)
     client = Client(cluster)
     from jetlib._numba import skip_numba_extensions
 
@@ -460,37 +463,75 @@ def _quiet_dask_logs() -> None:
     logging.getLogger("distributed").setLevel(logging.ERROR)
 
 
-#: seconds for the workers of a LocalCluster to start (a few, or ~20 with a cold disk)
-_WORKERS_START_S = 120.0
+#: seconds for the workers of a LocalCluster to start (a few, or ~20 with a cold disk), and
+#: for their processes to be spawned (milliseconds each)
+_WORKERS_START_S, _SPAWN_S = 120.0, 10.0
 
 
 def _start_local_cluster(n: int, dashboard_address: str | None):
-    """A LocalCluster of ``n`` one-thread worker processes, started with SIGINT ignored.
+    """A LocalCluster of ``n`` one-thread worker processes that ignore SIGINT.
 
     Ctrl-C in a terminal reaches the whole process group, and each worker printed its
     traceback; a process started while SIGINT is ignored inherits that (and Python then
     installs no KeyboardInterrupt handler). This process ignores it only until the worker
     processes exist (milliseconds), not while they boot and connect (seconds): a Ctrl-C
     then was lost, and the skim ran. The client stops the workers when it is interrupted.
+
+    Raises:
+        ConfigError: the cluster could not start (a bad dashboard address, a worker
+            process that exited while starting, or no workers after _WORKERS_START_S).
     """
+    import psutil
     from distributed import LocalCluster
 
-    # no address asked for: a random loopback port, never all interfaces (PITFALLS.md)
-    cluster = LocalCluster(n_workers=0, threads_per_worker=1, processes=True, host="127.0.0.1",
-                           dashboard_address=dashboard_address or "127.0.0.1:0")  # fmt: skip
     try:
+        # no address asked for: a random loopback port, never all interfaces (PITFALLS.md)
+        cluster = LocalCluster(n_workers=0, threads_per_worker=1, processes=True, host="127.0.0.1",
+                               dashboard_address=dashboard_address or "127.0.0.1:0")  # fmt: skip
+    except (RuntimeError, OSError, ValueError) as err:
+        raise ConfigError(f"cannot start a local Dask cluster ({error_name(err)}: {err}); check --dashboard-address "
+                          f"({dashboard_address!r}: HOST:PORT, or '' for none)") from err  # fmt: skip
+    try:
+        me = psutil.Process()
+        before = {c.pid for c in me.children()}
+        spawned: list[psutil.Process] = []
         with _ctrl_c_ignored():
-            cluster.scale(n)  # the worker processes are spawned by the cluster's own thread
-            deadline = time.monotonic() + _WORKERS_START_S
-            while time.monotonic() < deadline and not (
-                len(cluster.workers) >= n and all(w.pid for w in list(cluster.workers.values()))
-            ):
-                time.sleep(0.005)
-        cluster.wait_for_workers(n, timeout=_WORKERS_START_S)
+            cluster.scale(n)  # the cluster's own thread spawns the worker processes
+            # a child inherits the ignored SIGINT when it is forked; multiprocessing lists it
+            # only after it has read its start-up data (~2 s), so the OS's list is watched
+            deadline = time.monotonic() + _SPAWN_S
+            while len(spawned) < n and time.monotonic() < deadline:
+                spawned = [c for c in me.children() if c.pid not in before and not _is_resource_tracker(c)]
+                time.sleep(0.002)
+        deadline = time.monotonic() + _WORKERS_START_S
+        while len(cluster.scheduler_info.get("workers", {})) < n:
+            if any(not _alive(c) for c in spawned):
+                raise ConfigError("a Dask worker process exited while starting; its log is above")
+            if time.monotonic() > deadline:
+                raise ConfigError(f"{n} Dask worker(s) asked for, {len(cluster.scheduler_info.get('workers', {}))} "
+                                  f"started within {_WORKERS_START_S:.0f} s; is the machine short of memory?")  # fmt: skip
+            time.sleep(0.02)
     except BaseException:
         cluster.close()
         raise
     return cluster
+
+
+def _is_resource_tracker(p) -> bool:
+    """Whether child ``p`` is multiprocessing's resource tracker (not a worker)."""
+    try:
+        return "resource_tracker" in " ".join(p.cmdline())
+    except Exception:  # gone, or not ours to read: not a worker being started either
+        return True
+
+
+def _alive(p) -> bool:
+    import psutil
+
+    try:
+        return p.is_running() and p.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
 
 
 @contextlib.contextmanager
@@ -583,7 +624,7 @@ def skim(
     if plan.dropped:  # expected for a sparse schema (NanoAOD has no PF candidates), a typo otherwise
         what = "; ".join(f"{k}: {', '.join(v)}" for k, v in plan.dropped.items())
         console.print(f"note: input schema {escape(plan.schema.name)!r} does not feed (left out of the store): {escape(what)}")
-    with writer_lock(out, "jetlib skim"), _no_stub_left(out, new_store):  # one writer per store (jetlib/store/lock.py)
+    with writer_lock(out, "jetlib skim"), _no_stub_left(out):  # one writer per store (jetlib/store/lock.py)
         _prepare_store(out, meta, overwrite)
         _remove_pending(out)  # left by workers of an interrupted run
         manifest = Manifest.of(out)
@@ -673,7 +714,7 @@ def skim(
             summary.workers = len(client.scheduler_info()["workers"])
             summary.dashboard = client.dashboard_link if dashboard_address or scheduler else None
             if summary.dashboard:
-                console.print(f"[bold]Dask dashboard:[/] {escape(summary.dashboard)}  ({summary.workers} workers)")
+                console.print(f"[bold]Dask dashboard:[/] {escape(summary.dashboard)}  ({summary.workers} worker{'s' if summary.workers != 1 else ''})")
             # 1. entries per file, on the workers (opening 500 remote files is work too)
             # the plan as a task's result, not scattered data: when the only worker holding
             # it dies, the scheduler computes it again; scattered data was lost with it, and

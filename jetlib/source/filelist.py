@@ -79,14 +79,31 @@ def parse_filelist(filelist: str | Path) -> list[InputFile]:
     except UnicodeDecodeError:
         raise ValueError(f"{filelist}: not a text file list (nor a ROOT file); {_GIVE}") from None
     items: list[InputFile] = []
+    for n, line in _lines(text):
+        items += _entries(line, n, filelist.parent, f"line {n} of {filelist}")
+    return _unique(items)
+
+
+def _lines(text: str):
+    """(line number, entry) of a file list's text, without comments and blank lines."""
     for n, raw in enumerate(text.splitlines(), start=1):
         # a comment starts a line or follows a space: a '#' inside a path (run#2.root) or a
         # URL is part of it
         line = raw.strip()
         line = "" if line.startswith("#") else _COMMENT.split(line, 1)[0].strip()
         if line:
-            items += _entries(line, n, filelist.parent, f"line {n} of {filelist}")
-    return _unique(items)
+            yield n, line
+
+
+def _is_filelist(p: Path) -> bool:
+    """Whether ``p``, one of several arguments, reads as a file list: text whose entries all
+    name ROOT files, globs or URLs. Another file (a README, a tarball, an empty file in a
+    shell-expanded ``dir/*``) is an input like the others, recorded as not ROOT."""
+    try:
+        entries = [line for _, line in _lines(p.read_text(encoding="utf-8-sig"))]
+    except (OSError, UnicodeDecodeError):
+        return False
+    return bool(entries) and all(is_remote(e) or e.endswith(".root") or _is_glob(e) for e in entries)
 
 
 def parse_inputs(inputs: str | Path | list[str] | tuple[str, ...]) -> list[InputFile]:
@@ -98,8 +115,8 @@ def parse_inputs(inputs: str | Path | list[str] | tuple[str, ...]) -> list[Input
     for n, text in enumerate(map(str, inputs if many else [inputs]), 1):
         direct = is_remote(text) or text.endswith(".root") or (_is_glob(text) and not Path(text).exists())
         # a lone argument that is not ROOT is a file list (a missing one is an error); one of
-        # several that is no file at all is a missing input, recorded as such
-        if direct or is_root_file(Path(text)) or (many and not Path(text).is_file()):
+        # several is one if it reads as one, else an input (missing or not ROOT: recorded)
+        if direct or is_root_file(Path(text)) or (many and not (Path(text).is_file() and _is_filelist(Path(text)))):
             items += _entries(text, n, Path.cwd(), f"argument {n}")
         else:
             items += parse_filelist(text)

@@ -224,6 +224,13 @@ def test_several_arguments_expand_each_file_list(miniaod_files, tmp_path):
     got = parse_inputs([b, str(tmp_path / "one.txt"), a, str(tmp_path / "missing_list.txt")])
     assert [f.path for f in got] == [b, a, str(tmp_path / "missing_list.txt")]
     assert "file not found (argument 4)" in got[-1].problem
+    # a shell-expanded dir/*: a README, a tarball and an empty file stay inputs (recorded as
+    # not ROOT by the skim), not lists to read or drop
+    (tmp_path / "README").write_text("Produced with CRAB.\nSee the twiki.\n")
+    (tmp_path / "log.tar.gz").write_bytes(b"\x1f\x8b\x08\x00binary")
+    (tmp_path / "empty").write_text("")
+    others = [str(tmp_path / n) for n in ("README", "log.tar.gz", "empty")]
+    assert [f.path for f in parse_inputs([a, *others])] == [a, *others]
 
 def test_cli_skims_a_root_file_given_directly(miniaod_files, tmp_path):
     from typer.testing import CliRunner
@@ -753,22 +760,65 @@ def test_a_bad_dashboard_address_is_an_option_error(miniaod_files, tmp_path):
 @pytest.mark.skipif(not Path("/proc/self/status").is_file(), reason="reads /proc")
 def test_workers_ignore_ctrl_c_and_the_client_does_not(tmp_path):
     """Ctrl-C reaches the whole process group: the workers must ignore it (each printed a
-    traceback), while this process must not, also while they start (a Ctrl-C was lost)."""
+    traceback), while this process must not, also while they start (it was ignored for the
+    whole start, 2-5 s, and the skim ran on)."""
     import os
     import signal
+    import threading
+    import time
+
+    import psutil
 
     from jetlib.skim.run import _client
 
-    before = signal.getsignal(signal.SIGINT)
+    me = psutil.Process()
+    before = {c.pid for c in me.children()}
+
+    def workers():
+        return [c for c in me.children() if c.pid not in before and "spawn_main" in " ".join(c.cmdline())]
+
+    def ctrl_c_while_they_boot():
+        deadline = time.monotonic() + 30
+        while not workers() and time.monotonic() < deadline:
+            time.sleep(0.005)
+        time.sleep(0.3)  # spawned, not yet connected (that takes seconds)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    threading.Thread(target=ctrl_c_while_they_boot, daemon=True).start()
+    with pytest.raises(KeyboardInterrupt):
+        _client(None, 1, None)
+    psutil.wait_procs(workers(), timeout=20)
+    assert not [c for c in workers() if c.status() != psutil.STATUS_ZOMBIE]  # the cluster was closed
+
+    before_handler = signal.getsignal(signal.SIGINT)
     client, cluster = _client(None, 1, None)
     try:
-        assert signal.getsignal(signal.SIGINT) is before
+        assert signal.getsignal(signal.SIGINT) is before_handler
         for pid in client.run(os.getpid).values():
             ignored = int(next(line for line in open(f"/proc/{pid}/status") if line.startswith("SigIgn:")).split()[1], 16)
             assert ignored & (1 << (signal.SIGINT - 1)), hex(ignored)
     finally:
         client.close()
         cluster.close()
+
+
+def test_an_error_after_a_done_task_keeps_the_new_store(miniaod_files, tmp_path, monkeypatch):
+    """Only a new store with nothing done is removed when the run stops with an error."""
+    import jetlib.skim.run
+
+    real, calls = jetlib.skim.run._publish, []
+
+    def publish(rec, folder):
+        calls.append(rec["task"])
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(rec, folder)
+
+    monkeypatch.setattr(jetlib.skim.run, "_publish", publish)
+    with pytest.raises(KeyboardInterrupt):
+        skim([str(f) for f in miniaod_files], tmp_path / "s", **KW)
+    done = [r for r in Store(tmp_path / "s").latest().values() if r["status"] == "done"]
+    assert [r["task"] for r in done] == calls[:1] and Store(tmp_path / "s").n_jets == done[0]["jets"] > 0
 
 def test_a_file_replaced_while_the_skim_runs_fails_its_ranges(miniaod_files, tmp_path, monkeypatch):
     """Ranges read from another file than the one counted are not recorded done (the store
