@@ -11,7 +11,7 @@ import importlib
 
 import typer
 
-__all__ = ["app", "main"]
+__all__ = ["app", "main", "counted", "results_console"]
 
 # typer 0.29 prints a value type for on/off flags too ('--plot <bool>'), which reads as if
 # '--plot true' were valid (it is an error); flags take no value, so show none
@@ -39,6 +39,11 @@ def results_console():
 
     wide = not sys.stdout.isatty() and "COLUMNS" not in os.environ
     return Console(soft_wrap=True, emoji=False, width=200 if wide else None)  # emoji=False: ':b:' stays text
+
+
+def counted(n: int, word: str) -> str:
+    """``1 shard``, ``2 shards``, ``1,024 files``: a count and its noun (plural in ``s``)."""
+    return f"{n:,} {word}" if n == 1 else f"{n:,} {word}s"
 
 
 def _show_version(value: bool) -> None:

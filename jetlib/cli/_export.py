@@ -71,10 +71,12 @@ def register(app: typer.Typer) -> None:
 
         from jetlib.errors import StoreError
         from jetlib.export import cmssw_preprocess, wrapped_blocks
+        from jetlib.store import Store
 
         try:
-            out = cmssw_preprocess(store, blocks=_blocks(blocks))
-            wrapped = wrapped_blocks(store, _blocks(blocks))
+            s = Store(store)
+            out = cmssw_preprocess(s, blocks=_blocks(blocks))
+            wrapped = wrapped_blocks(s, _blocks(blocks))
         except StoreError as err:
             typer.echo(f"error: {err}", err=True)
             raise typer.Exit(2) from None

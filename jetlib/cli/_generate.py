@@ -22,6 +22,7 @@ def register(app: typer.Typer) -> None:
         from rich.console import Console
         from rich.markup import escape
 
+        from jetlib.cli import counted
         from jetlib.generate import generate as run
 
         console = Console(stderr=True, soft_wrap=True, emoji=False)  # long paths stay on one line (grep-able)
@@ -32,7 +33,7 @@ def register(app: typer.Typer) -> None:
             console.print(f"[red]error:[/] {escape(str(err))}")
             raise typer.Exit(2) from None
         dt = time.perf_counter() - t0
-        console.print(f"wrote {events:,} events in {len(paths)} files to {out}/ ({events / dt:,.0f} events/s)")
+        console.print(f"wrote {events:,} events in {counted(len(paths), 'file')} to {out}/ ({events / dt:,.0f} events/s)")
         written = {p.name for p in paths}
         stale = sorted(p for p in out.glob("jetlib_gen_*.root") if p.name not in written)
         if stale:  # a later `ls data/*.root > filelist.txt` would list them with the new files

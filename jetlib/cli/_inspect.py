@@ -14,7 +14,7 @@ def register(app: typer.Typer) -> None:
         from rich.markup import escape
         from rich.table import Table
 
-        from jetlib.cli import results_console
+        from jetlib.cli import counted, results_console
         from jetlib.errors import StoreError
         from jetlib.store.inspect import describe
 
@@ -25,7 +25,7 @@ def register(app: typer.Typer) -> None:
             console.print(f"[red]error:[/] {escape(str(err))}")
             raise typer.Exit(2) from None
         console.print(
-            f"[bold]{store}[/]: {d['jets']:,} jets in {d['shards']} {d['format']} shards "
+            f"[bold]{store}[/]: {d['jets']:,} jets in {counted(d['shards'], d['format'] + ' shard')} "
             f"({d['bytes'] / 1e6:,.1f} MB, compression {d['compression']}); "
             f"tasks: {', '.join(f'{n} {k}' for k, n in d['status'].items()) or 'none yet'}; "
             f"schema {d['schema']}, config hash {d['config_hash']}"

@@ -25,7 +25,7 @@ def register(app: typer.Typer) -> None:
         from rich.markup import escape
         from rich.table import Table
 
-        from jetlib.cli import results_console
+        from jetlib.cli import counted, results_console
         from jetlib.errors import StoreError
         from jetlib.store.verify import verify as run_verify
 
@@ -45,7 +45,7 @@ def register(app: typer.Typer) -> None:
         t.add_row("input files", f"{r.files:,}" + (f" ({r.checked_inputs:,} re-opened)" if r.checked_inputs else ""))
         t.add_row("tasks", f"{sum(r.tasks.values()):,}: {tasks}")
         t.add_row("events read", f"{r.events:,}")
-        where = f"{r.shards:,} shards" if r.readable == r.shards else f"{r.readable:,} of {r.shards:,} shards (the others below)"
+        where = counted(r.shards, "shard") if r.readable == r.shards else f"{r.readable:,} of {counted(r.shards, 'shard')} (the others below)"
         t.add_row("jets", f"{r.jets:,} in {where}, {r.bytes / 1e6:,.1f} MB")
         t.add_row("checksums", "checked" if r.checked_checksums else "not checked (--quick)")
         console.print(t)
@@ -58,7 +58,7 @@ def register(app: typer.Typer) -> None:
         if r.ok:
             failed = r.tasks.get("failed", 0)
             accepted = f"; {failed:,} failed task(s) accepted (--allow-failed)" if failed else ""
-            warned = f" ({len(r.warnings)} warning(s) above)" if r.warnings else ""
+            warned = f" ({counted(len(r.warnings), 'warning')} above)" if r.warnings else ""
             console.print(f"[green]OK[/]: every check passed{warned}{accepted}")
         else:
             console.print(f"[red]{len(r.errors)} problem(s)[/]")

@@ -8,6 +8,10 @@ padding, from all shards, exactly (see :mod:`jetlib.stats.quantiles`).
 Examples:
     >>> stats = compute_stats("store/")                                   # doctest: +SKIP
     >>> x = stats.apply("pf_features", batch["pf_features"], batch["pf_mask"])  # doctest: +SKIP
+
+With the mask, padding comes out 0; for a block skimmed with ``padding: wrap``, whose padding
+holds copies of real nodes, pass ``mask.max(axis=2, keepdims=True)`` instead (as
+:class:`jetlib.Reader` does): the copies are standardised, as weaver does.
 """
 
 from __future__ import annotations

@@ -90,14 +90,14 @@ def parse_bins(spec: str, observers: list[str], meta: dict[str, Any] | None = No
             e = np.geomspace(lo, hi, n + 1) if log else np.linspace(lo, hi, n + 1)
         elif _EDGES.match(rhs):
             e = np.array([float(x) for x in rhs.split("|")])
+            if not np.isfinite(e).all():  # 1e400 parses, as inf
+                raise ConfigError(f"--bins {part!r}: edges must be finite numbers", key="bins")
             if np.any(np.diff(e) <= 0):
                 raise ConfigError(f"--bins {part!r}: edges must increase", key="bins")
         else:
             raise ConfigError(
                 f"--bins {part!r}: cannot parse {rhs!r}; use lo:hi:N, lo:hi:logN or e0|e1|...|eN", key="bins"
             )
-        if not np.isfinite(e).all():  # 1e400 parses, as inf
-            raise ConfigError(f"--bins {part!r}: edges must be finite numbers", key="bins")
         names.append(var)
         edges.append(np.asarray(e, dtype=np.float64))
     cells = int(np.prod([len(e) - 1 for e in edges]))

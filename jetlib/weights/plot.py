@@ -26,10 +26,13 @@ def _pyplot():
     return plt, mplhep
 
 
-def _log_spaced(edges: np.ndarray) -> bool:
-    """Whether ``edges`` are log-spaced (``--bins lo:hi:logN``), as the weights' axes tell them."""
+def _log_axis(variable: str, edges: np.ndarray) -> bool:
+    """A log axis for jet pT (also with explicit edges, 15|30|60|...) and for any log-spaced
+    binning (``--bins lo:hi:logN``)."""
     e = np.asarray(edges, np.float64)
-    return len(e) > 2 and e[0] > 0 and bool(np.allclose(e, np.geomspace(e[0], e[-1], len(e)), rtol=1e-9, atol=0))
+    if e[0] <= 0:
+        return False
+    return variable == "jet_pt" or (len(e) > 2 and bool(np.allclose(e, np.geomspace(e[0], e[-1], len(e)), rtol=1e-9, atol=0)))
 
 
 def plot_weights(w: SamplingWeights, folder: str | Path) -> list[Path]:
@@ -54,7 +57,7 @@ def plot_weights(w: SamplingWeights, folder: str | Path) -> list[Path]:
             ax.set_xlabel(var)
             ax.set_ylabel("fraction of jets")
             ax.set_title(title, fontsize=18)
-            if _log_spaced(edges):
+            if _log_axis(var, edges):
                 ax.set_xscale("log")
         a1.legend(fontsize=11, ncol=2)
         path = folder / f"{w.name}_{var}.png"
@@ -73,8 +76,8 @@ def plot_weights(w: SamplingWeights, folder: str | Path) -> list[Path]:
             ax.set_title(w.classes[i], fontsize=16)
             ax.set_xlabel(w.variables[0], fontsize=14)
             ax.set_ylabel(w.variables[1], fontsize=14)
-            for edges, axis, scale in ((w.edges[0], ax.xaxis, ax.set_xscale), (w.edges[1], ax.yaxis, ax.set_yscale)):
-                if _log_spaced(edges):
+            for var, edges, axis, scale in zip(w.variables, w.edges, (ax.xaxis, ax.yaxis), (ax.set_xscale, ax.set_yscale)):
+                if _log_axis(var, edges):
                     scale("log")
                     axis.set_minor_formatter(plt.NullFormatter())
             ax.tick_params(labelsize=11)

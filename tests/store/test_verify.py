@@ -121,7 +121,7 @@ def test_failed_tasks_fail_unless_allowed(store_factory):
     assert all("not a ROOT file" in p.message for p in r.errors)
     assert verify(path, allow_failed=True).ok
     res = CliRunner().invoke(app, ["verify", str(path), "--no-progress", "--allow-failed"], env={"COLUMNS": "200"})
-    assert res.exit_code == 0 and "every check passed (1 warning(s) above); 2 failed task(s) accepted (--allow-failed)" in res.output
+    assert res.exit_code == 0 and "every check passed (1 warning above); 2 failed task(s) accepted (--allow-failed)" in res.output
     res = CliRunner().invoke(app, ["verify", str(path), "--no-progress"], env={"COLUMNS": "200"})
     assert res.exit_code == 1 and "2 problem(s)" in res.output and "re-run the same `jetlib skim` command" in res.output
 
@@ -171,4 +171,4 @@ def test_stale_weights_and_stats_name_the_command_with_their_options(store_facto
     assert msgs["mine.json"].endswith(f"re-run `{w.command(path)}`") and "--name mine" in msgs["mine.json"]
     assert msgs["stats.json"].endswith(f"re-run `jetlib stats {path} --clip 3`")
     res = CliRunner().invoke(app, ["verify", str(path), "--no-progress"], env={"COLUMNS": "400"})
-    assert res.exit_code == 0 and "every check passed (3 warning(s) above)" in res.output  # and the synthetic store's plan
+    assert res.exit_code == 0 and "every check passed (3 warnings above)" in res.output  # and the synthetic store's plan
