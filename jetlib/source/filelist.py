@@ -95,11 +95,17 @@ def _lines(text: str):
             yield n, line
 
 
+#: the largest file taken for a file list among several arguments (500 paths are ~50 kB)
+_MAX_LIST_BYTES = 16 << 20
+
+
 def _is_filelist(p: Path) -> bool:
     """Whether ``p``, one of several arguments, reads as a file list: text whose entries all
     name ROOT files, globs or URLs. Another file (a README, a tarball, an empty file in a
     shell-expanded ``dir/*``) is an input like the others, recorded as not ROOT."""
     try:
+        if p.stat().st_size > _MAX_LIST_BYTES:  # (not read into memory to find out)
+            return False
         entries = [line for _, line in _lines(p.read_text(encoding="utf-8-sig"))]
     except (OSError, UnicodeDecodeError):
         return False
