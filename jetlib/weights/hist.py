@@ -20,7 +20,7 @@ import numpy as np
 from jetlib.store.shards import read_shard
 from jetlib.store.store import Store
 
-__all__ = ["ClassHistograms", "fill_histograms", "make_axis", "to_axis", "bin_index", "FLOW_POLICIES"]
+__all__ = ["ClassHistograms", "fill_histograms", "make_axis", "is_log", "to_axis", "bin_index", "FLOW_POLICIES"]
 
 #: what happens to jets outside the edges: ``clip`` counts them in the first/last bin
 #: (weaver's ``reweight_discard_under_overflow: false``), ``drop`` gives them weight 0
@@ -70,12 +70,17 @@ def make_axis(edges: np.ndarray) -> bh.axis.Axis:
     return bh.axis.Variable(e)
 
 
+def is_log(axis: bh.axis.Axis) -> bool:
+    """Whether :func:`make_axis` made ``axis`` over log(x) (its edges are log-spaced)."""
+    return axis.metadata == _LOG
+
+
 def to_axis(axis: bh.axis.Axis, values: np.ndarray) -> np.ndarray:
     """``values`` as float64 coordinates on ``axis`` (from :func:`make_axis`): their log on a
     logarithmic axis, where 0 goes to the underflow bin and negative values to the overflow
     bin, as with boost-histogram's log transform (the log of a negative value is NaN)."""
     x = np.asarray(values, np.float64)
-    if axis.metadata != _LOG:
+    if not is_log(axis):
         return x
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.log(x)

@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from jetlib.weights.hist import is_log
+
 if TYPE_CHECKING:
     from jetlib.weights import SamplingWeights
 
@@ -26,13 +28,10 @@ def _pyplot():
     return plt, mplhep
 
 
-def _log_axis(variable: str, edges: np.ndarray) -> bool:
+def _log_axis(variable: str, edges: np.ndarray, axis) -> bool:
     """A log axis for jet pT (also with explicit edges, 15|30|60|...) and for any log-spaced
-    binning (``--bins lo:hi:logN``)."""
-    e = np.asarray(edges, np.float64)
-    if e[0] <= 0:
-        return False
-    return variable == "jet_pt" or (len(e) > 2 and bool(np.allclose(e, np.geomspace(e[0], e[-1], len(e)), rtol=1e-9, atol=0)))
+    binning (``--bins lo:hi:logN``: the weights' histogram ``axis`` is over log(x))."""
+    return bool(is_log(axis) or (variable == "jet_pt" and edges[0] > 0))
 
 
 def plot_weights(w: SamplingWeights, folder: str | Path) -> list[Path]:
@@ -57,7 +56,7 @@ def plot_weights(w: SamplingWeights, folder: str | Path) -> list[Path]:
             ax.set_xlabel(var)
             ax.set_ylabel("fraction of jets")
             ax.set_title(title, fontsize=18)
-            if _log_axis(var, edges):
+            if _log_axis(var, edges, w.axes[v]):
                 ax.set_xscale("log")
         a1.legend(fontsize=11, ncol=2)
         path = folder / f"{w.name}_{var}.png"
@@ -76,8 +75,8 @@ def plot_weights(w: SamplingWeights, folder: str | Path) -> list[Path]:
             ax.set_title(w.classes[i], fontsize=16)
             ax.set_xlabel(w.variables[0], fontsize=14)
             ax.set_ylabel(w.variables[1], fontsize=14)
-            for var, edges, axis, scale in zip(w.variables, w.edges, (ax.xaxis, ax.yaxis), (ax.set_xscale, ax.set_yscale)):
-                if _log_axis(var, edges):
+            for var, edges, hax, axis, scale in zip(w.variables, w.edges, w.axes, (ax.xaxis, ax.yaxis), (ax.set_xscale, ax.set_yscale)):
+                if _log_axis(var, edges, hax):
                     scale("log")
                     axis.set_minor_formatter(plt.NullFormatter())
             ax.tick_params(labelsize=11)
