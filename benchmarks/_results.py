@@ -33,6 +33,13 @@ def machine() -> str:
             ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
             cwd=Path(__file__).parent, check=False,
         ).stdout.strip() or "?"
+        # code changed since that commit (RESULTS.md itself aside) is said, not hidden
+        changed = subprocess.run(
+            ["git", "status", "--porcelain", "--", "jetlib", "schemas", "benchmarks", ":!benchmarks/RESULTS.md"],
+            capture_output=True, text=True, cwd=Path(__file__).resolve().parent.parent, check=False,
+        ).stdout.strip()
+        if changed and commit != "?":
+            commit += " with uncommitted changes"
     except OSError:
         commit = "?"
     ram = psutil.virtual_memory().total / 2**30
