@@ -32,6 +32,11 @@ _SUFFIX = {"hdf5": ".h5", "parquet": ".parquet"}
 CHUNK_JETS = 1024
 #: the block size of HDF5's LZ4 filter (H5Z-LZ4's default): a chunk up to it is one block
 _LZ4_BLOCK = 1 << 30
+#: LZ4's acceleration (1 is LZ4's default): LZ4 skips faster over bytes it cannot match,
+#: here the float mantissas. On the benchmark's shards 8 compressed 1.5x faster (1,140
+#: against 750 MB/s) into 6% more bytes (ratio 0.408 against 0.386), which read back as fast
+#: (h5py); a worker's write took 3.1 against 3.8 s for the 16 tasks of 226k jets.
+LZ4_ACCELERATION = 8
 #: jets per Parquet row group
 ROW_GROUP_JETS = 16384
 
@@ -190,7 +195,8 @@ def _write_lz4_chunks(ds, arr: np.ndarray) -> None:
     HDF5 no longer copies every chunk into a buffer of its own first: 183 against 213 ms
     (best of 10, the workers' malloc settings) for a 14k-jet, 132 MB shard. The last chunk
     is padded with zeros to the full chunk, as HDF5 stores it. A chunk LZ4 cannot shrink is
-    stored raw, as the filter does.
+    stored raw, as the filter does. The block is compressed with ``LZ4_ACCELERATION``
+    (any LZ4 decoder reads it; the filter itself compresses with acceleration 1).
     """
     import struct
 
@@ -205,7 +211,7 @@ def _write_lz4_chunks(ds, arr: np.ndarray) -> None:
             padded[: chunk.shape[0]] = chunk
             chunk = padded
         raw = memoryview(np.ascontiguousarray(chunk)).cast("B")
-        packed = lz4.block.compress(raw, store_size=False)
+        packed = lz4.block.compress(raw, mode="fast", acceleration=LZ4_ACCELERATION, store_size=False)
         if len(packed) >= len(raw):
             packed = raw
         # header: original size (int64), block size (int32), then the block's size (int32)
