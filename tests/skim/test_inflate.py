@@ -1,5 +1,6 @@
-"""ZLIB baskets are inflated by ISA-L (jetlib/source/open.py): the same arrays as the
-standard library's zlib, and a damaged basket is a recorded failure, not a crash."""
+"""ZLIB baskets are inflated by libdeflate, and those it refuses by ISA-L
+(jetlib/source/open.py): the same arrays as the standard library's zlib, and a damaged
+basket is a recorded failure that says why, not a crash."""
 
 from __future__ import annotations
 
@@ -31,23 +32,64 @@ def _damage_basket(src: Path, dst: Path, branch: str = "PFCand_pt") -> None:
     dst.write_bytes(raw)
 
 
-def test_isal_inflates_the_same_arrays_as_zlib(tmp_path, monkeypatch):
-    from isal import isal_zlib
+def _zlib_arrays(path: str, monkeypatch) -> dict:
+    """The reference: the same file read with the standard library's zlib only."""
+    with monkeypatch.context() as m:
+        m.delattr(uproot.compression._decompress_ZLIB, "decompress")  # the class's method again
+        m.setattr(uproot.compression._decompress_ZLIB, "library", "zlib")
+        return uproot.open(path, array_cache=None)["Events"].arrays(library="np")
 
-    path = str(write_miniaod(tmp_path / "a.root", 300, seed=11))
-    calls = []
-    real = isal_zlib.decompress
-    monkeypatch.setattr(isal_zlib, "decompress", lambda *a, **k: calls.append(1) or real(*a, **k))
-    fast = open_tree(path, "Events").arrays(library="np")
-    assert calls, "jetlib's reads did not go through ISA-L"
-    monkeypatch.setattr(uproot.compression._decompress_ZLIB, "library", "zlib")
-    n = len(calls)
-    ref = uproot.open(path, array_cache=None)["Events"].arrays(library="np")
-    assert len(calls) == n  # the reference really used the standard library
+
+def _assert_same(fast: dict, ref: dict) -> None:
     assert fast.keys() == ref.keys()
     for k in ref:
         for x, y in zip(fast[k], ref[k], strict=True):
             np.testing.assert_array_equal(x, y, err_msg=k)
+
+
+def test_libdeflate_inflates_the_same_arrays_as_zlib(tmp_path, monkeypatch):
+    import deflate
+    from isal import isal_zlib
+
+    path = str(write_miniaod(tmp_path / "a.root", 300, seed=11))
+    calls = {"libdeflate": 0, "isal": 0}
+    real, real_isal = deflate.zlib_decompress, isal_zlib.decompress
+
+    def counted(name, fn):
+        def call(*a, **k):
+            calls[name] += 1
+            return fn(*a, **k)
+
+        return call
+
+    monkeypatch.setattr(deflate, "zlib_decompress", counted("libdeflate", real))
+    monkeypatch.setattr(isal_zlib, "decompress", counted("isal", real_isal))
+    fast = open_tree(path, "Events").arrays(library="np")
+    assert calls["libdeflate"] > 0 and calls["isal"] == 0, calls
+    n = dict(calls)
+    ref = _zlib_arrays(path, monkeypatch)
+    assert calls == n  # the reference really used the standard library
+    _assert_same(fast, ref)
+
+
+def test_a_block_libdeflate_refuses_is_inflated_by_isal(tmp_path, monkeypatch):
+    """libdeflate reports every fault as "Decompression failed"; ISA-L then decodes the
+    block (had libdeflate been wrong) or raises with the reason."""
+    import deflate
+    from isal import isal_zlib
+
+    path = str(write_miniaod(tmp_path / "a.root", 300, seed=12))
+
+    def refuse(*a, **k):
+        raise deflate.DeflateError("Decompression failed")
+
+    calls = []
+    real_isal = isal_zlib.decompress
+    monkeypatch.setattr(deflate, "zlib_decompress", refuse)
+    monkeypatch.setattr(isal_zlib, "decompress", lambda *a, **k: calls.append(1) or real_isal(*a, **k))
+    fast = uproot.open(path, array_cache=None)["Events"].arrays(library="np")
+    assert calls
+    _assert_same(fast, _zlib_arrays(path, monkeypatch))
 
 
 def test_damaged_basket_is_a_failed_record(tmp_path):
