@@ -267,7 +267,9 @@ def compute_weights(
         threshold: percentile against low-count bins (weaver's ``reweight_threshold``).
         flow: ``clip`` jets outside the edges into the edge bins, or ``drop`` them (weight 0).
         name: file name under ``weights/`` (default: the method).
-        plot: also write PNGs next to the JSON (needs ``jetlib[plot]``).
+        plot: also write PNGs next to the JSON (needs ``jetlib[plot]``). The PNGs that
+            earlier weights of this name wrote, and this run does not rewrite, are removed:
+            they showed other weights.
         scheduler: Dask scheduler address for a large store (default: local threads).
 
     Returns:
@@ -304,13 +306,28 @@ def compute_weights(
         else:
             why = "every class with jets has class weight 0"
         raise ConfigError(f"these weights would sample no jets ({why}); nothing saved", key="class_weights")
+    before = _recorded_plots(s.path / WEIGHTS_DIR / f"{w.name}.json")
     w.save(s.path)
+    written: set[str] = set()
     if plot:
         from jetlib.weights.plot import plot_weights
 
         w.extra["plots"] = [str(p) for p in plot_weights(w, s.path / WEIGHTS_DIR)]
+        written = {Path(p).name for p in w.extra["plots"]}
         w.save(s.path)
+    for png in before - written:  # the previous weights' plots, which no longer show these weights
+        (s.path / WEIGHTS_DIR / png).unlink(missing_ok=True)
     return w
+
+
+def _recorded_plots(path: Path) -> set[str]:
+    """File names of the PNGs that the weights saved at ``path`` recorded (``--plot``)."""
+    try:
+        plots = json.loads(path.read_text()).get("plots", [])
+    except (OSError, ValueError, AttributeError):
+        return set()
+    stem = path.stem + "_"
+    return {n for n in (Path(str(p)).name for p in plots) if n.startswith(stem) and n.endswith(".png")}
 
 
 def load_weights(store: str | Path | Store, name: str = "flat") -> SamplingWeights:

@@ -244,6 +244,26 @@ def test_plots_written(store_factory):
     assert all((path / "weights" / n).stat().st_size > 1000 for n in names)
 
 
+def test_plots_of_earlier_weights_of_the_same_name_are_removed(store_factory):
+    """A re-run with other bins, or without --plot, leaves no PNG that shows the earlier
+    weights; other names' plots and a user's own files stay."""
+    pytest.importorskip("matplotlib")
+    pytest.importorskip("mplhep")
+    path = store_factory()
+    folder = path / "weights"
+    compute_weights(path, plot=True)
+    compute_weights(path, plot=True, name="flat_v2")
+    (folder / "flat_notes.png").write_bytes(b"mine")
+    assert {"flat_jet_eta.png", "flat_maps.png", "flat_v2_maps.png"} <= {p.name for p in folder.iterdir()}
+    w = compute_weights(path, bins="pt", plot=True)
+    assert [p.rsplit("/", 1)[1] for p in w.extra["plots"]] == ["flat_jet_pt.png"]
+    pngs = sorted(p.name for p in folder.glob("*.png"))
+    assert pngs == ["flat_jet_pt.png", "flat_notes.png", "flat_v2_jet_eta.png", "flat_v2_jet_pt.png", "flat_v2_maps.png"]
+    compute_weights(path, bins="pt,eta")  # no --plot: the pT plot showed the 1D weights
+    assert sorted(p.name for p in folder.glob("*.png")) == ["flat_notes.png", "flat_v2_jet_eta.png", "flat_v2_jet_pt.png",
+                                                             "flat_v2_maps.png"]
+
+
 @pytest.mark.parametrize(
     "edges, kind",
     [(np.linspace(-2.5, 2.5, 11), "Regular"), (np.geomspace(15, 1000, 21), "Regular"), (np.array([15.0, 30, 60, 1000]), "Variable")],
