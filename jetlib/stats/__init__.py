@@ -235,6 +235,8 @@ def load_stats(store: str | Path | Store) -> Stats:
     s = store if isinstance(store, Store) else Store(store)
     path = s.path / STATS_DIR / "stats.json"
     if not path.is_file():
+        if s.n_jets == 0:  # `jetlib stats` could not make one: say why instead
+            raise s.no_jets_error()
         raise StoreError(f"{s.path}: no standardisation yet; run `jetlib stats {s.path}`")
     st = Stats.from_json(json.loads(path.read_text()))
     if not s.made_from_this_state(st.jets, st.config_hash):

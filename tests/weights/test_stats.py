@@ -186,6 +186,9 @@ def test_load_and_errors(store_factory):
     failed = store_factory("failed", jets_per_shard=(), failed=2)
     with pytest.raises(StoreError, match="all 2 of its tasks failed .*jetlib verify"):
         compute_stats(failed)
+    # what needs the stats (the exports) says why there are none, not "run jetlib stats"
+    with pytest.raises(StoreError, match="all 2 of its tasks failed .*jetlib verify"):
+        load_stats(failed)
     for clip in (0.0, -1.0, float("nan"), float("inf")):  # one constant, or Infinity in stats.json
         with pytest.raises(ConfigError, match="must be a finite number > 0"):
             compute_stats(path, clip=clip)
