@@ -63,9 +63,13 @@ def _fast_inflate() -> tuple[type[BaseException], ...]:
     except ImportError:  # pragma: no cover - deflate is a dependency
         return errors
     again = inflater.decompress  # the class's method, with ISA-L (or zlib)
+    mine = inflater.library
 
     def decompress(data, uncompressed_bytes=None):
-        if uncompressed_bytes is not None:
+        # libdeflate only for a positive expected size (asked for 0 bytes it returns nothing
+        # for any input, and uproot's length check would pass a damaged header), and while
+        # nobody has set uproot's ZLIB library since (a later choice is respected)
+        if uncompressed_bytes and inflater.library == mine:
             try:
                 return deflate.zlib_decompress(data, uncompressed_bytes)
             except deflate.DeflateError:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 import uproot
 
 from jetlib.config.inputs import load_input_schema
@@ -80,7 +81,10 @@ def test_a_block_libdeflate_refuses_is_inflated_by_isal(tmp_path, monkeypatch):
 
     path = str(write_miniaod(tmp_path / "a.root", 300, seed=12))
 
+    refused = []
+
     def refuse(*a, **k):
+        refused.append(1)
         raise deflate.DeflateError("Decompression failed")
 
     calls = []
@@ -88,8 +92,40 @@ def test_a_block_libdeflate_refuses_is_inflated_by_isal(tmp_path, monkeypatch):
     monkeypatch.setattr(deflate, "zlib_decompress", refuse)
     monkeypatch.setattr(isal_zlib, "decompress", lambda *a, **k: calls.append(1) or real_isal(*a, **k))
     fast = uproot.open(path, array_cache=None)["Events"].arrays(library="np")
-    assert calls
+    assert refused and len(calls) == len(refused)
     _assert_same(fast, _zlib_arrays(path, monkeypatch))
+
+
+def test_a_header_that_expects_no_bytes_is_not_passed_by_libdeflate():
+    """libdeflate asked for 0 bytes returns nothing for any input; a damaged block header
+    saying 0 must still decode to what the block holds, so that uproot's length check
+    fails the basket (as with zlib) instead of passing an unwritten buffer."""
+    import types
+    import zlib
+
+    data = bytes(range(256)) * 40
+    assert uproot.compression._decompress_ZLIB.decompress(zlib.compress(data), 0) == data
+    head = bytearray(b"ZL\x08") + len(zlib.compress(data)).to_bytes(3, "little") + (0).to_bytes(3, "little")
+    source = types.SimpleNamespace(file_path="damaged.root")  # what uproot names in its message
+    chunk = uproot.source.chunk.Chunk.wrap(source, bytes(head) + zlib.compress(data))
+    with pytest.raises(ValueError, match="expects 0"):
+        uproot.compression.decompress(chunk, uproot.source.cursor.Cursor(0), {}, len(chunk.raw_data), 0)
+
+
+def test_a_later_choice_of_uproots_zlib_library_is_respected(monkeypatch):
+    import zlib
+
+    import deflate
+
+    used = []
+    real = deflate.zlib_decompress
+    monkeypatch.setattr(deflate, "zlib_decompress", lambda *a: used.append(1) or real(*a))
+    data = b"jetlib" * 1000
+    packed = zlib.compress(data)
+    assert uproot.compression._decompress_ZLIB.decompress(packed, len(data)) == data and used
+    monkeypatch.setattr(uproot.compression._decompress_ZLIB, "library", "zlib")
+    used.clear()
+    assert uproot.compression._decompress_ZLIB.decompress(packed, len(data)) == data and not used
 
 
 def test_damaged_basket_is_a_failed_record(tmp_path):
