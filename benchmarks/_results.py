@@ -33,9 +33,10 @@ def machine() -> str:
             ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
             cwd=Path(__file__).parent, check=False,
         ).stdout.strip() or "?"
-        # code changed since that commit (RESULTS.md itself aside) is said, not hidden
+        # code or dependencies changed since that commit (RESULTS.md aside) are said, not hidden
         changed = subprocess.run(
-            ["git", "status", "--porcelain", "--", "jetlib", "schemas", "benchmarks", ":!benchmarks/RESULTS.md"],
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", "jetlib", "schemas", "benchmarks", "pyproject.toml",
+             ":!benchmarks/RESULTS.md"],
             capture_output=True, text=True, cwd=Path(__file__).resolve().parent.parent, check=False,
         ).stdout.strip()
         if changed and commit != "?":

@@ -231,7 +231,7 @@ def compute_stats(store: str | Path | Store, *, clip: float = DEFAULT_CLIP, samp
 
 def load_stats(store: str | Path | Store) -> Stats:
     """Load ``stats/stats.json``; a :class:`StoreError` says to run ``jetlib stats`` when it is
-    absent or out of date."""
+    absent or out of date, or, on a store without jets, why it has none."""
     s = store if isinstance(store, Store) else Store(store)
     path = s.path / STATS_DIR / "stats.json"
     if not path.is_file():

@@ -268,8 +268,7 @@ def compute_weights(
         flow: ``clip`` jets outside the edges into the edge bins, or ``drop`` them (weight 0).
         name: file name under ``weights/`` (default: the method).
         plot: also write PNGs next to the JSON (needs ``jetlib[plot]``). The PNGs that
-            earlier weights of this name wrote, and this run does not rewrite, are removed:
-            they showed other weights.
+            earlier weights of this name wrote are removed first: they showed other weights.
         scheduler: Dask scheduler address for a large store (default: local threads).
 
     Returns:
@@ -306,17 +305,16 @@ def compute_weights(
         else:
             why = "every class with jets has class weight 0"
         raise ConfigError(f"these weights would sample no jets ({why}); nothing saved", key="class_weights")
-    before = _recorded_plots(s.path / WEIGHTS_DIR / f"{w.name}.json")
+    # the previous weights' plots show other weights: removed before the new weights are
+    # saved, so that a failed --plot cannot leave them behind, unrecorded
+    for png in _recorded_plots(s.path / WEIGHTS_DIR / f"{w.name}.json"):
+        (s.path / WEIGHTS_DIR / png).unlink(missing_ok=True)
     w.save(s.path)
-    written: set[str] = set()
     if plot:
         from jetlib.weights.plot import plot_weights
 
         w.extra["plots"] = [str(p) for p in plot_weights(w, s.path / WEIGHTS_DIR)]
-        written = {Path(p).name for p in w.extra["plots"]}
         w.save(s.path)
-    for png in before - written:  # the previous weights' plots, which no longer show these weights
-        (s.path / WEIGHTS_DIR / png).unlink(missing_ok=True)
     return w
 
 

@@ -264,6 +264,31 @@ def test_plots_of_earlier_weights_of_the_same_name_are_removed(store_factory):
                                                              "flat_v2_maps.png"]
 
 
+def test_a_failed_plot_leaves_no_plots_of_earlier_weights(store_factory, monkeypatch):
+    """--plot failing part-way (matplotlib missing, a full disk) after the new weights are
+    saved: the earlier weights' PNGs are gone already, not left unrecorded for good."""
+    pytest.importorskip("matplotlib")
+    pytest.importorskip("mplhep")
+    import jetlib.weights.plot as plot
+
+    path = store_factory()
+    folder = path / "weights"
+    compute_weights(path, plot=True, name="flat_v2")
+    compute_weights(path, plot=True)
+
+    def fail(w, folder):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(plot, "plot_weights", fail)
+    with pytest.raises(OSError):
+        compute_weights(path, bins="pt", plot=True)
+    only_v2 = ["flat_v2_jet_eta.png", "flat_v2_jet_pt.png", "flat_v2_maps.png"]
+    assert sorted(p.name for p in folder.glob("*.png")) == only_v2
+    monkeypatch.undo()
+    compute_weights(path, bins="pt")
+    assert sorted(p.name for p in folder.glob("*.png")) == only_v2
+
+
 @pytest.mark.parametrize(
     "edges, kind",
     [(np.linspace(-2.5, 2.5, 11), "Regular"), (np.geomspace(15, 1000, 21), "Regular"), (np.array([15.0, 30, 60, 1000]), "Variable")],
