@@ -3,8 +3,8 @@
 Damaged ROOT files fail in many ways (PITFALLS.md): truncation → OSError, flipped bytes →
 zlib.error (IsalError: a ZLIB basket that libdeflate refuses is inflated again with ISA-L),
 broken baskets → DeserializationError, bad header → ValueError, zeroed tail →
-AssertionError, missing branch → KeyInFileError. They all become :class:`InputFileError` (or :class:`MissingBranchError`)
-naming the file and the cause.
+AssertionError, missing branch → KeyInFileError. They all become :class:`InputFileError`
+(or :class:`MissingBranchError`) naming the file and the cause.
 """
 
 from __future__ import annotations
