@@ -34,6 +34,7 @@ from collections.abc import Callable, Iterator
 import numba as nb
 import numpy as np
 
+from jetlib._bitmask import LANES, at_most, below, equal, finite, lowest_bit, popcount
 from jetlib._percentile import lerp, rank_positions
 
 __all__ = ["exact_percentiles", "real_values", "SAMPLE_VALUES"]
@@ -51,15 +52,11 @@ SAMPLE_VALUES = 200_000
 _LONG_ROW = 16
 #: fewest values scanned in a chunk for its kept fraction to size the next chunk's buffer
 _RATE_VALUES = 4096
-#: slots counted per inner loop (a long row is cut into segments of this many; at most 64,
-#: the bits of the mask of kept slots)
-_SEGMENT = 64
-#: the position of a 64-bit word's single set bit, by de Bruijn multiplication:
-#: ``_BIT_AT[(bit * _DE_BRUIJN) >> 58]``. Numba has no count-trailing-zeros; the float log2
-#: used before is a libm call, ~20% of a PF shard's scan (46 against 58 ms)
-_DE_BRUIJN = np.uint64(0x03F79D71B4CB0A89)
-_BIT_AT = np.zeros(64, np.int64)
-_BIT_AT[[((1 << i) * int(_DE_BRUIJN) % 2**64) >> 58 for i in range(64)]] = np.arange(64)
+#: scratch columns at the end of a kept-value buffer (see _scan)
+KEPT_SLACK = 2
+#: what _scan does for a (feature, percentile): nothing (settled), the previous
+#: percentile's counts again, count one value, or count and keep with a closed or open bracket
+_DONE, _AS_BEFORE, _ONE_VALUE, _CLOSED, _OPEN = range(5)
 
 
 def real_values(x: np.ndarray, mask: np.ndarray | None, step: int = 1) -> np.ndarray:
@@ -106,133 +103,140 @@ def _gather_real(x, mask, step=1):  # pragma: no cover (compiled)
     return out
 
 
-# The counts are summed in float32 over segments of at most _SEGMENT values (exact: integers
-# far below 2**24) because Numba widens int32 sums to int64, which halved the SIMD lanes;
-# "reassoc" lets LLVM vectorise those sums, and touches no other arithmetic (comparisons
-# and the NaN/inf test keep IEEE semantics). Counting alone on a PF shard (14k jets, 40
-# features, 50 slots): 20 ms against 38 ms with int64 sums; without "reassoc", 6x slower.
-@nb.njit(cache=True, nogil=True, fastmath={"reassoc"})
+@nb.njit(cache=True, nogil=True)
 def _scan(x, mask, lo, hi, slot, closed, counts, kept, n_kept):  # pragma: no cover (compiled)
     """One pass over ``x`` (N, F, L) where ``mask`` (N, L) > 0.
 
     For each feature f and percentile q still to do (``slot[f, q] >= 0``), adds to
     ``counts[f, q]`` the real values < lo, == lo, < hi and == hi, and stores those strictly
     between lo and hi in ``kept[slot[f, q], :]`` (counted in ``n_kept`` past the buffer's
-    end, so the caller can retry with room). Where ``closed[f, q]`` (no value of the sample
-    repeats at the bounds: a continuous feature), it counts only the values < lo and <= hi
-    and stores those in [lo, hi]: half the comparisons, and the rare copies of a bound are
-    kept rather than counted. Returns (real values per feature, finite real values summed
-    over features): the caller redoes a chunk with non-finite values.
+    end, so the caller can retry with room; the last ``KEPT_SLACK`` columns of ``kept`` are
+    scratch, not room). Where ``closed[f, q]`` (no value of the sample repeats at the
+    bounds: a continuous feature), it counts only the values < lo and <= hi and stores those
+    in [lo, hi]: half the comparisons, and the rare copies of a bound are kept rather than
+    counted. Returns (real values per feature, finite real values summed over features): the
+    caller redoes a chunk with non-finite values.
 
-    Each row is taken in segments of ``_SEGMENT`` slots. The counting loop runs over every
-    slot of a segment with the mask as a 0/1 factor and no branch, so LLVM vectorises it;
-    only a segment with values inside a bracket is visited again to store them.
+    Each row is taken in segments of 64 slots, each comparison giving one bit per slot
+    (:mod:`jetlib._bitmask`): the real slots are a mask word, a count is the population count
+    of a comparison's word and the mask, and the values inside a bracket are the set bits of
+    two words, with no second look at the row.
     """
     n, nf, nl = x.shape
     nq = lo.shape[1]
-    cap = kept.shape[1]
-    zero = np.float32(0)
+    cap = kept.shape[1] - KEPT_SLACK
+    ns = LANES
     real = 0
-    finite = 0
-    # The inner loops run over a fixed _SEGMENT slots, a trip count LLVM vectorises without
-    # a scalar remainder: 54-70 ms for a PF shard against 63-85 ms over a row's 50 slots.
-    # A segment past the row's end reads the next row's slots, which the mask (0 there)
-    # leaves out of every count; one past the array's end is copied to ``tail`` first.
+    finite_values = 0
+    # A segment past the row's end reads the next row's slots, which the mask word leaves
+    # out; one past the array's end is copied to ``tail`` first. (``src`` is set in both
+    # branches: set first and overwritten in one, it cost 5% more, in reference counting.)
     xf = x.reshape(-1)
-    ns = _SEGMENT
-    mk = np.zeros(-(-nl // ns) * ns, np.float32)
     tail = np.zeros(ns, x.dtype)
+    n_seg = -(-nl // ns)
+    words = np.zeros(n_seg, np.uint64)
+    one = np.uint64(1)
     counts_row = np.zeros(4, np.int64)
+    # what each (feature, percentile) needs, decided once rather than per segment (2-3%)
+    kind = np.zeros((nf, nq), np.int8)
+    for f in range(nf):
+        for q in range(nq):
+            a = lo[f, q]
+            if slot[f, q] < 0:
+                kind[f, q] = _DONE
+            elif q and a == hi[f, q] and lo[f, q - 1] == a and hi[f, q - 1] == a and slot[f, q - 1] >= 0:
+                # the previous percentile's bracket: one value (a flag whose p16, p50 and
+                # p84 are all 0), counted already
+                kind[f, q] = _AS_BEFORE
+            elif a == hi[f, q]:  # a discrete feature's bracket of one value: nothing to keep
+                kind[f, q] = _ONE_VALUE
+            else:
+                kind[f, q] = _CLOSED if closed[f, q] else _OPEN
     for i in range(n):
         r = 0
-        for j in range(nl):
-            w = mask[i, j] > 0
-            mk[j] = 1 if w else 0
-            r += w
+        for s in range(n_seg):
+            w = np.uint64(0)
+            for j in range(s * ns, min(nl, (s + 1) * ns)):
+                if mask[i, j] > 0:
+                    w |= one << np.uint64(j - s * ns)
+            words[s] = w
+            r += popcount(w)
         real += r
         if r == 0:
             continue
         for f in range(nf):
-            for s0 in range(0, nl, ns):
-                base = (i * nf + f) * nl + s0
-                if base + ns <= xf.size:
-                    row = xf[base : base + ns]
+            for s in range(n_seg):
+                m = words[s]
+                if m == 0:
+                    continue
+                at = (i * nf + f) * nl + s * ns
+                if at + ns <= xf.size:
+                    src = xf
                 else:
-                    tail[: xf.size - base] = xf[base:]
-                    row = tail
-                w = mk[s0 : s0 + ns]
-                fin = zero
-                for j in range(ns):
-                    fin += w[j] if np.abs(row[j]) < np.inf else zero
-                finite += int(fin)
+                    tail[: xf.size - at] = xf[at:]
+                    src = tail
+                    at = 0
+                finite_values += popcount(finite(src, at, 0) & m)
                 for q in range(nq):
-                    s = slot[f, q]
-                    if s < 0:
+                    kd = kind[f, q]
+                    if kd == _DONE:
                         continue
-                    a = lo[f, q]
-                    b = hi[f, q]
-                    if q and a == b and lo[f, q - 1] == a and hi[f, q - 1] == a and slot[f, q - 1] >= 0:
-                        # the previous percentile's bracket: one value (a flag whose p16,
-                        # p50 and p84 are all 0), counted already
+                    if kd == _AS_BEFORE:
                         for c in range(4):
                             counts[f, q, c] += counts_row[c]
                         continue
-                    c0 = zero
-                    c1 = zero
-                    c2 = zero
-                    c3 = zero
-                    if a == b:  # a discrete feature's bracket of one value: nothing to keep
-                        for j in range(ns):
-                            v = row[j]
-                            c0 += w[j] if v < a else zero
-                            c1 += w[j] if v == a else zero
+                    sq = slot[f, q]
+                    a = lo[f, q]
+                    b = hi[f, q]
+                    lt_a = below(src, at, a) & m
+                    c0 = popcount(lt_a)
+                    inside = np.uint64(0)
+                    if kd == _ONE_VALUE:
+                        c1 = popcount(equal(src, at, a) & m)
                         c2 = c0
                         c3 = c1
-                        inside = 0
-                    elif closed[f, q]:
-                        for j in range(ns):
-                            v = row[j]
-                            c0 += w[j] if v < a else zero
-                            c2 += w[j] if v <= b else zero
-                        inside = int(c2) - int(c0)
+                    elif kd == _CLOSED:
+                        le_b = at_most(src, at, b) & m
+                        c1 = 0
+                        c2 = popcount(le_b)
+                        c3 = 0
+                        inside = le_b & ~lt_a
                     else:
-                        for j in range(ns):
-                            v = row[j]
-                            c0 += w[j] if v < a else zero
-                            c1 += w[j] if v == a else zero
-                            c2 += w[j] if v < b else zero
-                            c3 += w[j] if v == b else zero
-                        inside = int(c2) - int(c0) - int(c1)
-                    counts_row[0] = int(c0)
-                    counts_row[1] = int(c1)
-                    counts_row[2] = int(c2)
-                    counts_row[3] = int(c3)
+                        eq_a = equal(src, at, a) & m
+                        lt_b = below(src, at, b) & m
+                        c1 = popcount(eq_a)
+                        c2 = popcount(lt_b)
+                        c3 = popcount(equal(src, at, b) & m)
+                        inside = lt_b & ~lt_a & ~eq_a
+                    # in locals first: stores to counts_row, an array that might alias the
+                    # outputs for all LLVM knows, between the comparisons cost ~2%
+                    counts_row[0] = c0
+                    counts_row[1] = c1
+                    counts_row[2] = c2
+                    counts_row[3] = c3
                     for c in range(4):
                         counts[f, q, c] += counts_row[c]
-                    if inside > 0:
-                        k = n_kept[f, q]
-                        if k + inside > cap:
-                            k += inside
-                        else:
-                            # the slots inside the bracket as bits (a branch-free loop), then
-                            # one store per set bit: storing every slot's value and advancing
-                            # past the kept ones took 79-92 ms for a PF shard against 66 ms
-                            bits = np.uint64(0)
-                            if closed[f, q]:
-                                for j in range(ns):
-                                    v = row[j]
-                                    bits |= np.uint64((w[j] > 0) & (v >= a) & (v <= b)) << np.uint64(j)
-                            else:
-                                for j in range(ns):
-                                    v = row[j]
-                                    bits |= np.uint64((w[j] > 0) & (v > a) & (v < b)) << np.uint64(j)
-                            while bits:
-                                low = bits & (~bits + np.uint64(1))
-                                kept[s, k] = row[_BIT_AT[(low * _DE_BRUIJN) >> np.uint64(58)]]
-                                k += 1
-                                bits ^= low
-                        n_kept[f, q] = k
-    return real, finite
+                    if kd == _ONE_VALUE:
+                        continue
+                    # the slots of the set bits. About half the segments of a continuous
+                    # feature hold one or two values inside a bracket, at random: two
+                    # stores without a branch (a bit that is not there reads slot 0 into
+                    # the scratch columns) and a loop for the rare rest cost 2.1 against
+                    # 2.5 ms per 1,000 PF jets for a loop over the set bits alone
+                    k = n_kept[f, q]
+                    got = popcount(inside)
+                    if k + got <= cap:
+                        kept[sq, k] = src[at + (lowest_bit(inside) & 63)]
+                        inside &= inside - one
+                        kept[sq, k + 1] = src[at + (lowest_bit(inside) & 63)]
+                        inside &= inside - one
+                        j = k + 2
+                        while inside:
+                            kept[sq, j] = src[at + lowest_bit(inside)]
+                            j += 1
+                            inside &= inside - one
+                    n_kept[f, q] = k + got
+    return real, finite_values
 
 
 def _repeats(sorted_sample: np.ndarray, bounds: np.ndarray) -> np.ndarray:
@@ -389,7 +393,7 @@ class _Selection:
         while True:
             counts = np.zeros_like(self.counts)
             n_kept = np.zeros(self.todo.shape, np.int64)
-            kept = np.empty((int(self.todo.sum()), cap), x3.dtype)  # _scan stores exactly the values inside
+            kept = np.empty((int(self.todo.sum()), cap + KEPT_SLACK), x3.dtype)
             real, finite = _scan(x3, m2, lo, hi, slot, self.closed, counts, kept, n_kept)
             if finite < real * x3.shape[1]:  # NaN/inf count as 0, as weaver does
                 x3 = np.nan_to_num(x3, nan=0.0, posinf=0.0, neginf=0.0)

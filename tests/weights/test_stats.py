@@ -258,12 +258,38 @@ def test_results_are_not_cut_in_a_pipe(monkeypatch, capsys):
     assert results_console().size.width == 90
 
 
-def test_the_bit_position_table_is_a_perfect_hash():
-    """The scan finds a kept slot from its bit through _BIT_AT (de Bruijn): every one of the
-    64 single-bit words must map to its own position."""
-    from jetlib.stats.quantiles import _BIT_AT, _DE_BRUIJN
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_lane_masks_equal_numpy_comparisons(dtype):
+    """The scan's comparisons of 64 values into one word: bit j is value at + j, NaN compares
+    false, 'finite' leaves out NaN and ±inf; population count and lowest set bit (64 for 0)."""
+    import numba as nb
 
-    assert [int(_BIT_AT[((1 << i) * int(_DE_BRUIJN) % 2**64) >> 58]) for i in range(64)] == list(range(64))
+    from jetlib import _bitmask as bm
+
+    @nb.njit
+    def words(x, at, a):
+        return (bm.below(x, at, a), bm.at_most(x, at, a), bm.equal(x, at, a), bm.finite(x, at, 0))
+
+    @nb.njit
+    def bits(w):
+        return bm.popcount(w), bm.lowest_bit(w)
+
+    rng = np.random.default_rng(3)
+    x = rng.integers(-3, 4, 300).astype(dtype)
+    x[rng.random(300) < 0.1] = np.nan
+    x[[5, 77, 140]] = [np.inf, -np.inf, np.inf]
+
+    def word(flags):
+        return sum(1 << int(j) for j in np.flatnonzero(flags))
+
+    for at in (0, 1, 63, 100, 300 - 64):
+        v = x[at : at + 64]
+        for a in (-1.0, 0.0, 2.5, np.inf):
+            got = words(x, at, a)
+            assert got[:3] == (word(v < a), word(v <= a), word(v == a)), (at, a)
+            assert got[3] == word(np.isfinite(v))
+    for w in (0, 1, 1 << 63, 0b101000, 2**64 - 1):
+        assert bits(np.uint64(w)) == (bin(w).count("1"), (w & -w).bit_length() - 1 if w else 64)
 
 
 @pytest.mark.parametrize("jets", [10, 100, 1000, 1500, 14_000, 100_000])
@@ -278,3 +304,4 @@ def test_sample_slices_are_whole_compression_chunks_past_one(jets, fraction):
         assert 0 <= a < b <= jets and n >= min(jets, 64)
         if n > CHUNK_JETS and n < jets:
             assert n % CHUNK_JETS == 0 and abs(n - jets * fraction) <= CHUNK_JETS / 2
+
