@@ -31,7 +31,7 @@ from jetlib.store.store import Store, write_json
 __all__ = ["FeatureStats", "Stats", "compute_stats", "load_stats", "SAMPLE_JETS"]
 
 STATS_DIR = "stats"
-#: jets read in the first (bracketing) pass, spread over all shards
+#: jets read in the first (bracketing) pass, from shards spread over the input files
 SAMPLE_JETS = 20_000
 #: clip bounds ±DEFAULT_CLIP after scaling (weaver's default)
 DEFAULT_CLIP = 5.0
@@ -133,6 +133,27 @@ def _sample_range(jets: int, fraction: float, index: int) -> tuple[int, int]:
     return start, start + n
 
 
+def _sample_shards(jets: list[int], files: list[str], chunks: int) -> list[int]:
+    """Indices of the shards the bracketing sample reads: about ``chunks`` of them, shared
+    among the input files in proportion to their jets, at least one per file, spread evenly
+    through each file's shards (in task order: through the file).
+
+    Not a slice of every shard: a slice costs a whole compression chunk to decode whatever
+    its length, and at the skim's default 5,000 events per task a shard holds ~14 chunks, so
+    a slice of every shard decoded 7% of the store for a sample of ~20k jets (0.65 s of
+    13.9 s for 1.8M jets). At least one shard per file keeps files that differ (samples
+    binned in pT, eras) all in the sample."""
+    by_file: dict[str, list[int]] = {}
+    for i, f in enumerate(files):
+        by_file.setdefault(f, []).append(i)
+    total = sum(jets) or 1
+    picked = []
+    for idx in by_file.values():
+        n = min(len(idx), max(1, round(chunks * sum(jets[i] for i in idx) / total)))
+        picked += [idx[(2 * k + 1) * len(idx) // (2 * n)] for k in range(n)]
+    return sorted(picked)
+
+
 def _read_ahead(read, items, enabled: bool):
     """``read(item)`` for each item; if ``enabled``, the next one is read in a thread while
     the caller works on the current one (the counting kernel releases the GIL)."""
@@ -175,16 +196,20 @@ def compute_stats(store: str | Path | Store, *, clip: float = DEFAULT_CLIP, samp
     total = sum(x.jets for x in shards)
     if total == 0:
         raise s.no_jets_error()
-    fraction = sample_jets / total
     arrays = _feature_arrays(s)
     names = [n for a, (_, m) in arrays.items() for n in (a, m) if n]
 
-    ranges = [_sample_range(sh.jets, fraction, i) for i, sh in enumerate(shards)]
-    sampled = sum(b - a for a, b in ranges)
+    latest = s.latest()
+    files = [latest[sh.task].get("file", sh.task) for sh in shards]
+    picked = _sample_shards([sh.jets for sh in shards], files, -(-sample_jets // CHUNK_JETS))
+    fraction = sample_jets / sum(shards[i].jets for i in picked)
+    ranges = {i: _sample_range(shards[i].jets, fraction, i) for i in picked}
+    sampled = sum(b - a for a, b in ranges.values())
 
     def sample():
         first = 0  # sample jets numbered across shards
-        for sh, (a, b) in zip(shards, ranges):
+        for i, (a, b) in ranges.items():
+            sh = shards[i]
             d = read_shard(sh.path, s.layout, names, start=a, stop=b)
             out = {}
             for k, (_, m) in arrays.items():

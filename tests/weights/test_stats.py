@@ -305,3 +305,23 @@ def test_sample_slices_are_whole_compression_chunks_past_one(jets, fraction):
         if n > CHUNK_JETS and n < jets:
             assert n % CHUNK_JETS == 0 and abs(n - jets * fraction) <= CHUNK_JETS / 2
 
+
+@pytest.mark.parametrize("chunks", [1, 5, 20, 1000])
+def test_sample_shards_cover_every_file_in_proportion(chunks):
+    """About ``chunks`` shards, at least one of every input file, shared in proportion to
+    the files' jets and spread through each file's shards; never one twice."""
+    from jetlib.stats import _sample_shards
+
+    # file a: 40 shards of 1,000 jets; b: 10 of 1,000; c: one small shard; d: 8 of 2,000
+    files = ["a"] * 40 + ["b"] * 10 + ["c"] + ["d"] * 8
+    jets = [1000] * 50 + [30] + [2000] * 8
+    picked = _sample_shards(jets, files, chunks)
+    assert picked == sorted(set(picked))
+    per_file = {f: [i for i in picked if files[i] == f] for f in "abcd"}
+    assert all(per_file.values())  # every file, the small one too
+    if chunks >= len(files):
+        assert len(picked) == len(files)
+    if chunks == 20:
+        assert [len(per_file[f]) for f in "abcd"] == [12, 3, 1, 5]  # 20 x 40/66, 10/66, 0, 16/66
+        a = per_file["a"]
+        assert a[0] < 4 and a[-1] > 35 and max(np.diff(a)) <= 4  # through the whole file
