@@ -186,10 +186,11 @@ def main() -> None:
         f"best of {a.repeat} rounds ({5 * a.repeat} for the weights steps, whose calls are short), each round timing a step and its read in turn; jets/s from the best times, the ratio the median of the rounds' ratios. "
         "Read alone = `read_shard` of the columns the step reads (weights: jet_pt, jet_eta, label; "
         "stats: every block's features and mask, and the jet features). The stats step reads a ~20k-jet "
-        "sample (one contiguous slice per shard) to bracket the percentiles, then every value once "
-        "(one Numba pass per array counts the values below and at each bracket and keeps those inside). "
+        "sample (one contiguous slice from each of ~20 shards spread over the input files; all 16 shards of the 226k-jet store) "
+        "to bracket the percentiles, then every value once (one Numba pass per array compares 64 values at a time with each "
+        "bracket bound, counts those below and at the bounds and keeps those inside). "
         f"The last rows list every shard of the LZ4 store {a.scale} times (hard links): each call's fixed cost "
-        "(manifest, weight tables, JSON, fsync: ~5 ms) is spread over more jets, as on a real store.",
+        "(manifest, weight tables, JSON, fsync: ~5 ms; for the stats, also the sample and its brackets) is spread over more jets, as on a real store.",
         "",
         *rows,
         "",
