@@ -76,19 +76,19 @@ def test_exact_percentiles_recovers_from_a_misleading_sample():
     assert n.tolist() == [20000, 20000]
 
 
-@pytest.mark.parametrize("slots", [7, 50, 70])
-def test_exact_percentiles_ties_padding_and_non_finite(monkeypatch, slots):
+@pytest.mark.parametrize("slots,dtype", [(7, np.float32), (50, np.float32), (70, np.float32), (70, np.float64)])
+def test_exact_percentiles_ties_padding_and_non_finite(monkeypatch, slots, dtype):
     """Discrete features (charge, one-hot flags) are settled in one pass: values equal to a
     bracket bound are counted, not kept. Padding never counts, wherever it lies in a row; NaN/inf
     count as 0. Chunks with far more values inside the brackets than the first one get room
     (buffer regrown). Rows of 7 slots are counted as one long row of real values, of 50 in one
-    segment each, of 70 in two."""
+    segment each, of 70 in two (and in float64, 64 values of 8 bytes per comparison)."""
     rng = np.random.default_rng(5)
     chunks = []
     for i in range(5):
         n = 300 * (1 + 3 * i)
         x = np.stack([rng.integers(-1, 2, (n, slots)), rng.integers(0, 2, (n, slots)) * (rng.random((n, slots)) < 0.1),
-                      rng.normal(size=(n, slots)) * (i + 1)], axis=1).astype(np.float32)  # fmt: skip
+                      rng.normal(size=(n, slots)) * (i + 1)], axis=1).astype(dtype)  # fmt: skip
         x[rng.random(x.shape) < 0.01] = np.nan
         x[0, 2, 0] = np.inf
         mask = (rng.random((n, 1, slots)) < 0.7).astype(np.float32)
