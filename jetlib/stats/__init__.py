@@ -133,23 +133,29 @@ def _sample_range(jets: int, fraction: float, index: int) -> tuple[int, int]:
     return start, start + n
 
 
-def _sample_shards(jets: list[int], files: list[str], chunks: int) -> list[int]:
-    """Indices of the shards the bracketing sample reads: about ``chunks`` of them, shared
-    among the input files in proportion to their jets, at least one per file, spread evenly
-    through each file's shards (in task order: through the file).
+def _sample_shards(jets: list[int], files: list[str], sample_jets: int) -> list[int]:
+    """Indices of the shards the bracketing sample reads: enough for ``sample_jets`` at one
+    compression chunk (or the whole shard, if smaller) each, shared among the input files in
+    proportion to their jets, at least one per file, spread evenly through each file's
+    shards (in task order: through the file).
 
     Not a slice of every shard: a slice costs a whole compression chunk to decode whatever
     its length, and at the skim's default 5,000 events per task a shard holds ~14 chunks, so
     a slice of every shard decoded 7% of the store for a sample of ~20k jets (0.65 s of
     13.9 s for 1.8M jets). At least one shard per file keeps files that differ (samples
-    binned in pT, eras) all in the sample."""
+    binned in pT, eras) all in the sample; shards that differ within a file widen the
+    brackets instead (:func:`jetlib.stats.quantiles.exact_percentiles`' ``part``)."""
+    if not jets:
+        return []
+    per_shard = max(1.0, min(CHUNK_JETS, sum(jets) / len(jets)))
+    wanted = -(-sample_jets // int(per_shard))
     by_file: dict[str, list[int]] = {}
     for i, f in enumerate(files):
         by_file.setdefault(f, []).append(i)
     total = sum(jets) or 1
     picked = []
     for idx in by_file.values():
-        n = min(len(idx), max(1, round(chunks * sum(jets[i] for i in idx) / total)))
+        n = min(len(idx), max(1, round(wanted * sum(jets[i] for i in idx) / total)))
         picked += [idx[(2 * k + 1) * len(idx) // (2 * n)] for k in range(n)]
     return sorted(picked)
 
@@ -201,16 +207,17 @@ def compute_stats(store: str | Path | Store, *, clip: float = DEFAULT_CLIP, samp
 
     latest = s.latest()
     files = [latest[sh.task].get("file", sh.task) for sh in shards]
-    picked = _sample_shards([sh.jets for sh in shards], files, -(-sample_jets // CHUNK_JETS))
-    fraction = sample_jets / sum(shards[i].jets for i in picked)
-    ranges = {i: _sample_range(shards[i].jets, fraction, i) for i in picked}
-    sampled = sum(b - a for a, b in ranges.values())
+    picked = _sample_shards([sh.jets for sh in shards], files, sample_jets)
 
-    def sample():
+    def sample(picked=picked):
+        """The bracketing sample from the shards ``picked``: each value with its jet, and,
+        unless every shard is picked, its shard's number among them."""
+        fraction = sample_jets / sum(shards[i].jets for i in picked)
+        ranges = {i: _sample_range(shards[i].jets, fraction, i) for i in picked}
+        sampled = sum(b - a for a, b in ranges.values())
         first = 0  # sample jets numbered across shards
-        for i, (a, b) in ranges.items():
-            sh = shards[i]
-            d = read_shard(sh.path, s.layout, names, start=a, stop=b)
+        for part, (i, (a, b)) in enumerate(ranges.items()):
+            d = read_shard(shards[i].path, s.layout, names, start=a, stop=b)
             out = {}
             for k, (_, m) in arrays.items():
                 jet = np.arange(b - a) if m is None else np.nonzero(d[m][:, 0, :] > 0)[0]
@@ -218,8 +225,13 @@ def compute_stats(store: str | Path | Store, *, clip: float = DEFAULT_CLIP, samp
                 # (the selection thins the whole sample to at most that many again)
                 step = max(1, len(jet) * sampled // max(1, SAMPLE_VALUES * (b - a)))
                 out[k] = (real_values(d[k], d[m] if m else None, step), jet[::step] + first)
+                if len(picked) < len(shards):
+                    out[k] += (np.full(len(out[k][1]), part),)
             first += b - a
             yield out
+
+    # shards that differ more than the sample of some of them can allow for: all of them
+    every = None if len(picked) == len(shards) else lambda: sample(range(len(shards)))
 
     def full():
         """One read of each shard serves every array."""
@@ -235,7 +247,7 @@ def compute_stats(store: str | Path | Store, *, clip: float = DEFAULT_CLIP, samp
 
     out: dict[str, FeatureStats] = {}
     q = [16.0, 50.0, 84.0]
-    results = exact_percentiles(sample, full, {k: len(f) for k, (f, _) in arrays.items()}, q)
+    results = exact_percentiles(sample, full, {k: len(f) for k, (f, _) in arrays.items()}, q, resample=every)
     for k, (feats, _) in arrays.items():
         p, counts = results[k]
         p16, med, p84 = p[:, 0], p[:, 1], p[:, 2]

@@ -3,7 +3,7 @@
 Holding every value is out of the question (a million jets × 50 PF slots × 40 features is
 8 GB), so the percentiles are found by selection in two passes:
 
-1. a sample from every shard gives, for each feature and percentile, a bracket
+1. a sample spread over the input files gives, for each feature and percentile, a bracket
    ``[lo, hi]`` of values that contains the target rank with a margin of many standard
    deviations. The nodes of one jet are not independent draws (a hard jet's candidates
    are all hard), so the standard deviation is estimated from groups of sample jets,
@@ -41,6 +41,12 @@ __all__ = ["exact_percentiles", "real_values", "SAMPLE_VALUES"]
 
 #: standard deviations of margin around the sample's estimate of each rank
 _SIGMAS = 8.0
+#: a sample of some shards is taken again from every shard when the spread between the
+#: sampled shards is this many times what the groups of jets show for some feature: with
+#: 20 shards alike the ratio stays near 1 (it is estimated from 19 degrees of freedom);
+#: brackets widened by more would keep too many values (memory), and a sample of every
+#: shard does not see shards differ at all (each is a stratum of its own)
+_PARTS_DIFFER = 2.0
 #: groups of sample jets for the standard deviation, and consecutive jets kept together
 #: in a group (the jets of one event share event-level features such as rho and nPV)
 _GROUPS, _RUN = 64, 8
@@ -256,12 +262,18 @@ def exact_percentiles(
     full: Callable[[], Iterator[dict[str, Chunk]]],
     n_features: dict[str, int],
     q: list[float],
+    resample: Callable[[], Iterator[dict[str, tuple[np.ndarray, np.ndarray]]]] | None = None,
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Percentiles ``q`` of each feature of each named array over all values ``full()`` yields.
 
     Args:
         sample: yields ``{name: ((F, n) values, (n,) jet)}`` for a subset of the data (pass 1,
-            read once); ``jet`` numbers the sample jet each value belongs to.
+            read once); ``jet`` numbers the sample jet each value belongs to. A third array
+            ``(n,) part`` numbers the part of the data (0, 1, ...) each value was drawn from,
+            when the sample reads some parts and not others (shards of a store): the brackets
+            then also allow for the parts differing from each other, or, if they differ
+            by more than sampling explains and ``resample`` is given, are taken from
+            ``resample()``'s sample instead (one that reads every part, without ``part``).
         full: yields ``{name: (x, mask)}`` for all data (pass 2; may run again for a feature
             whose bracket missed): ``x`` (N, F, L) with ``mask`` (N, 1, L) or None, or
             ``x`` (N, F) with ``mask`` None.
@@ -272,18 +284,25 @@ def exact_percentiles(
         ``{name: (percentiles (F, len(q)), counts (F,))}``; NaN where a feature has no values.
     """
     qa = np.asarray(q, np.float64)
-    parts: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {k: [] for k in n_features}
+    sel = _selections(sample, n_features, qa)
+    if resample is not None and any(x.parts_differ for x in sel.values()):
+        sel = _selections(resample, n_features, qa)
+    _run_passes(sel, full)
+    return {k: (x.result, x.n) for k, x in sel.items()}
+
+
+def _selections(sample, n_features: dict[str, int], qa: np.ndarray) -> dict[str, _Selection]:
+    parts: dict[str, list[tuple[np.ndarray, ...]]] = {k: [] for k in n_features}
     for d in sample():
         for k in n_features:
             parts[k].append(d[k])
     sel = {}
     for k, f in n_features.items():
-        values = np.concatenate([v for v, _ in parts[k]], axis=1) if parts[k] else np.zeros((f, 0), np.float32)
-        jet = np.concatenate([j for _, j in parts[k]]) if parts[k] else np.zeros(0, np.int64)
-        sel[k] = _Selection(values, jet, qa)
-    del parts
-    _run_passes(sel, full)
-    return {k: (x.result, x.n) for k, x in sel.items()}
+        values = np.concatenate([p[0] for p in parts[k]], axis=1) if parts[k] else np.zeros((f, 0), np.float32)
+        jet = np.concatenate([p[1] for p in parts[k]]) if parts[k] else np.zeros(0, np.int64)
+        part = np.concatenate([p[2] for p in parts[k]]) if parts[k] and len(parts[k][0]) > 2 else None
+        sel[k] = _Selection(values, jet, qa, part)
+    return sel
 
 
 def _run_passes(sel: dict[str, _Selection], full: Callable[[], Iterator[dict[str, Chunk]]]) -> None:
@@ -305,19 +324,25 @@ def _run_passes(sel: dict[str, _Selection], full: Callable[[], Iterator[dict[str
 
 def _rank_sd(sample: np.ndarray, jet: np.ndarray, est: np.ndarray, qa: np.ndarray) -> np.ndarray:
     """(F, Q) standard deviation, in sample ranks, of the number of sample values below each
-    estimated percentile ``est``: from the spread between groups of jets (a ratio estimator
-    over clusters), and never below the binomial value for independent draws."""
+    estimated percentile ``est``: from the spread between groups of jets, and never below
+    the binomial value for independent draws."""
     m = sample.shape[1]
     binomial = np.sqrt(m * qa / 100 * (1 - qa / 100))[None, :]
-    group = (jet // _RUN) % _GROUPS
-    n_groups = int(group.max()) + 1 if group.size else 0
+    sd = _cluster_sd(sample, (jet // _RUN) % _GROUPS, est)
+    return np.broadcast_to(binomial, est.shape) if sd is None else np.maximum(sd, binomial)
+
+
+def _cluster_sd(sample: np.ndarray, cluster: np.ndarray, est: np.ndarray) -> np.ndarray | None:
+    """(F, Q) standard deviation, in sample ranks, of the number of sample values below
+    ``est``, from the spread between the clusters the values fall in (a ratio estimator
+    over clusters); None with fewer than two clusters."""
+    n_groups = int(cluster.max()) + 1 if cluster.size else 0
     if n_groups < 2:
-        return np.broadcast_to(binomial, est.shape)
-    n_g = np.bincount(group, minlength=n_groups)
-    y_g = _below_per_group(sample, group, n_groups, est)  # (F, Q, G) values below
-    p = y_g.sum(axis=2, keepdims=True) / m
-    var = n_groups / (n_groups - 1) * ((y_g - p * n_g) ** 2).sum(axis=2)  # in ranks²
-    return np.maximum(np.sqrt(var), binomial)
+        return None
+    n_g = np.bincount(cluster, minlength=n_groups)
+    y_g = _below_per_group(sample, cluster, n_groups, est)  # (F, Q, G) values below
+    p = y_g.sum(axis=2, keepdims=True) / sample.shape[1]
+    return np.sqrt(n_groups / (n_groups - 1) * ((y_g - p * n_g) ** 2).sum(axis=2))  # ranks
 
 
 @nb.njit(cache=True, nogil=True)
@@ -340,7 +365,7 @@ def _below_per_group(sample, group, n_groups, est):  # pragma: no cover (compile
 class _Selection:
     """Brackets, counts and kept values of one array's features."""
 
-    def __init__(self, sample: np.ndarray, jet: np.ndarray, qa: np.ndarray):
+    def __init__(self, sample: np.ndarray, jet: np.ndarray, qa: np.ndarray, part: np.ndarray | None = None):
         f = sample.shape[0]
         self.qa = qa
         self.lo = np.full((f, len(qa)), -np.inf)
@@ -349,16 +374,27 @@ class _Selection:
         self.closed = np.ones((f, len(qa)), bool)
         #: kept values per value scanned, expected from the sample (sizes the kept buffers)
         self.kept_fraction = 1.0
+        #: the sampled parts (shards) differ by more than sampling explains (see _PARTS_DIFFER)
+        self.parts_differ = False
         if sample.shape[1] > SAMPLE_VALUES:
             # the jets are the independent units: thinning each jet's values costs little
             # precision and saves sorting and counting millions of correlated values
             step = -(-sample.shape[1] // SAMPLE_VALUES)
             sample, jet = sample[:, ::step], jet[::step]
+            part = None if part is None else part[::step]
         if sample.shape[1]:
             s = np.sort(sample, axis=1)
             m = s.shape[1]
             est = s[:, np.rint(qa / 100 * (m - 1)).astype(np.int64)]
-            margin = _SIGMAS * _rank_sd(sample, jet, est, qa) + 2
+            sd = _rank_sd(sample, jet, est, qa)
+            between = None if part is None else _cluster_sd(sample, part, est)
+            if between is not None:
+                # shards that differ move a sample of some of them more than the jet groups
+                # (each mixing all shards) show: the caller samples every shard instead
+                # when they differ this much, else the brackets allow for it
+                self.parts_differ = bool((between > _PARTS_DIFFER * sd).any())
+                sd = np.maximum(sd, between)
+            margin = _SIGMAS * sd + 2
             lo_r = np.floor(qa / 100 * (m - 1) - margin).astype(np.int64)
             hi_r = np.ceil(qa / 100 * (m - 1) + margin).astype(np.int64)
             rows = np.arange(f)[:, None]

@@ -308,14 +308,14 @@ def test_sample_slices_are_whole_compression_chunks_past_one(jets, fraction):
 
 @pytest.mark.parametrize("chunks", [1, 5, 20, 1000])
 def test_sample_shards_cover_every_file_in_proportion(chunks):
-    """About ``chunks`` shards, at least one of every input file, shared in proportion to
-    the files' jets and spread through each file's shards; never one twice."""
+    """About one shard per 1,024 sample jets, at least one of every input file, shared in
+    proportion to the files' jets and spread through each file's shards; never one twice."""
     from jetlib.stats import _sample_shards
 
     # file a: 40 shards of 1,000 jets; b: 10 of 1,000; c: one small shard; d: 8 of 2,000
     files = ["a"] * 40 + ["b"] * 10 + ["c"] + ["d"] * 8
     jets = [1000] * 50 + [30] + [2000] * 8
-    picked = _sample_shards(jets, files, chunks)
+    picked = _sample_shards(jets, files, chunks * 1024)
     assert picked == sorted(set(picked))
     per_file = {f: [i for i in picked if files[i] == f] for f in "abcd"}
     assert all(per_file.values())  # every file, the small one too
@@ -325,3 +325,52 @@ def test_sample_shards_cover_every_file_in_proportion(chunks):
         assert [len(per_file[f]) for f in "abcd"] == [12, 3, 1, 5]  # 20 x 40/66, 10/66, 0, 16/66
         a = per_file["a"]
         assert a[0] < 4 and a[-1] > 35 and max(np.diff(a)) <= 4  # through the whole file
+
+
+def test_small_shards_still_give_the_whole_sample():
+    """Shards smaller than a compression chunk (a tight selection, small tasks): enough of
+    them for the sample's jets, not one per 1,024 wanted."""
+    from jetlib.stats import _sample_range, _sample_shards
+
+    jets, files = [100] * 1000, ["f"] * 1000
+    picked = _sample_shards(jets, files, 20_000)
+    fraction = 20_000 / sum(jets[i] for i in picked)
+    got = sum(b - a for a, b in (_sample_range(jets[i], fraction, i) for i in picked))
+    assert len(picked) == 200 and got == 20_000
+
+
+@pytest.mark.parametrize("shift", [0.0, 0.05, 0.3])
+def test_a_sample_of_some_shards_allows_for_shards_that_differ(shift):
+    """A sample of some shards out of many whose values shift from shard to shard
+    (conditions drifting along a file) by ``shift`` of the spread. Alike shards keep the
+    sample of 20; slightly different ones widen the brackets; ones that differ more than the
+    brackets should allow for are sampled again from every shard. Either way the brackets
+    hold and one pass is enough: without this, 9-29 of 100 samples of shards shifted by
+    0.2-0.3 missed a bracket, each a second pass over the store."""
+    from jetlib.stats import _sample_range, _sample_shards
+
+    rng = np.random.default_rng(3)  # a sample that missed a bracket at shift 0.3 before
+    shards = [rng.normal(d, 1, (1000, 1)).astype(np.float32) for d in rng.normal(0, shift, 300)]
+    picked = _sample_shards([1000] * 300, ["f"] * 300, 20_000)
+
+    def sample_of(which, with_part):
+        fraction = 20_000 / (1000 * len(which))
+        for n, i in enumerate(which):
+            a, b = _sample_range(1000, fraction, i)
+            v = (shards[i][a:b].T.copy(), np.arange(a, b) + 1000 * i)
+            yield {"x": v + ((np.full(b - a, n),) if with_part else ())}
+
+    resampled, passes = [], []
+
+    def every():
+        resampled.append(1)
+        return sample_of(range(300), False)
+
+    def full():
+        passes.append(1)
+        return ({"x": (c, None)} for c in shards)
+
+    p, n = exact_percentiles(lambda: sample_of(picked, True), full, {"x": 1}, [16, 50, 84], resample=every)["x"]
+    np.testing.assert_allclose(p[0], np.percentile(np.concatenate(shards)[:, 0], [16, 50, 84]), rtol=1e-6)
+    assert len(passes) == 1 and n[0] == 300_000
+    assert len(resampled) == (shift > 0.1)
