@@ -7,8 +7,9 @@ These intrinsics write the few lines of LLVM IR that say it directly: a ``<64 x 
 load, one ``fcmp`` against the broadcast bound, and a bitcast of the ``<64 x i1>`` result to
 ``i64``, which LLVM lowers to four AVX-512 compares into mask registers (or eight AVX2
 compares and ``vmovmskps``; NEON on ARM). Plain IR, no target intrinsics: portable to any
-CPU that LLVM targets. Bit ``j`` of a result is value ``at + j`` (LLVM's bitcast of a vector
-of ``i1`` puts element 0 in the lowest bit).
+CPU that LLVM targets. Bit ``j`` of a result is value ``at + j``: LLVM's bitcast of a vector
+of ``i1`` puts element 0 in the lowest bit on little-endian CPUs (x86-64, ARM64, POWER in
+its little-endian mode): a big-endian one would need the bits reversed.
 
 Hand-written because it makes the exact-percentile scan of :mod:`jetlib.stats.quantiles`
 1.7× faster (a PF shard's counting and keeping: 3.7 against 2.1 ms per 1,000 jets).
