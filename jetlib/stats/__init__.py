@@ -144,7 +144,9 @@ def _sample_shards(jets: list[int], files: list[str], sample_jets: int) -> list[
     a slice of every shard decoded 7% of the store for a sample of ~20k jets (0.65 s of
     13.9 s for 1.8M jets). At least one shard per file keeps files that differ (samples
     binned in pT, eras) all in the sample; shards that differ within a file widen the
-    brackets instead (:func:`jetlib.stats.quantiles.exact_percentiles`' ``part``)."""
+    brackets, or, when they differ more than that should allow for, make compute_stats take
+    the sample from every shard (:func:`jetlib.stats.quantiles.exact_percentiles`' ``part``
+    and ``resample``)."""
     if not jets:
         return []
     per_shard = max(1.0, min(CHUNK_JETS, sum(jets) / len(jets)))

@@ -292,6 +292,7 @@ def exact_percentiles(
 
 
 def _selections(sample, n_features: dict[str, int], qa: np.ndarray) -> dict[str, _Selection]:
+    """The brackets of every array from one read of ``sample()`` (see exact_percentiles)."""
     parts: dict[str, list[tuple[np.ndarray, ...]]] = {k: [] for k in n_features}
     for d in sample():
         for k in n_features:
