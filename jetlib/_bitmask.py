@@ -78,27 +78,24 @@ equal = _comparison("==")
 finite = _comparison("finite")
 
 
-@intrinsic
-def popcount(typingctx, word):
-    """Set bits of a uint64, as int64."""
-    if not isinstance(word, types.Integer):
-        return None
+def _on_word(name: str, op):
+    """An intrinsic ``(word) -> int64``: ``op(builder, w)`` of an integer taken as a uint64."""
 
-    def codegen(context, builder, sig, args):
-        w = context.cast(builder, args[0], sig.args[0], types.uint64)
-        return builder.zext(builder.ctpop(w), ir.IntType(64))
+    def typer(typingctx, word):
+        if not isinstance(word, types.Integer):
+            return None
 
-    return types.int64(word), codegen
+        def codegen(context, builder, sig, args):
+            return op(builder, context.cast(builder, args[0], sig.args[0], types.uint64))
+
+        return types.int64(word), codegen
+
+    typer.__name__ = name
+    return intrinsic(typer)
 
 
-@intrinsic
-def lowest_bit(typingctx, word):
-    """Position of the lowest set bit of a uint64 as int64; 64 for 0 (defined, not poison)."""
-    if not isinstance(word, types.Integer):
-        return None
-
-    def codegen(context, builder, sig, args):
-        w = context.cast(builder, args[0], sig.args[0], types.uint64)
-        return builder.cttz(w, ir.Constant(ir.IntType(1), 0))
-
-    return types.int64(word), codegen
+#: ``popcount(w)``: set bits of a uint64, as int64
+popcount = _on_word("popcount", lambda builder, w: builder.ctpop(w))
+#: ``lowest_bit(w)``: position of the lowest set bit of a uint64, as int64; 64 for 0 (defined,
+#: not poison)
+lowest_bit = _on_word("lowest_bit", lambda builder, w: builder.cttz(w, ir.Constant(ir.IntType(1), 0)))
