@@ -53,9 +53,10 @@ def synthetic_jets(n: int, rng: np.random.Generator, layout: ShardLayout, classe
 
 def make_store(path: Path, *, jets_per_shard=(500, 700, 300), fmt: str = "hdf5", compression: str = "none",
                classes: list[str] = CLASSES, class_probs=None, seed: int = 0, failed: int = 0,
-               padding: str = "zero") -> Path:  # fmt: skip
+               padding: str = "zero", files: list[str] | None = None) -> Path:  # fmt: skip
     """Write a store at ``path``; ``failed`` extra manifest records with status failed;
-    ``padding="wrap"``: the padding slots repeat the real nodes, as the skim's wrap option."""
+    ``padding="wrap"``: the padding slots repeat the real nodes, as the skim's wrap option;
+    ``files``: the input file of each shard (default: one file per shard)."""
     path = Path(path)
     (path / "shards").mkdir(parents=True, exist_ok=True)
     layout = ShardLayout.build(blocks=BLOCKS, jet_features=JET_FEATURES, classes=classes,
@@ -88,8 +89,9 @@ def make_store(path: Path, *, jets_per_shard=(500, 700, 300), fmt: str = "hdf5",
         first += n
         name = f"part-{i:05d}{shard_suffix(fmt)}"
         info = write_shard(path / "shards" / name, arrays, layout, fmt=fmt, compression=compression)
-        man.append({"task": f"f{i}.root:0-{n}", "task_id": i, "kind": "range", "file": f"f{i}.root", "start": 0,
-                    "stop": n, "entries": n, "status": "done", "events": n, "jets": n, "shards": [info.to_json()]})  # fmt: skip
+        file, start = (files[i], first - n) if files else (f"f{i}.root", 0)  # shards of one file: its ranges in turn
+        man.append({"task": f"{file}:{start}-{start + n}", "task_id": i, "kind": "range", "file": file, "start": start,
+                    "stop": start + n, "entries": n, "status": "done", "events": n, "jets": n, "shards": [info.to_json()]})  # fmt: skip
     for j in range(failed):
         man.append({"task": f"bad{j}.root:file", "task_id": len(jets_per_shard) + j, "kind": "file",
                     "file": f"bad{j}.root", "entries": 0, "status": "failed", "error": "OSError",

@@ -374,3 +374,30 @@ def test_a_sample_of_some_shards_allows_for_shards_that_differ(shift):
     np.testing.assert_allclose(p[0], np.percentile(np.concatenate(shards)[:, 0], [16, 50, 84]), rtol=1e-6)
     assert len(passes) == 1 and n[0] == 300_000
     assert len(resampled) == (shift > 0.1)
+
+
+def test_compute_stats_samples_some_shards_of_a_file_and_can_sample_them_all(store_factory, monkeypatch):
+    """compute_stats hands exact_percentiles a sample of some of a file's shards, each value
+    with its shard's number, and a sample of every shard (without) to fall back on; with
+    every shard in the sample there is nothing to fall back on."""
+    import jetlib.stats as stats_module
+
+    path = store_factory(jets_per_shard=(300,) * 12, files=["a.root"] * 12)
+    original = stats_module.exact_percentiles
+    seen = []
+
+    def spy(sample, full, n_features, q, resample=None):
+        def jets(make):  # (shards read, jets, tuple lengths, shard numbers)
+            parts = [d["jet_features"] for d in make()]
+            return len(parts), sum(p[1].size for p in parts), {len(p) for p in parts}, {int(p[2][0]) for p in parts if len(p) > 2}
+
+        seen.append((jets(sample), resample and jets(resample)))
+        return original(sample, full, n_features, q, resample=resample)
+
+    monkeypatch.setattr(stats_module, "exact_percentiles", spy)
+    st = compute_stats(path, sample_jets=600)  # 2 of the 12 shards of 300 jets
+    assert seen[-1] == ((2, 600, {3}, {0, 1}), (12, 12 * 64, {2}, set()))  # (at least 64 jets a shard)
+    jf = Store(path).read(["jet_features"])["jet_features"]
+    np.testing.assert_allclose(st.arrays["jet_features"].center, np.median(jf, axis=0), rtol=1e-6)
+    compute_stats(path, sample_jets=10_000)  # every shard
+    assert seen[-1] == ((12, 3600, {2}, set()), None)
