@@ -121,7 +121,7 @@ def process_chunk(plan: SkimPlan, chunk: Chunk, layout: ShardLayout) -> tuple[di
     _check_units(chunk)
     sel_evt, sel_local = select_jets(plan, chunk)
     n = sel_evt.shape[0]
-    out = layout.empty(n)
+    out = layout.empty(n, unset=tuple(f"{b}_{a}" for b in plan.blocks for a in ("features", "mask")))  # fill_block writes them whole
     counters: dict[str, int] = {"jets": n}
     jf = chunk.jets.fields
     joff = chunk.jets.offsets

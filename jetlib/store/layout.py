@@ -79,9 +79,11 @@ class ShardLayout:
     def from_json(cls, d: dict) -> ShardLayout:
         return cls({k: ArraySpec.from_json(k, v) for k, v in d.items()})
 
-    def empty(self, n: int) -> dict[str, np.ndarray]:
-        """Zeroed arrays for ``n`` jets (the kernels' caller-allocated outputs)."""
-        return {k: np.zeros((n, *s.inner), dtype=s.dtype) for k, s in self.arrays.items()}
+    def empty(self, n: int, *, unset: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
+        """Arrays for ``n`` jets (the kernels' caller-allocated outputs), zeroed but for
+        those named in ``unset``, which the caller fills whole (zeroing the node blocks
+        cost as much as the PF kernel's stores of them)."""
+        return {k: (np.empty if k in unset else np.zeros)((n, *s.inner), dtype=s.dtype) for k, s in self.arrays.items()}
 
     def check(self, arrays: dict[str, np.ndarray]) -> int:
         """Validate names, dtypes and shapes; return the number of jets."""

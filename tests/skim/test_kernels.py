@@ -116,9 +116,10 @@ def run_kernel(events, features, raw_cols, kinds, *, use_link, radius, min_pt, s
     fidx = np.array([bank_index(f, raw_cols, kinds) for f in features], np.int64)
     assert (fidx >= 0).all()
     n = len(sel_evt)
-    F = np.zeros((n, len(features), length), np.float32)
-    M = np.zeros((n, 1, length), np.float32)
-    C = np.zeros(n, np.int64)
+    # NaN and -1 where the kernel must write: it fills its rows whole, padding included
+    F = np.full((n, len(features), length), np.nan, np.float32)
+    M = np.full((n, 1, length), np.nan, np.float32)
+    C = np.full(n, -1, np.int64)
     fill_block(sel_evt, sel_local, joff, J[:, 0], J[:, 1], J[:, 2], J[:, 3], noff, X, kind, use_link, radius,
                loff, L[:, 0].copy(), L[:, 1].copy(), min_pt, bank_index(sort_by, raw_cols, kinds), fidx, wrap, F, M, C)  # fmt: skip
     return F, M, C
@@ -176,3 +177,26 @@ def test_nonfinite_values_are_zeroed_and_counted():
     assert bad == 1 and links == 0
     np.testing.assert_allclose(F[0, 0], [math.log(2.0), 0.0, 0.0])
     assert M[0, 0].tolist() == [1, 1, 0]
+
+
+def test_many_candidates_sort_like_the_reference():
+    # past the kernel's insertion-sort limit (64 candidates) it sorts with NumPy's merge
+    # sort: both keep ties in candidate order; pT from a few values makes many ties
+    rng = np.random.default_rng(5)
+    kinds = ["A"]
+    jet = (150.0, 0.3, 1.0, 10.0)
+    nodes = []
+    for _ in range(150):
+        nodes.append([float(rng.choice([0.5, 1.0, 2.0, 4.0])), 0.3 + rng.normal(0, 0.2), 1.0 + rng.normal(0, 0.2),
+                      0.0, float(rng.choice([-1, 0, 1])), 211.0, rng.normal(0, 0.05), 0.002, rng.normal(0, 0.1), 0.003])  # fmt: skip
+    nodes = [[float(v) for v in np.asarray(n, np.float32)] for n in nodes]
+    for n_nodes in (64, 65, 150):
+        ev = {"jets": [jet], "nodes": nodes[:n_nodes], "links": [(0, c) for c in range(n_nodes)], "sel": [True],
+              "kind": [0] * n_nodes}  # fmt: skip
+        for sort_by in ("pt", "dr"):
+            kw = dict(use_link=True, radius=0.4, min_pt=0.0, sort_by=sort_by, length=80, wrap=False)
+            F, M, C = run_kernel([ev], ["pt", "dr", "charge"], list(ROLES), kinds, **kw)
+            rf, rm, rc = reference([ev], ["pt", "dr", "charge"], list(ROLES), kinds, **kw)
+            assert C[0] == rc[0] == n_nodes
+            np.testing.assert_array_equal(M[0], rm[0])
+            np.testing.assert_allclose(F[0], rf[0], rtol=1e-6, atol=1e-7)
