@@ -42,3 +42,26 @@ def test_stats_clip_default_is_the_library_default():
 
     stats = typer.main.get_command(app).commands["stats"]
     assert next(p.default for p in stats.params if p.name == "clip") == DEFAULT_CLIP
+
+
+def test_skim_interrupted_says_so_once(monkeypatch, tmp_path):
+    """Ctrl-C before the skim has tasks (reading the list, opening the store) exits 130 with
+    one line; after, the skim's own line (how far it got) is the only one."""
+    import jetlib.skim.run as run
+
+    def interrupted(reported):
+        def fake(*args, **kwargs):
+            err = KeyboardInterrupt()
+            if reported:
+                print("interrupted: 3 of 9 tasks done; re-run the same command to resume")
+                err.reported = True
+            raise err
+
+        return fake
+
+    for reported, line in ((False, "interrupted: before any task ran; re-run the same command to start"),
+                           (True, "interrupted: 3 of 9 tasks done; re-run the same command to resume")):  # fmt: skip
+        monkeypatch.setattr(run, "skim", interrupted(reported))
+        res = CliRunner().invoke(app, ["skim", str(tmp_path / "files.txt"), "--out", str(tmp_path / "store")], env={"COLUMNS": "200"})
+        assert res.exit_code == 130
+        assert [ln for ln in res.output.splitlines() if ln.strip()] == [line]

@@ -706,8 +706,9 @@ def skim(
 
         try:
             client, cluster = _client(scheduler, workers, dashboard_address)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as err:
             console.print("[red]interrupted[/]: while starting the workers; re-run the same command to resume")
+            err.reported = True  # (the CLI prints its own line only for an interrupt not told yet)
             raise
         total = None  # range tasks of the run, once planned
         try:
@@ -795,7 +796,8 @@ def skim(
                             other.cancel()
                         console.print(f"[red]--fail-fast: stopping after the failure of {escape(t.key)}[/]")
                         break
-        except KeyboardInterrupt:  # Ctrl-C: one line, not the traceback of every thread
+        except KeyboardInterrupt as err:  # Ctrl-C: one line, not the traceback of every thread
+            err.reported = True
             where = "while opening the inputs"
             if total is not None:  # counted from the manifest: Ctrl-C may have come between a record and its count
                 on_disk = Manifest.of(out).latest()
