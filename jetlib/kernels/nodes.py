@@ -21,6 +21,11 @@ import numpy as np
 
 from jetlib.kernels.geometry import delta_phi
 
+#: Numba caches a compiled function by its own file only: the hashes of the files whose
+#: compiled functions this file's kernels call make an edit there an edit here, so that a
+#: `git pull` that changes only those never runs a stale cached kernel (tests/test_numba_cache.py)
+NUMBA_DEPENDS = {"jetlib/kernels/geometry.py": "sha256:fcc4f7ce2d3e996c"}
+
 __all__ = ["DERIVED", "ROLES", "MAX_KINDS", "fill_block", "bank_index"]
 
 ROLES = ("pt", "eta", "phi", "mass", "charge", "pdgId", "dxy", "dxyErr", "dz", "dzErr")

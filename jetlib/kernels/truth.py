@@ -19,6 +19,11 @@ import numpy as np
 
 from jetlib.kernels.geometry import delta_phi
 
+#: Numba caches a compiled function by its own file only: the hashes of the files whose
+#: compiled functions this file's kernels call make an edit there an edit here, so that a
+#: `git pull` that changes only those never runs a stale cached kernel (tests/test_numba_cache.py)
+NUMBA_DEPENDS = {"jetlib/kernels/geometry.py": "sha256:fcc4f7ce2d3e996c"}
+
 __all__ = ["FINE", "TAU_MODES", "TRUTH_TARGETS", "label_jets", "hadron_flavour"]
 
 TAU_MODES = ("1h0p", "1h1p", "1h2p", "3h0p", "3h1p")

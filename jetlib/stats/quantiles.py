@@ -37,6 +37,11 @@ import numpy as np
 from jetlib._bitmask import LANES, at_most, below, equal, finite, lowest_bit, popcount
 from jetlib._percentile import lerp, rank_positions
 
+#: Numba caches a compiled function by its own file only: the hashes of the files whose
+#: compiled functions this file's kernels call make an edit there an edit here, so that a
+#: `git pull` that changes only those never runs a stale cached kernel (tests/test_numba_cache.py)
+NUMBA_DEPENDS = {"jetlib/_bitmask.py": "sha256:0d6fadaa977f7e8c"}
+
 __all__ = ["exact_percentiles", "real_values", "SAMPLE_VALUES"]
 
 #: standard deviations of margin around the sample's estimate of each rank
