@@ -59,7 +59,7 @@ def test_skim_interrupted_says_so_once(monkeypatch, tmp_path):
 
         return fake
 
-    for reported, line in ((False, "interrupted: before any task ran; re-run the same command to start"),
+    for reported, line in ((False, "interrupted; re-run the same command to resume"),
                            (True, "interrupted: 3 of 9 tasks done; re-run the same command to resume")):  # fmt: skip
         monkeypatch.setattr(run, "skim", interrupted(reported))
         res = CliRunner().invoke(app, ["skim", str(tmp_path / "files.txt"), "--out", str(tmp_path / "store")], env={"COLUMNS": "200"})

@@ -55,7 +55,7 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(2) from None
         except KeyboardInterrupt as err:  # the skim printed how far it got, once it had a store and tasks
             if not getattr(err, "reported", False):  # before that: reading the file list, opening the store
-                console.print("[red]interrupted[/]: before any task ran; re-run the same command to start")
+                console.print("[red]interrupted[/]; re-run the same command to resume")
             raise typer.Exit(130) from None
         t = Table(title=escape(f"skim → {s.store}"), show_header=True)
         for c in ("done", "failed", "skipped", "already done", "events", "jets", "jets/s", "time"):
