@@ -57,31 +57,19 @@ def _sign(x: float) -> float:
     return 1.0 if x >= 0.0 else -1.0
 
 
-#: jet quantities :func:`_node_banks` needs, computed once per jet (:func:`_jet_consts`)
-_J_PT, _J_ETA, _J_PHI, _J_E, _J_PX, _J_PY, _J_PZ, _J_P, _J_LOGPT, _J_LOGE, _J_SINPHI, _J_COSPHI, _J_SINHETA = range(13)
-N_JET_CONSTS = 13
-
-
 @nb.njit(cache=True)
-def _jet_consts(pt, eta, phi, mass, out):
-    """Fill ``out`` with the jet quantities that every node of the jet uses."""
+def _jet_consts(pt, eta, phi, mass):
+    """The jet quantities that every node of the jet uses, computed once per jet: pT, eta,
+    phi, E, px, py, pz, |p|, log pT, log E, sin phi, cos phi, sinh eta."""
     sinh_eta = math.sinh(eta)
     pz = pt * sinh_eta
-    p = pt * math.cosh(eta)
-    e = math.sqrt(p * p + mass * mass)
-    out[_J_PT] = pt
-    out[_J_ETA] = eta
-    out[_J_PHI] = phi
-    out[_J_E] = e
-    out[_J_PX] = pt * math.cos(phi)
-    out[_J_PY] = pt * math.sin(phi)
-    out[_J_PZ] = pz
-    out[_J_P] = math.sqrt(out[_J_PX] ** 2 + out[_J_PY] ** 2 + pz * pz)
-    out[_J_LOGPT] = math.log(pt) if pt > 0 else np.nan
-    out[_J_LOGE] = math.log(e) if e > 0 else np.nan
-    out[_J_SINPHI] = math.sin(phi)
-    out[_J_COSPHI] = math.cos(phi)
-    out[_J_SINHETA] = sinh_eta
+    e = math.sqrt((pt * math.cosh(eta)) ** 2 + mass * mass)
+    px = pt * math.cos(phi)
+    py = pt * math.sin(phi)
+    p = math.sqrt(px**2 + py**2 + pz * pz)
+    log_pt = math.log(pt) if pt > 0 else np.nan
+    log_e = math.log(e) if e > 0 else np.nan
+    return (pt, eta, phi, e, px, py, pz, p, log_pt, log_e, math.sin(phi), math.cos(phi), sinh_eta)
 
 
 #: scratch rows of the bank after its entries (see _node_banks)
@@ -92,7 +80,7 @@ N_SCRATCH = 5
 @nb.njit(cache=True, error_model="numpy")
 def _node_banks(X, kind, rows, nk, jet, bank):
     """Fill ``bank[b, s]`` with bank entry ``b`` of node ``rows[s]`` (a row of ``X``),
-    relative to the jet (``jet``: the quantities of :func:`_jet_consts`), for the ``nk``
+    relative to the jet (``jet``: the tuple of :func:`_jet_consts`), for the ``nk``
     slots; rows past the bank's entries are scratch (``_EX``...).
 
     One loop per quantity over the slots, so that LLVM runs the arithmetic on SIMD lanes;
@@ -137,19 +125,7 @@ def _node_banks(X, kind, rows, nk, jet, bank):
         e[s] = math.sqrt(p[s] * p[s] + m[s] * m[s])
     for s in range(nk):
         log_e[s] = math.log(e[s]) if e[s] > 0 else np.nan
-    jpt = jet[_J_PT]
-    jeta = jet[_J_ETA]
-    jphi = jet[_J_PHI]
-    je = jet[_J_E]
-    jlogpt = jet[_J_LOGPT]
-    jloge = jet[_J_LOGE]
-    jsinphi = jet[_J_SINPHI]
-    jcosphi = jet[_J_COSPHI]
-    jsinheta = jet[_J_SINHETA]
-    jpx = jet[_J_PX]
-    jpy = jet[_J_PY]
-    jpz = jet[_J_PZ]
-    jp = jet[_J_P]
+    jpt, jeta, jphi, je, jpx, jpy, jpz, jp, jlogpt, jloge, jsinphi, jcosphi, jsinheta = jet
     sgn_jeta = _sign(jeta)
     for s in range(nk):
         bank[3, s] = pt[s] / jpt
@@ -253,7 +229,6 @@ def fill_block(
     bank = np.empty((n_bank + N_SCRATCH, max(max_nodes, 1)), np.float64)
     order_rows = np.empty(max(max_nodes, 1), np.int64)
     order = np.empty(max(max_nodes, 1), np.int64)
-    jet = np.empty(N_JET_CONSTS, np.float64)
     r2max = radius * radius
     nonfinite = 0
     bad_links = 0
@@ -262,7 +237,7 @@ def fill_block(
         gj = joff[ev] + sel_local[j]
         eta_j = jeta[gj]
         phi_j = jphi[gj]
-        _jet_consts(jpt[gj], eta_j, phi_j, jmass[gj], jet)
+        jet = _jet_consts(jpt[gj], eta_j, phi_j, jmass[gj])
         n0 = noff[ev]
         nn = noff[ev + 1] - n0
         # 1. candidate nodes of this jet
