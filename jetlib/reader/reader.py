@@ -118,7 +118,14 @@ class ReaderBase:
             epoch (as torch's ``DistributedSampler`` pads), or with ``drop_last`` the
             batches that do not fill a round are dropped.
         drop_last: drop the last, smaller batch (and, with several ranks, an incomplete round).
-        buffer_jets: shuffle buffer for ``shuffle="jets"``.
+        buffer_jets: shuffle buffer for ``shuffle="jets"`` (for a compressed store, at most
+            the window of ``decoded_mb``).
+        decoded_mb: memory (MB) for the shards of a compressed HDF5 or Parquet store, which
+            are decoded rather than memory-mapped: the reader decodes a window of whole
+            shards at a time, windows in random order, and shuffles within the window. A
+            window holds about ``buffer_jets`` jets, fewer when those would take more than
+            ``decoded_mb`` (always at least one shard). Batches and the interpreter come on
+            top. Uncompressed HDF5 shards are mapped and decode nothing.
         unit_jets: jets per contiguous unit for ``shuffle="jets"``.
         output: ``"torch"``, ``"numpy"`` or None (torch when installed).
         verify: check every shard's checksum once, when the reader is created (a full read
@@ -154,6 +161,7 @@ class ReaderBase:
         drop_last: bool = False,
         buffer_jets: int = 65536,
         unit_jets: int = 64,
+        decoded_mb: float = 512,
         output: str | None = None,
         verify: bool = True,
     ):
@@ -171,6 +179,8 @@ class ReaderBase:
                             ("buffer_jets", buffer_jets), ("unit_jets", unit_jets)):  # fmt: skip
             if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
                 raise TypeError(f"{name} must be an integer, not {value!r}")
+        if isinstance(decoded_mb, bool) or not isinstance(decoded_mb, (int, float, np.integer, np.floating)) or not decoded_mb > 0:
+            raise ValueError(f"decoded_mb must be a number of megabytes > 0, not {decoded_mb!r}")
         if batch_size < 1 or world_size < 1 or unit_jets < 1:
             raise ValueError(f"batch_size ({batch_size}), world_size ({world_size}) and unit_jets ({unit_jets}) must be >= 1")
         if not 0 <= rank < world_size:
@@ -236,13 +246,27 @@ class ReaderBase:
             raise ValueError(f"{s.path}: with drop_last=True no {what} fills up from the reader's {self._n_jets:,} "
                              "jets: the epoch would be empty; use a smaller batch_size or drop_last=False")  # fmt: skip
         self._warn_if_incomplete()
-        # decoded shards (Parquet, compressed HDF5) are read a window at a time (plan.py);
-        # the reader keeps the window's shards decoded, and the next shard, and no more
+        # decoded shards (Parquet, compressed HDF5) are read a window of whole shards at a
+        # time (plan.py), and the reader keeps that window decoded and no more: a window is
+        # closed once it holds window_jets, so it holds fewer than window_jets + one shard
         sh = s.meta["shards"]
         self.mapped = sh["format"] == "hdf5" and sh["compression"] == "none"
         biggest = max((e.jets for e in self.entries), default=0)
-        self.window_jets = None if self.mapped else max(buffer_jets, batch_size)
-        self._decoded_budget = (self.window_jets or 0) + 3 * biggest  # a window overshoots by < 1 shard
+        self.jet_bytes = sum(s.layout.arrays[n].jet_bytes for n in self.names)  # decoded bytes per jet
+        self.decoded_mb = decoded_mb
+        fit = int(decoded_mb * 1e6 // self.jet_bytes) if np.isfinite(decoded_mb) else sys.maxsize  # jets it holds
+        if self.mapped:
+            self.window_jets = None
+        else:
+            self.window_jets = max(1, min(max(buffer_jets, batch_size), fit - biggest + 1))
+            if fit < biggest:
+                warnings.warn(f"{s.path}: decoded_mb={decoded_mb:g} holds {fit:,} jets of {self.jet_bytes:,} bytes, "
+                              f"fewer than the largest shard ({biggest:,} jets, {biggest * self.jet_bytes / 1e6:,.0f} MB): "
+                              "the reader decodes one shard at a time, which needs more", stacklevel=2)  # fmt: skip
+        # (jets; a store whose shards are mapped decodes none, but for a shard it cannot map)
+        # (with weights every unit joins the queue of pending rows, and no batch waits long)
+        self._tail_alone = not self.mapped and shuffle in (False, "slices") and self.weights is None
+        self._decoded_budget = biggest if self.window_jets is None else max(biggest, self.window_jets - 1 + biggest)
         self._open: dict[int, ShardArrays] = {}
         self._wcols: dict[int, np.ndarray] = {}  # acceptance of each jet, per shard (_shard_acceptance)
         self.timings = {"verify_s": self._verify_s}
@@ -358,17 +382,17 @@ class ReaderBase:
         sh = self._open.get(i)
         if sh is None:
             e = self.entries[i]
+            if not self.mapped:  # make room first: the budget holds the new shard too
+                held = sum(v.jets for v in self._open.values() if not v.mapped) + e.jets
+                for k in [k for k, v in self._open.items() if not v.mapped]:  # least recently used first
+                    if held <= self._decoded_budget:
+                        break
+                    held -= self._open.pop(k).jets
             extra = list(self.weights.variables) + ["label"] if self.weights is not None and self.mapped else []
             sh = open_shard(e.path, self.store.layout, list(dict.fromkeys(self.names + extra)), e.jets)
             if self.output == "numpy":  # zero-copy NumPy batches are read-only views (torch.from_numpy
                 for a in sh.arrays.values():  # warns on those: torch batches stay writable)
                     a.flags.writeable = False
-            if not sh.mapped:  # drop the least recently opened decoded shards past the budget
-                held = sum(v.jets for v in self._open.values() if not v.mapped) + sh.jets
-                for k in [k for k, v in self._open.items() if not v.mapped]:
-                    if held <= self._decoded_budget:
-                        break
-                    held -= self._open.pop(k).jets
             self._open[i] = sh
         else:  # most recently used last
             self._open[i] = self._open.pop(i)
@@ -444,21 +468,32 @@ class ReaderBase:
             self._lent_views = True
         else:
             sizes = [(p.stop - p.start) if isinstance(p, slice) else len(p) for _, p in pieces]
-            total = sum(sizes)
-            # open each shard once for the batch: the cache may evict one between two arrays
-            shards = {i: self._shard(i) for i, _ in pieces}
             for n in self.names:
                 spec = self.store.layout.arrays[n]
-                dst = np.empty((total, *spec.inner), spec.dtype)
-                pos = 0
-                for (i, rows), k in zip(pieces, sizes):
-                    src = shards[i][n]
+                out[n] = np.empty((sum(sizes), *spec.inner), spec.dtype)
+            place = dict(zip((i for i, _ in pieces), zip((rows for _, rows in pieces), np.cumsum([0, *sizes[:-1]]), sizes)))
+            # Shard by shard (a piece per shard), those held already first: a batch that joins
+            # two windows of a decoded store takes all it needs of the old window's shards
+            # before the new window's are decoded, and lets go of each, so the budget can free
+            # it (the batch needs all shards of both; holding them all took 2 windows)
+            for i in sorted(place, key=lambda i: i not in self._open):
+                rows, pos, k = place[i]
+                if self._tail_alone and i not in self._open and isinstance(rows, slice):
+                    # shuffle False or "slices": a multi-piece batch joins the last, short units
+                    # of shards, possibly of windows let go long ago; read those rows alone
+                    # (HDF5: a chunk) rather than decode and hold their shard again
+                    e = self.entries[i]
+                    part = read_shard(e.path, self.store.layout, self.names, start=rows.start, stop=rows.stop)
+                    for n in self.names:
+                        out[n][pos : pos + k] = part[n]
+                    continue
+                sh = self._shard(i)
+                for n in self.names:
                     if isinstance(rows, slice):
-                        dst[pos : pos + k] = src[rows]
+                        out[n][pos : pos + k] = sh[n][rows]
                     else:
-                        np.take(src, rows, axis=0, out=dst[pos : pos + k])
-                    pos += k
-                out[n] = dst
+                        np.take(sh[n], rows, axis=0, out=out[n][pos : pos + k])
+                del sh  # (not held while the next shard is opened)
         if self.stats is not None:
             for n in self.names:
                 if n == "jet_features":

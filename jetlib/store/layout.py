@@ -37,6 +37,11 @@ class ArraySpec:
     inner: tuple[int, ...]  # shape without the leading jet axis
     columns: tuple[str, ...] | None = None  # Parquet names along axis 1, or None for one column
 
+    @property
+    def jet_bytes(self) -> int:
+        """Bytes of one jet's row."""
+        return int(np.prod(self.inner, dtype=np.int64)) * np.dtype(self.dtype).itemsize
+
     def to_json(self) -> dict:
         return {"dtype": self.dtype, "inner": list(self.inner), "columns": list(self.columns) if self.columns else None}
 

@@ -81,25 +81,65 @@ def test_every_jet_once_with_its_values(store_factory, shuffle, fmt, compression
         assert seen != sorted(seen, key=key.get)
 
 
-@pytest.mark.parametrize("shuffle", [True, "slices"])
-def test_decoded_shards_are_decoded_once_per_epoch(store_factory, monkeypatch, shuffle):
-    """Parquet shards are read a window at a time: each shard is decoded once per epoch, and
-    the reader never holds more than its budget of decoded jets."""
+def _watch_decoding(monkeypatch):
+    """Record each shard that ``open_shard`` decodes, and the decoded jets alive (not yet
+    garbage) at that moment, the new shard's included: the reader's decoded memory."""
+    import weakref
+
     import jetlib.reader.reader as mod
 
-    path = store_factory(fmt="parquet", jets_per_shard=(300, 200, 250, 400, 150, 350))
-    opened = []
+    opened, alive, live_at_open = [], [], []
     real = mod.open_shard
-    monkeypatch.setattr(mod, "open_shard", lambda p, *a, **k: opened.append(p.name) or real(p, *a, **k))
-    r = Reader(path, batch_size=64, shuffle=shuffle, seed=2, output="numpy", buffer_jets=400, observers=IDS)
-    held = []
-    seen = []
-    for b in r:
-        held.append(sum(v.jets for v in r._open.values()))
-        seen += _ids(b)
-    assert sorted(opened) == sorted(set(opened)) and len(opened) == 6
+
+    def watched(p, *a, **k):
+        sh = real(p, *a, **k)
+        if not sh.mapped:
+            opened.append(p.name)
+            alive.append((weakref.ref(sh.arrays["pf_features"]), sh.jets))
+            live_at_open.append(sum(n for ref, n in alive if ref() is not None))
+        return sh
+
+    monkeypatch.setattr(mod, "open_shard", watched)
+    return opened, live_at_open
+
+
+@pytest.mark.parametrize("shuffle", [True, "slices", False])
+@pytest.mark.parametrize("fmt,compression", [("parquet", "none"), ("hdf5", "lz4")])
+def test_decoded_shards_stay_within_decoded_mb(store_factory, monkeypatch, shuffle, fmt, compression):
+    """Compressed shards are decoded a window at a time: each shard once per epoch, and the
+    decoded jets alive never exceed what ``decoded_mb`` holds, also while a batch joins two
+    windows (which needs every shard of both) or the short last units of shards."""
+    path = store_factory(fmt=fmt, compression=compression, jets_per_shard=(300, 200, 250, 400, 150, 350))
+    opened, live = _watch_decoding(monkeypatch)
+    jet_bytes = sum(Store(path).layout.arrays[n].jet_bytes for n in Reader(path, output="numpy", observers=IDS).names)
+    fit = 900  # jets: room for two shards, a window of at most 501 + 400 jets
+    r = Reader(path, batch_size=64, shuffle=shuffle, seed=2, output="numpy", observers=IDS, decoded_mb=fit * jet_bytes / 1e6)
+    assert r.jet_bytes == jet_bytes and r.window_jets == 501
+    ref, key = _reference(path)
+    for epoch in range(2):
+        r.set_epoch(epoch)
+        opened.clear()
+        held = {r.entries[i].path.name for i in r._open}  # the last window of the epoch before
+        seen = []
+        for b in r:
+            ids = _ids(b)
+            np.testing.assert_array_equal(b["pf_features"], ref["pf_features"][[key[i] for i in ids]])
+            seen += ids
+        assert len(seen) == len(set(seen)) == 1650
+        assert len(opened) == len(set(opened)) and len(set(opened) | held) == 6, (opened, held)
+    assert max(live) <= fit, live
+
+
+def test_decoded_mb_below_one_shard_decodes_one_at_a_time(store_factory, monkeypatch):
+    path = store_factory(fmt="parquet", jets_per_shard=(300, 200, 250, 400, 150, 350))
+    opened, live = _watch_decoding(monkeypatch)
+    with pytest.warns(UserWarning, match=r"holds \d+ jets .* fewer than the largest shard \(400 jets"):
+        r = Reader(path, batch_size=64, shuffle=True, seed=1, output="numpy", observers=IDS, decoded_mb=0.01)
+    seen = [i for b in r for i in _ids(b)]
     assert len(seen) == len(set(seen)) == 1650
-    assert max(held) <= 400 + 3 * 400
+    assert len(opened) == 6
+    # a batch that joins two windows (here: two shards) holds both, and no more
+    assert max(live) <= 400 + 350, live
 
 
 def test_same_seed_same_batches_and_set_epoch_reshuffles(store_factory):
@@ -517,3 +557,6 @@ def test_more_bad_arguments_are_named(store_factory):
     with pytest.raises(IndexError, match=r"shards=\[0, 5\]: no shard 5"):
         Reader(path, shards=(i for i in (0, 5)))  # a generator: named as given
     assert len(Reader(path, batch_size=1000, output="numpy")) == 1
+    for bad in (0, -1.0, float("nan"), "512", True):
+        with pytest.raises(ValueError, match="decoded_mb must be a number of megabytes > 0"):
+            Reader(path, decoded_mb=bad)
