@@ -45,7 +45,7 @@ def rss() -> dict[str, float]:
     return out
 
 
-def prepare(cache: Path, events: int) -> tuple[Path, Path, Path]:
+def prepare(cache: Path, events: int) -> tuple[Path, Path, Path, Path]:
     from jetlib.export import dump_yaml, weaver_config
     from jetlib.generate import generate
     from jetlib.skim.run import skim
@@ -77,7 +77,15 @@ def prepare(cache: Path, events: int) -> tuple[Path, Path, Path]:
             compute_weights(out)  # flat in (pt, eta): the weighted-sampling rows
         stores[name] = out
     (cache / "weaver.yaml").write_text(dump_yaml(weaver_config(stores["parquet"], weights=None)))
-    return stores["hdf5"], stores["parquet"], stores["hdf5_lz4"]
+    # the skim's default layout (PF 50x40) and compression: the reader's memory for the store
+    # that `jetlib skim` writes with no options
+    default = cache / "store_default_lz4"
+    if not (default / "stats" / "stats.json").exists():
+        print("skimming into default_lz4 ...", flush=True)
+        shutil.rmtree(default, ignore_errors=True)
+        skim(files, default, entries_per_task=5000, progress=False, dashboard_address=None)
+        compute_stats(default)
+    return stores["hdf5"], stores["parquet"], stores["hdf5_lz4"], default
 
 
 def warm(path: Path) -> int:
@@ -196,7 +204,7 @@ def main() -> None:
         print(json.dumps(rss_trace(a.rss_trace, 3)))
         return
     a.cache.mkdir(parents=True, exist_ok=True)
-    h5, pq, lz4 = prepare(a.cache, a.events)
+    h5, pq, lz4, default_lz4 = prepare(a.cache, a.events)
     size = warm(h5) + warm(pq)
     size_lz4 = warm(lz4)
     import jetlib
@@ -251,6 +259,8 @@ def main() -> None:
 
     anon, filem = rss(h5)
     anon_lz4, _ = rss(lz4)
+    anon_def, _ = rss(default_lz4)
+    def_kb = jetlib.Reader(default_lz4, output="numpy", verify=False).jet_bytes / 1e3
 
     like = res["shuffle=True, standardize"]["jets_s"]
     zc = res["zero-copy + copy every batch out (as a host-to-device copy)"]
@@ -288,7 +298,10 @@ def main() -> None:
                 "the reader holds one batch and the plan's index arrays.")  # fmt: skip
     body.append(f"- The same on the LZ4 store: private memory {anon_lz4[0]:.0f} MB after opening, {max(anon_lz4):.0f} MB at most "
                 f"(target ≤ 1 GB: {'met' if max(anon_lz4) <= 1024 else 'NOT met'}): compressed shards are decoded a window "
-                "of shards at a time into private memory instead of being mapped.")  # fmt: skip
+                "of shards at a time into private memory instead of being mapped, up to `decoded_mb` (512 MB).")  # fmt: skip
+    body.append(f"- The same on an LZ4 store of the skim's default layout (`jetlib skim` with no options: PF 50×40, "
+                f"{def_kb:.1f} kB per jet): {anon_def[0]:.0f} MB after opening, {max(anon_def):.0f} MB at most "
+                f"(target ≤ 1 GB: {'met' if max(anon_def) <= 1024 else 'NOT met'}).")  # fmt: skip
     body.append("- Weighted sampling keeps each jet with its acceptance probability (the largest is 1), so an epoch yields "
                 "the expected count of `jetlib weights`' summary: flat weights for 20 classes, some of them rare here, keep "
                 "a few thousand jets of the store; the epoch's time is the scan of the whole store. A DDP rank also runs "
