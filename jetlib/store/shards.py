@@ -304,9 +304,16 @@ def read_shard(
         for n in names:
             spec = layout.arrays[n]
             want.extend(c for c in (spec.columns or [n]) if c not in want)
-        table = pq.read_table(path, columns=want, page_checksum_verification=True)
-        if start or stop is not None:
-            table = table.slice(start, (stop if stop is not None else table.num_rows) - start)
+        pf = pq.ParquetFile(path, page_checksum_verification=True)
+        if start or stop is not None:  # the row groups that hold the rows, and no more
+            md = pf.metadata
+            end = md.num_rows if stop is None else min(stop, md.num_rows)
+            bounds = np.cumsum([0] + [md.row_group(g).num_rows for g in range(md.num_row_groups)])
+            groups = [g for g in range(md.num_row_groups) if bounds[g] < end and bounds[g + 1] > start]
+            table = pf.read_row_groups(groups, columns=want) if groups else pf.schema_arrow.empty_table().select(want)
+            table = table.slice(start - int(bounds[groups[0]]) if groups else 0, max(0, end - start))
+        else:
+            table = pf.read(columns=want)
         out = {}
         for n in names:
             spec = layout.arrays[n]
@@ -329,6 +336,7 @@ def _arrow_to_numpy(chunked, dtype: str) -> np.ndarray:
     arr = chunked.combine_chunks() if chunked.num_chunks != 1 else chunked.chunk(0)
     if isinstance(arr.type, pa.FixedSizeListType):
         size = arr.type.list_size
-        flat = arr.flatten() if arr.offset else arr.values
+        # .values is the whole child array, past a slice's end too: only for an unsliced array
+        flat = arr.values if arr.offset == 0 and len(arr.values) == len(arr) * size else arr.flatten()
         return flat.to_numpy(zero_copy_only=False).astype(dtype, copy=False).reshape(-1, size)
     return arr.to_numpy(zero_copy_only=False).astype(dtype, copy=False)

@@ -37,6 +37,26 @@ def test_parquet_and_hdf5_shards_hold_the_same_values_at_the_same_level(store_fa
         np.testing.assert_array_equal(back_pq[k], v, err_msg=k)
 
 
+@pytest.mark.parametrize("fmt", ["hdf5", "parquet"])
+def test_rows_of_a_shard_are_those_of_the_whole(store_factory, tmp_path, monkeypatch, fmt):
+    """read_shard(start=, stop=) equals the rows of a whole read, across HDF5 chunks and
+    Parquet row groups (an unsliced-looking Parquet slice from row 0 once came back whole)."""
+    import jetlib.store.shards as mod
+
+    s = Store(store_factory(jets_per_shard=(300,)))
+    arrays = read_shard(s.shards()[0].path, s.layout)
+    monkeypatch.setattr(mod, "CHUNK_JETS", 64)
+    monkeypatch.setattr(mod, "ROW_GROUP_JETS", 64)
+    path = tmp_path / f"a{mod.shard_suffix(fmt)}"
+    write_shard(path, arrays, s.layout, fmt=fmt, compression="lz4")
+    if fmt == "parquet":
+        assert pq.ParquetFile(path).metadata.num_row_groups == 5
+    for start, stop in ((0, 100), (0, 64), (64, 128), (100, 101), (250, 300), (0, 300), (299, None), (0, None), (300, 300)):
+        part = read_shard(path, s.layout, start=start, stop=stop)
+        for k, v in arrays.items():
+            np.testing.assert_array_equal(part[k], v[start:stop], err_msg=f"{k}[{start}:{stop}]")
+
+
 def test_a_pending_shard_is_hidden_until_published(store_factory, tmp_path, monkeypatch):
     """write_pending leaves the shard under a hidden temporary name (what a local skim's
     worker does); publish_shard fsyncs it and gives it its name; a failing disk at the
