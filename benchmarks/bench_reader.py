@@ -298,7 +298,7 @@ def main() -> None:
                 "the reader holds one batch and the plan's index arrays.")  # fmt: skip
     body.append(f"- The same on the LZ4 store: private memory {anon_lz4[0]:.0f} MB after opening, {max(anon_lz4):.0f} MB at most "
                 f"(target ≤ 1 GB: {'met' if max(anon_lz4) <= 1024 else 'NOT met'}): compressed shards are decoded a window "
-                "of shards at a time into private memory instead of being mapped, up to `decoded_mb` (512 MB).")  # fmt: skip
+                "of blocks at a time into private memory instead of being mapped, up to `decoded_mb` (512 MB).")  # fmt: skip
     body.append(f"- The same on an LZ4 store of the skim's default layout (`jetlib skim` with no options: PF 50×40, "
                 f"{def_kb:.1f} kB per jet): {anon_def[0]:.0f} MB after opening, {max(anon_def):.0f} MB at most "
                 f"(target ≤ 1 GB: {'met' if max(anon_def) <= 1024 else 'NOT met'}).")  # fmt: skip

@@ -143,7 +143,7 @@ def _run(console, out: Path, *, events: int, files: int, workers: int | None, ba
         nbytes += sum(v.nbytes for v in batch.values())
         per_class += np.bincount(batch["label"], minlength=len(st.classes))
     dt = time.perf_counter() - t0
-    how = "memory-mapped" if reader.mapped else f"decoded a window at a time ({comp})"
+    how = "memory-mapped" if reader.mapped else f"decoded a window of blocks at a time ({comp})"
     rate = f"{st.n_jets / max(dt, 1e-9):,.0f} jets/s scanned, {jets / max(dt, 1e-9):,.0f} jets/s yielded"
     step(5, "read", f"jetlib.Reader(shuffle=True, weights='flat', standardize=True): 1 epoch = {n_batches:,} "
                     f"batch{'es' if n_batches != 1 else ''} of ≤{batch_size:,}, {jets:,} jets (expected "

@@ -7,9 +7,11 @@ once per epoch, none twice, and a run resumes from a batch number.
 Units are contiguous runs of jets in one shard. Shuffling permutes units; with
 ``shuffle="jets"`` the jets of a window of units (the shuffle buffer) are permuted too.
 Memory-mapped shards cost nothing to touch, so their units are permuted over the whole
-store. Shards that must be decoded (Parquet, compressed HDF5) are visited in random order,
-a window of about ``window_jets`` at a time, and units are permuted within a window: the
-reader then keeps one window decoded instead of decoding a shard per unit.
+store. Shards that must be decoded (Parquet, compressed HDF5) are read in blocks of rows
+(an HDF5 chunk, a Parquet row group): blocks of all shards are visited in random order, a
+window of about ``window_jets`` jets at a time, and units are permuted within a window: the
+reader then keeps one window decoded instead of decoding a block per unit, and a window
+mixes jets of many shards (input files), not of one or two.
 Sampling weights drop jets with one uniform per jet, a function of ``(seed, epoch, shard,
 row)`` only (:func:`jet_uniforms`), so the kept jets do not depend on how the plan is split
 among workers, nor on the unit size.
@@ -68,11 +70,16 @@ class Unit:
 Piece = tuple[int, "slice | np.ndarray"]
 
 
-def make_units(jets_per_shard: list[int], unit_jets: int) -> list[Unit]:
+def make_units(jets_per_shard: list[int], unit_jets: int, block_jets: int | None = None) -> list[Unit]:
+    """Units of ``unit_jets`` jets; with ``block_jets``, cut at the shard's blocks too (the
+    rows ``k * block_jets ...`` that a decoded store reads at once), so none spans two."""
     out = []
     for s, n in enumerate(jets_per_shard):
-        for a in range(0, n, unit_jets):
-            out.append(Unit(s, a, min(a + unit_jets, n)))
+        step = block_jets or n
+        for b in range(0, n, step):
+            end = min(b + step, n)
+            for a in range(b, end, unit_jets):
+                out.append(Unit(s, a, min(a + unit_jets, end)))
     return out
 
 
@@ -91,21 +98,24 @@ def _pieces(shards: np.ndarray, rows: np.ndarray) -> list[Piece]:
     return out
 
 
-def unit_order(units: list[Unit], rng: np.random.Generator, window_jets: int | None) -> tuple[np.ndarray, set[int]]:
-    """A random order of ``units``: over the whole store (``window_jets`` None), or shard
-    windows in random order with the units of each window permuted. Also returns the
-    positions in the order where a window ends."""
+def unit_order(
+    units: list[Unit], rng: np.random.Generator, window_jets: int | None, block_jets: int | None = None
+) -> tuple[np.ndarray, set[int]]:
+    """A random order of ``units``: over the whole store (``window_jets`` None), or windows
+    of shards (of blocks of ``block_jets`` rows of shards, when given) drawn in random order,
+    with the units of each window permuted. Also returns the positions in the order where a
+    window ends."""
     if window_jets is None:
         return rng.permutation(len(units)), set()
-    by_shard: dict[int, list[int]] = {}
+    groups: dict[tuple[int, int], list[int]] = {}
     for i, u in enumerate(units):
-        by_shard.setdefault(u.shard, []).append(i)
-    shards = list(by_shard)
+        groups.setdefault((u.shard, u.start // block_jets if block_jets else 0), []).append(i)
+    keys = list(groups)
     out: list[np.ndarray] = []
     window: list[int] = []
     jets = 0
-    for k in rng.permutation(len(shards)):
-        idx = by_shard[shards[k]]
+    for k in rng.permutation(len(keys)):
+        idx = groups[keys[k]]
         window += idx
         jets += sum(units[i].stop - units[i].start for i in idx)
         if jets >= window_jets:
@@ -128,6 +138,7 @@ def epoch_batches(
     accept: Callable[[Unit], np.ndarray] | None = None,
     drop_last: bool = False,
     window_jets: int | None = None,
+    block_jets: int | None = None,
 ) -> Iterator[list[Piece]]:
     """Yield the batches of one epoch, in order, as lists of pieces.
 
@@ -137,10 +148,11 @@ def epoch_batches(
             stay together: a batch of one unit is a view of the shard), or ``"jets"``/True
             (jets permuted within a buffer of ``buffer_jets``).
         accept: per-unit acceptance probabilities for weighted sampling (None: keep all).
-        window_jets: shuffle units within shard windows of this many jets (None: globally).
+        window_jets: shuffle units within windows of this many jets (None: globally), made of
+            whole shards, or of blocks of ``block_jets`` rows of shards.
     """
     rng = np.random.default_rng([seed, epoch])
-    order, window_ends = unit_order(units, rng, window_jets) if shuffle else (np.arange(len(units)), set())
+    order, window_ends = unit_order(units, rng, window_jets, block_jets) if shuffle else (np.arange(len(units)), set())
     jet_level = shuffle is True or shuffle == "jets"
     pend_s: list[np.ndarray] = []
     pend_r: list[np.ndarray] = []

@@ -21,7 +21,7 @@ import numpy as np
 from jetlib.errors import ShardError, StoreError, near_matches
 from jetlib.reader.plan import Piece, Unit, epoch_batches, make_units
 from jetlib.reader.shards import ShardArrays, open_shard
-from jetlib.store.shards import checksum, read_shard
+from jetlib.store.shards import CHUNK_JETS, ROW_GROUP_JETS, checksum, read_shard
 from jetlib.store.store import Store
 
 __all__ = ["ReaderBase"]
@@ -121,11 +121,12 @@ class ReaderBase:
         buffer_jets: shuffle buffer for ``shuffle="jets"`` (for a compressed store, at most
             the window of ``decoded_mb``).
         decoded_mb: memory (MB) for the shards of a compressed HDF5 or Parquet store, which
-            are decoded rather than memory-mapped: the reader decodes a window of whole
-            shards at a time, windows in random order, and shuffles within the window. A
-            window holds about ``buffer_jets`` jets, fewer when those would take more than
-            ``decoded_mb`` (always at least one shard). Batches and the interpreter come on
-            top. Uncompressed HDF5 shards are mapped and decode nothing.
+            are decoded rather than memory-mapped, in blocks of rows (an HDF5 chunk, a
+            Parquet row group): the reader decodes a window of blocks drawn at random from
+            all shards, and shuffles within the window. A window holds about
+            ``buffer_jets`` jets, fewer when those would take more than ``decoded_mb``
+            (always at least one block). Batches and the interpreter come on top.
+            Uncompressed HDF5 shards are mapped and decode nothing.
         unit_jets: jets per contiguous unit for ``shuffle="jets"``.
         output: ``"torch"``, ``"numpy"`` or None (torch when installed).
         verify: check every shard's checksum once, when the reader is created (a full read
@@ -228,7 +229,11 @@ class ReaderBase:
         if shards is not None:
             entries = _select_shards(s, entries, shards)
         self.entries = [e for e in entries if e.jets]
-        self.units: list[Unit] = make_units([e.jets for e in self.entries], self.unit_jets)
+        fmt = s.meta["shards"]
+        self.mapped = fmt["format"] == "hdf5" and fmt["compression"] == "none"
+        # a decoded store is read a block of rows at a time: an HDF5 chunk, a Parquet row group
+        self.block_jets = None if self.mapped else (CHUNK_JETS if fmt["format"] == "hdf5" else ROW_GROUP_JETS)
+        self.units: list[Unit] = make_units([e.jets for e in self.entries], self.unit_jets, self.block_jets)
         self._n_jets = sum(e.jets for e in self.entries)
         self.weights = None
         if weights is not None:
@@ -246,29 +251,28 @@ class ReaderBase:
             raise ValueError(f"{s.path}: with drop_last=True no {what} fills up from the reader's {self._n_jets:,} "
                              "jets: the epoch would be empty; use a smaller batch_size or drop_last=False")  # fmt: skip
         self._warn_if_incomplete()
-        # decoded shards (Parquet, compressed HDF5) are read a window of whole shards at a
-        # time (plan.py), and the reader keeps that window decoded and no more: a window is
-        # closed once it holds window_jets, so it holds fewer than window_jets + one shard
-        sh = s.meta["shards"]
-        self.mapped = sh["format"] == "hdf5" and sh["compression"] == "none"
-        biggest = max((e.jets for e in self.entries), default=0)
+        # decoded stores are read a window of blocks at a time (plan.py), and the reader keeps
+        # that window decoded and no more: a window is closed once it holds window_jets, so it
+        # holds fewer than window_jets + one block
         self.jet_bytes = sum(s.layout.arrays[n].jet_bytes for n in self.names)  # decoded bytes per jet
         self.decoded_mb = decoded_mb
         fit = int(decoded_mb * 1e6 // self.jet_bytes) if np.isfinite(decoded_mb) else sys.maxsize  # jets it holds
+        block = min(self.block_jets or 1, max((e.jets for e in self.entries), default=1))  # (the largest block)
         if self.mapped:
             self.window_jets = None
         else:
-            self.window_jets = max(1, min(max(buffer_jets, batch_size), fit - biggest + 1))
-            if fit < biggest:
+            self.window_jets = max(1, min(max(buffer_jets, batch_size), fit - block + 1))
+            if fit < block:
                 warnings.warn(f"{s.path}: decoded_mb={decoded_mb:g} holds {fit:,} jets of {self.jet_bytes:,} bytes, "
-                              f"fewer than the largest shard ({biggest:,} jets, {biggest * self.jet_bytes / 1e6:,.0f} MB): "
-                              "the reader decodes one shard at a time, which needs more", stacklevel=2)  # fmt: skip
-        # (jets; a store whose shards are mapped decodes none, but for a shard it cannot map)
-        # (with weights every unit joins the queue of pending rows, and no batch waits long)
+                              f"fewer than a block of rows that the reader decodes at once ({block:,} jets, "
+                              f"{block * self.jet_bytes / 1e6:,.1f} MB): it holds one block", stacklevel=2)  # fmt: skip
+        self._decoded_budget = max(block, (self.window_jets or 1) - 1 + block)  # jets
+        # shuffle False or "slices" join the short last units of blocks into batches, which
+        # can wait past their window: those rows are read alone (_read). With weights every
+        # unit joins that queue, and none waits long.
         self._tail_alone = not self.mapped and shuffle in (False, "slices") and self.weights is None
-        self._decoded_budget = biggest if self.window_jets is None else max(biggest, self.window_jets - 1 + biggest)
-        self._open: dict[int, ShardArrays] = {}
-        self._wcols: dict[int, np.ndarray] = {}  # acceptance of each jet, per shard (_shard_acceptance)
+        self._open: dict[Any, ShardArrays] = {}  # mapped shards by index; decoded blocks by (shard, block)
+        self._wcols: dict[Any, np.ndarray] = {}  # acceptance of each jet, per shard or (shard, block)
         self.timings = {"verify_s": self._verify_s}
 
     # -- checks --------------------------------------------------------------------------
@@ -349,7 +353,11 @@ class ReaderBase:
     # -- iteration ---------------------------------------------------------------------------
     def _accept(self, u: Unit) -> np.ndarray:
         """Acceptance probability of each jet of unit ``u`` under the sampling weights."""
-        if not (self.mapped and self._n_jets > ACCEPT_CACHE_JETS):
+        if self.block_jets:  # decoded: a window mixes blocks of many shards, looked up per block
+            b = u.start // self.block_jets
+            a = b * self.block_jets
+            return self._block_acceptance(u.shard, b)[u.start - a : u.stop - a]
+        if self._n_jets <= ACCEPT_CACHE_JETS:
             return self._shard_acceptance(u.shard)[u.start : u.stop]
         # a big mapped store's units come in one global random order, which a bounded cache
         # of whole shards would miss: look up the unit alone (views of the mapping, no read)
@@ -366,28 +374,102 @@ class ReaderBase:
         ACCEPT_CACHE_JETS jets, least recently used out): a lookup per 64-jet unit cost
         0.24 ms, 75% of a weighted epoch's plan. A decoded shard's binned observers and label
         are read alone (a few small columns), so that counting an epoch's batches does not
-        decode whole shards; its window's shards are the ones asked for, so the cache hits."""
+        decode whole shards (the plan of a decoded store asks per block: _block_acceptance)."""
         assert self.weights is not None
         p = self._wcols.pop(i, None)
         if p is None:
             names = list(dict.fromkeys([*self.weights.variables, "label"]))
             p = self._lookup(self._shard(i) if self.mapped else read_shard(self.entries[i].path, self.store.layout, names))
-            held = sum(len(v) for v in self._wcols.values()) + len(p)
-            while self._wcols and held > ACCEPT_CACHE_JETS:
-                held -= len(self._wcols.pop(next(iter(self._wcols))))
+            self._keep_acceptance(p)
         self._wcols[i] = p
         return p
+
+    def _block_acceptance(self, i: int, b: int) -> np.ndarray:
+        """Acceptance of the jets of block ``b`` of decoded shard ``i`` (the binned observers
+        and the label, read alone), kept as :meth:`_shard_acceptance` keeps a shard's."""
+        assert self.weights is not None and self.block_jets
+        p = self._wcols.pop((i, b), None)
+        if p is None:
+            names = list(dict.fromkeys([*self.weights.variables, "label"]))
+            start, stop = self._block_rows(i, b)
+            p = self._lookup(read_shard(self.entries[i].path, self.store.layout, names, start=start, stop=stop))
+            self._keep_acceptance(p)
+        self._wcols[(i, b)] = p
+        return p
+
+    def _keep_acceptance(self, p: np.ndarray) -> None:
+        held = sum(len(v) for v in self._wcols.values()) + len(p)
+        while self._wcols and held > ACCEPT_CACHE_JETS:
+            held -= len(self._wcols.pop(next(iter(self._wcols))))
+
+    def _block_rows(self, i: int, b: int) -> tuple[int, int]:
+        assert self.block_jets
+        return b * self.block_jets, min((b + 1) * self.block_jets, self.entries[i].jets)
+
+    def _block(self, i: int, b: int) -> ShardArrays:
+        """Block ``b`` of decoded shard ``i``, decoded (HDF5: its chunks) and kept while the
+        budget allows, least recently used out; room is made before it is decoded."""
+        key = (i, b)
+        sh = self._open.pop(key, None)
+        if sh is None:
+            start, stop = self._block_rows(i, b)
+            held = sum(v.jets for v in self._open.values() if not v.mapped) + stop - start
+            for k in [k for k, v in self._open.items() if not v.mapped]:  # least recently used first
+                if held <= self._decoded_budget:
+                    break
+                held -= self._open.pop(k).jets
+            e = self.entries[i]
+            arrays = read_shard(e.path, self.store.layout, self.names, start=start, stop=stop)
+            for n, a in arrays.items():
+                if a.shape[0] != stop - start:
+                    raise ShardError(str(e.path), f"array {n} has {start + a.shape[0]:,} rows, the manifest says {e.jets:,}")
+                if self.output == "numpy":  # (read-only views, as for mapped shards)
+                    a.flags.writeable = False
+            sh = ShardArrays(e.path, arrays, stop - start, False)
+        self._open[key] = sh  # most recently used last
+        return sh
+
+    def _view(self, i: int, rows: slice) -> dict[str, np.ndarray] | None:
+        """Views of rows ``rows`` of shard ``i``: of the mapping, or of the decoded block that
+        holds them all (None when they span two blocks)."""
+        if self.mapped:
+            sh = self._shard(i)
+            return {n: sh[n][rows] for n in self.names}
+        b = rows.start // self.block_jets
+        if (rows.stop - 1) // self.block_jets != b:
+            return None
+        a = b * self.block_jets
+        blk = self._block(i, b)
+        return {n: blk[n][rows.start - a : rows.stop - a] for n in self.names}
+
+    def _split(self, i: int, rows: slice | np.ndarray, pos: int) -> Iterator[tuple[Any, slice | np.ndarray, int, int]]:
+        """Rows of shard ``i`` (a slice or sorted indices) for batch rows from ``pos``, cut by
+        source: ``(key, rows of the source, batch position, count)``, the key a mapped
+        shard's index or a decoded block's ``(shard, block)``."""
+        B = self.block_jets
+        if isinstance(rows, slice):
+            if not B:
+                yield i, rows, pos, rows.stop - rows.start
+                return
+            a = rows.start
+            while a < rows.stop:
+                b = a // B
+                e = min(rows.stop, (b + 1) * B)
+                yield (i, b), slice(a - b * B, e - b * B), pos + a - rows.start, e - a
+                a = e
+            return
+        if not B:
+            yield i, rows, pos, len(rows)
+            return
+        for seg in np.split(rows, np.flatnonzero(np.diff(rows // B)) + 1):
+            b = int(seg[0]) // B
+            yield (i, b), seg - b * B, pos, len(seg)
+            pos += len(seg)
 
     def _shard(self, i: int) -> ShardArrays:
         sh = self._open.get(i)
         if sh is None:
             e = self.entries[i]
-            if not self.mapped:  # make room first: the budget holds the new shard too
-                held = sum(v.jets for v in self._open.values() if not v.mapped) + e.jets
-                for k in [k for k, v in self._open.items() if not v.mapped]:  # least recently used first
-                    if held <= self._decoded_budget:
-                        break
-                    held -= self._open.pop(k).jets
             extra = list(self.weights.variables) + ["label"] if self.weights is not None and self.mapped else []
             sh = open_shard(e.path, self.store.layout, list(dict.fromkeys(self.names + extra)), e.jets)
             if self.output == "numpy":  # zero-copy NumPy batches are read-only views (torch.from_numpy
@@ -404,7 +486,7 @@ class ReaderBase:
         return epoch_batches(
             self.units, batch_size=self.batch_size, shuffle=self.shuffle, seed=self.seed, epoch=self.epoch,
             buffer_jets=self.buffer_jets, accept=self._accept if self.weights is not None else None,
-            drop_last=self.drop_last, window_jets=self.window_jets,
+            drop_last=self.drop_last, window_jets=self.window_jets, block_jets=self.block_jets,
         )  # fmt: skip
 
     def _plan_batches(self) -> int:
@@ -413,11 +495,10 @@ class ReaderBase:
         if self.weights is not None:
             return sum(1 for _ in self._plan())
         full, rest = divmod(self._n_jets, self.batch_size)
-        if self.shuffle in (False, "slices"):  # units never straddle shards: count per shard
-            full = sum(e.jets // self.batch_size for e in self.entries)
-            rest_jets = sum(e.jets % self.batch_size for e in self.entries)
-            full += rest_jets // self.batch_size
-            rest = rest_jets % self.batch_size
+        if self.shuffle in (False, "slices"):  # a whole unit is a batch; the shorter ones are joined
+            full = sum(1 for u in self.units if u.stop - u.start == self.batch_size)
+            full_more, rest = divmod(sum(u.stop - u.start for u in self.units if u.stop - u.start < self.batch_size), self.batch_size)
+            full += full_more
         return full + (1 if rest and not self.drop_last else 0)
 
     def _rank_batches(self, total: int) -> int:
@@ -461,39 +542,37 @@ class ReaderBase:
 
     def _read(self, pieces: list[Piece]) -> dict[str, np.ndarray]:
         out: dict[str, np.ndarray] = {}
-        if len(pieces) == 1 and isinstance(pieces[0][1], slice):
-            sh = self._shard(pieces[0][0])
-            for n in self.names:
-                out[n] = sh[n][pieces[0][1]]  # a view of the mapping (or of the decoded shard)
+        if len(pieces) == 1 and isinstance(pieces[0][1], slice) and (view := self._view(*pieces[0])) is not None:
+            out = view  # a view of the mapping (or of a decoded block)
             self._lent_views = True
         else:
             sizes = [(p.stop - p.start) if isinstance(p, slice) else len(p) for _, p in pieces]
             for n in self.names:
                 spec = self.store.layout.arrays[n]
                 out[n] = np.empty((sum(sizes), *spec.inner), spec.dtype)
-            place = dict(zip((i for i, _ in pieces), zip((rows for _, rows in pieces), np.cumsum([0, *sizes[:-1]]), sizes)))
-            # Shard by shard (a piece per shard), those held already first: a batch that joins
-            # two windows of a decoded store takes all it needs of the old window's shards
-            # before the new window's are decoded, and lets go of each, so the budget can free
-            # it (the batch needs all shards of both; holding them all took 2 windows)
-            for i in sorted(place, key=lambda i: i not in self._open):
-                rows, pos, k = place[i]
-                if self._tail_alone and i not in self._open and isinstance(rows, slice):
-                    # shuffle False or "slices": a multi-piece batch joins the last, short units
-                    # of shards, possibly of windows let go long ago; read those rows alone
-                    # (HDF5: a chunk) rather than decode and hold their shard again
-                    e = self.entries[i]
-                    part = read_shard(e.path, self.store.layout, self.names, start=rows.start, stop=rows.stop)
-                    for n in self.names:
-                        out[n][pos : pos + k] = part[n]
-                    continue
-                sh = self._shard(i)
+            parts = [x for (i, rows), pos in zip(pieces, np.cumsum([0, *sizes[:-1]])) for x in self._split(i, rows, int(pos))]
+            # Source by source (a mapped shard, a decoded block), those held already first: a
+            # batch that joins two windows of a decoded store takes all it needs of the old
+            # window's blocks before the new window's are decoded, and lets go of each, so
+            # the budget can free it (the batch needs blocks of both; holding them all took
+            # 2 windows)
+            for key, rows, pos, k in sorted(parts, key=lambda x: x[0] not in self._open):
+                if self._tail_alone and key not in self._open and isinstance(rows, slice):
+                    # short last units of blocks joined into a batch may come from a window
+                    # let go already: read those rows alone rather than decode and hold
+                    # their block again
+                    i, b = key
+                    e, a = self.entries[i], b * self.block_jets
+                    src = read_shard(e.path, self.store.layout, self.names, start=a + rows.start, stop=a + rows.stop)
+                    rows = slice(0, k)
+                else:
+                    src = self._shard(key) if self.mapped else self._block(*key)
                 for n in self.names:
                     if isinstance(rows, slice):
-                        out[n][pos : pos + k] = sh[n][rows]
+                        out[n][pos : pos + k] = src[n][rows]
                     else:
-                        np.take(sh[n], rows, axis=0, out=out[n][pos : pos + k])
-                del sh  # (not held while the next shard is opened)
+                        np.take(src[n], rows, axis=0, out=out[n][pos : pos + k])
+                del src  # (not held while the next block is decoded)
         if self.stats is not None:
             for n in self.names:
                 if n == "jet_features":

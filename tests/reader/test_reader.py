@@ -81,65 +81,90 @@ def test_every_jet_once_with_its_values(store_factory, shuffle, fmt, compression
         assert seen != sorted(seen, key=key.get)
 
 
-def _watch_decoding(monkeypatch):
-    """Record each shard that ``open_shard`` decodes, and the decoded jets alive (not yet
-    garbage) at that moment, the new shard's included: the reader's decoded memory."""
+def _watch_decoding(monkeypatch, block_jets):
+    """Make the reader read decoded stores in blocks of ``block_jets`` rows, and record each
+    block it decodes to hold ((file, first row)), with the decoded jets alive (not yet
+    garbage) at that moment, the new block's included: the reader's decoded memory."""
     import weakref
 
     import jetlib.reader.reader as mod
 
-    opened, alive, live_at_open = [], [], []
-    real = mod.open_shard
+    monkeypatch.setattr(mod, "CHUNK_JETS", block_jets)
+    monkeypatch.setattr(mod, "ROW_GROUP_JETS", block_jets)
+    decoded, alive, live_at_decode = [], [], []
+    real = mod.ReaderBase._block
 
-    def watched(p, *a, **k):
-        sh = real(p, *a, **k)
-        if not sh.mapped:
-            opened.append(p.name)
-            alive.append((weakref.ref(sh.arrays["pf_features"]), sh.jets))
-            live_at_open.append(sum(n for ref, n in alive if ref() is not None))
-        return sh
+    def watched(self, i, b):
+        new = (i, b) not in self._open
+        blk = real(self, i, b)
+        if new:
+            decoded.append((self.entries[i].path.name, b * block_jets))
+            alive.append((weakref.ref(blk["pf_features"]), blk.jets))
+            live_at_decode.append(sum(n for ref, n in alive if ref() is not None))
+        return blk
 
-    monkeypatch.setattr(mod, "open_shard", watched)
-    return opened, live_at_open
+    monkeypatch.setattr(mod.ReaderBase, "_block", watched)
+    return decoded, live_at_decode
 
 
 @pytest.mark.parametrize("shuffle", [True, "slices", False])
 @pytest.mark.parametrize("fmt,compression", [("parquet", "none"), ("hdf5", "lz4")])
-def test_decoded_shards_stay_within_decoded_mb(store_factory, monkeypatch, shuffle, fmt, compression):
-    """Compressed shards are decoded a window at a time: each shard once per epoch, and the
-    decoded jets alive never exceed what ``decoded_mb`` holds, also while a batch joins two
-    windows (which needs every shard of both) or the short last units of shards."""
+def test_decoded_blocks_stay_within_decoded_mb(store_factory, monkeypatch, shuffle, fmt, compression):
+    """Compressed shards are decoded a window of blocks at a time: each block once per
+    epoch, and the decoded jets alive never exceed what ``decoded_mb`` holds, also while a
+    batch joins two windows or the short last units of blocks."""
     path = store_factory(fmt=fmt, compression=compression, jets_per_shard=(300, 200, 250, 400, 150, 350))
-    opened, live = _watch_decoding(monkeypatch)
+    decoded, live = _watch_decoding(monkeypatch, 100)
     jet_bytes = sum(Store(path).layout.arrays[n].jet_bytes for n in Reader(path, output="numpy", observers=IDS).names)
-    fit = 900  # jets: room for two shards, a window of at most 501 + 400 jets
+    fit = 500  # jets: a window of at most 401 + 99 jets
     r = Reader(path, batch_size=64, shuffle=shuffle, seed=2, output="numpy", observers=IDS, decoded_mb=fit * jet_bytes / 1e6)
-    assert r.jet_bytes == jet_bytes and r.window_jets == 501
+    assert r.jet_bytes == jet_bytes and r.block_jets == 100 and r.window_jets == 401
+    blocks = {(e.path.name, a) for e in r.entries for a in range(0, e.jets, 100)}
     ref, key = _reference(path)
     for epoch in range(2):
         r.set_epoch(epoch)
-        opened.clear()
-        held = {r.entries[i].path.name for i in r._open}  # the last window of the epoch before
+        decoded.clear()
+        held = {(r.entries[i].path.name, b * 100) for i, b in r._open}  # the last window of the epoch before
         seen = []
         for b in r:
             ids = _ids(b)
             np.testing.assert_array_equal(b["pf_features"], ref["pf_features"][[key[i] for i in ids]])
             seen += ids
         assert len(seen) == len(set(seen)) == 1650
-        assert len(opened) == len(set(opened)) and len(set(opened) | held) == 6, (opened, held)
+        assert len(decoded) == len(set(decoded)), decoded
+        if shuffle is True:
+            assert set(decoded) | held == blocks, (decoded, held)
+        else:  # a block too short for a whole 64-jet unit is read by its rows alone
+            whole = {(e.path.name, a) for e in r.entries for a in range(0, e.jets, 100) if min(e.jets - a, 100) >= 64}
+            assert whole <= set(decoded) | held <= blocks, (decoded, held)
     assert max(live) <= fit, live
 
 
-def test_decoded_mb_below_one_shard_decodes_one_at_a_time(store_factory, monkeypatch):
+def test_windows_mix_blocks_of_many_shards(store_factory, monkeypatch):
+    """With blocks smaller than shards, a window (and so a batch) draws on more shards than
+    a window of whole shards of the same size."""
+    path = store_factory(fmt="hdf5", compression="lz4", jets_per_shard=(300, 200, 250, 400, 150, 350))
+    import jetlib.reader.reader as mod
+
+    per_batch = {}
+    for block in (50, 10**9):
+        monkeypatch.setattr(mod, "CHUNK_JETS", block)
+        r = Reader(path, batch_size=64, shuffle=True, seed=4, output="numpy", observers=IDS, buffer_jets=400)
+        shard_of = {ev: i for i, e in enumerate(r.entries) for ev in mod.read_shard(e.path, r.store.layout, ["event"])["event"]}
+        per_batch[block] = np.mean([len({shard_of[ev] for ev in b["event"]}) for b in r])
+    assert per_batch[50] > per_batch[10**9] + 1, per_batch
+
+
+def test_decoded_mb_below_one_block_decodes_one_at_a_time(store_factory, monkeypatch):
     path = store_factory(fmt="parquet", jets_per_shard=(300, 200, 250, 400, 150, 350))
-    opened, live = _watch_decoding(monkeypatch)
-    with pytest.warns(UserWarning, match=r"holds \d+ jets .* fewer than the largest shard \(400 jets"):
+    decoded, live = _watch_decoding(monkeypatch, 100)
+    with pytest.warns(UserWarning, match=r"holds \d+ jets .* fewer than a block of rows .* \(100 jets"):
         r = Reader(path, batch_size=64, shuffle=True, seed=1, output="numpy", observers=IDS, decoded_mb=0.01)
     seen = [i for b in r for i in _ids(b)]
     assert len(seen) == len(set(seen)) == 1650
-    assert len(opened) == 6
-    # a batch that joins two windows (here: two shards) holds both, and no more
-    assert max(live) <= 400 + 350, live
+    assert len(decoded) == len(set(decoded)) == 18
+    # a batch that joins two windows (here: two blocks) holds both, and no more
+    assert max(live) <= 2 * 100, live
 
 
 def test_same_seed_same_batches_and_set_epoch_reshuffles(store_factory):
