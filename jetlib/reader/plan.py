@@ -99,12 +99,13 @@ def _pieces(shards: np.ndarray, rows: np.ndarray) -> list[Piece]:
 
 
 def unit_order(
-    units: list[Unit], rng: np.random.Generator, window_jets: int | None, block_jets: int | None = None
+    units: list[Unit], rng: np.random.Generator, window_jets: int | None, block_jets: int | None = None,
+    window_blocks: int | None = None,
 ) -> tuple[np.ndarray, set[int]]:
     """A random order of ``units``: over the whole store (``window_jets`` None), or windows
     of shards (of blocks of ``block_jets`` rows of shards, when given) drawn in random order,
-    with the units of each window permuted. Also returns the positions in the order where a
-    window ends."""
+    with the units of each window permuted. A window closes at ``window_jets`` jets, or at
+    ``window_blocks`` blocks. Also returns the positions in the order where a window ends."""
     if window_jets is None:
         return rng.permutation(len(units)), set()
     groups: dict[tuple[int, int], list[int]] = {}
@@ -113,14 +114,15 @@ def unit_order(
     keys = list(groups)
     out: list[np.ndarray] = []
     window: list[int] = []
-    jets = 0
+    jets = blocks = 0
     for k in rng.permutation(len(keys)):
         idx = groups[keys[k]]
         window += idx
         jets += sum(units[i].stop - units[i].start for i in idx)
-        if jets >= window_jets:
+        blocks += 1
+        if jets >= window_jets or blocks == window_blocks:
             out.append(np.asarray(window)[rng.permutation(len(window))])
-            window, jets = [], 0
+            window, jets, blocks = [], 0, 0
     if window:
         out.append(np.asarray(window)[rng.permutation(len(window))])
     ends = set(np.cumsum([len(w) for w in out]) - 1)
@@ -139,6 +141,7 @@ def epoch_batches(
     drop_last: bool = False,
     window_jets: int | None = None,
     block_jets: int | None = None,
+    window_blocks: int | None = None,
 ) -> Iterator[list[Piece]]:
     """Yield the batches of one epoch, in order, as lists of pieces.
 
@@ -149,10 +152,11 @@ def epoch_batches(
             (jets permuted within a buffer of ``buffer_jets``).
         accept: per-unit acceptance probabilities for weighted sampling (None: keep all).
         window_jets: shuffle units within windows of this many jets (None: globally), made of
-            whole shards, or of blocks of ``block_jets`` rows of shards.
+            whole shards, or of blocks of ``block_jets`` rows of shards, and of at most
+            ``window_blocks`` blocks.
     """
     rng = np.random.default_rng([seed, epoch])
-    order, window_ends = unit_order(units, rng, window_jets, block_jets) if shuffle else (np.arange(len(units)), set())
+    order, window_ends = unit_order(units, rng, window_jets, block_jets, window_blocks) if shuffle else (np.arange(len(units)), set())
     jet_level = shuffle is True or shuffle == "jets"
     pend_s: list[np.ndarray] = []
     pend_r: list[np.ndarray] = []

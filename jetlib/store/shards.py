@@ -21,8 +21,8 @@ import xxhash
 from jetlib.errors import ShardError
 from jetlib.store.layout import ShardLayout
 
-__all__ = ["ShardInfo", "write_shard", "write_pending", "publish_shard", "read_shard", "checksum", "FORMATS", "COMPRESSIONS",
-           "shard_suffix"]
+__all__ = ["ShardInfo", "write_shard", "write_pending", "publish_shard", "read_shard", "read_shard_into", "checksum",
+           "FORMATS", "COMPRESSIONS", "shard_suffix"]
 
 FORMATS = ("hdf5", "parquet")
 COMPRESSIONS = ("none", "lz4", "zstd", "gzip")
@@ -327,6 +327,43 @@ def read_shard(
     except (OSError, ValueError, KeyError) as err:
         if isinstance(err, ShardError):
             raise
+        raise ShardError(str(path), f"cannot read shard ({type(err).__name__}: {err})") from err
+
+
+def read_shard_into(path: str | Path, layout: ShardLayout, out: dict[str, np.ndarray], start: int) -> None:
+    """Read rows ``start : start + len(out[name])`` of each array named in ``out`` into it.
+
+    HDF5 decodes straight into ``out`` (no temporary arrays to allocate and copy: the
+    Reader's decoded blocks, 0.25 s of a 2.4 s epoch); Parquet reads, then copies.
+
+    Raises:
+        ShardError: the file is missing, unreadable, or has fewer rows.
+    """
+    path = Path(path)
+    n = len(next(iter(out.values())))
+    if path.suffix not in (".h5", ".hdf5"):
+        for name, arr in read_shard(path, layout, list(out), start=start, stop=start + n).items():
+            if len(arr) != n:
+                raise ShardError(str(path), f"array {name} has {start + len(arr):,} rows, fewer than the {start + n:,} asked for")
+            out[name][...] = arr
+        return
+    if not path.is_file():
+        raise ShardError(str(path), "shard file is missing; run `jetlib verify` on the store")
+    import h5py
+
+    try:
+        import hdf5plugin  # noqa: F401  (filters for LZ4/Zstd shards)
+    except ImportError:  # pragma: no cover
+        pass
+    try:
+        with h5py.File(path, "r") as f:
+            for name, dst in out.items():
+                ds = f[name]
+                if ds.shape[0] < start + n:
+                    raise ShardError(str(path), f"array {name} has {ds.shape[0]:,} rows, fewer than the {start + n:,} asked for")
+                if n:
+                    ds.read_direct(dst, np.s_[start : start + n], np.s_[0:n])
+    except (OSError, ValueError, KeyError, TypeError) as err:
         raise ShardError(str(path), f"cannot read shard ({type(err).__name__}: {err})") from err
 
 

@@ -83,52 +83,46 @@ def test_every_jet_once_with_its_values(store_factory, shuffle, fmt, compression
 
 def _watch_decoding(monkeypatch, block_jets):
     """Make the reader read decoded stores in blocks of ``block_jets`` rows, and record each
-    block it decodes to hold ((file, first row)), with the decoded jets alive (not yet
-    garbage) at that moment, the new block's included: the reader's decoded memory."""
-    import weakref
-
+    block it decodes to hold ((file, first row))."""
     import jetlib.reader.reader as mod
 
     monkeypatch.setattr(mod, "CHUNK_JETS", block_jets)
     monkeypatch.setattr(mod, "ROW_GROUP_JETS", block_jets)
-    decoded, alive, live_at_decode = [], [], []
+    decoded = []
     real = mod.ReaderBase._block
 
-    def watched(self, i, b):
-        new = (i, b) not in self._open
-        blk = real(self, i, b)
-        if new:
+    def watched(self, i, b, keep=()):
+        if (i, b) not in self._blocks:
             decoded.append((self.entries[i].path.name, b * block_jets))
-            alive.append((weakref.ref(blk["pf_features"]), blk.jets))
-            live_at_decode.append(sum(n for ref, n in alive if ref() is not None))
-        return blk
+        return real(self, i, b, keep)
 
     monkeypatch.setattr(mod.ReaderBase, "_block", watched)
-    return decoded, live_at_decode
+    return decoded
 
 
 @pytest.mark.parametrize("shuffle", [True, "slices", False])
 @pytest.mark.parametrize("fmt,compression", [("parquet", "none"), ("hdf5", "lz4")])
 def test_decoded_blocks_stay_within_decoded_mb(store_factory, monkeypatch, shuffle, fmt, compression):
     """Compressed shards are decoded a window of blocks at a time: each block once per
-    epoch, and the decoded jets alive never exceed what ``decoded_mb`` holds, also while a
-    batch joins two windows or the short last units of blocks."""
+    epoch, into a slab no larger than ``decoded_mb``, also when a batch joins two windows
+    or the short last units of blocks; values as in the store."""
     path = store_factory(fmt=fmt, compression=compression, jets_per_shard=(300, 200, 250, 400, 150, 350))
-    decoded, live = _watch_decoding(monkeypatch, 100)
+    decoded = _watch_decoding(monkeypatch, 100)
     jet_bytes = sum(Store(path).layout.arrays[n].jet_bytes for n in Reader(path, output="numpy", observers=IDS).names)
-    fit = 500  # jets: a window of at most 401 + 99 jets
+    fit = 550  # jets: 5 blocks of 100
     r = Reader(path, batch_size=64, shuffle=shuffle, seed=2, output="numpy", observers=IDS, decoded_mb=fit * jet_bytes / 1e6)
-    assert r.jet_bytes == jet_bytes and r.block_jets == 100 and r.window_jets == 401
+    assert r.jet_bytes == jet_bytes and r.block_jets == 100 and r.window_blocks == 5 and r.window_jets == 500
     blocks = {(e.path.name, a) for e in r.entries for a in range(0, e.jets, 100)}
     ref, key = _reference(path)
     for epoch in range(2):
         r.set_epoch(epoch)
         decoded.clear()
-        held = {(r.entries[i].path.name, b * 100) for i, b in r._open}  # the last window of the epoch before
+        held = {(r.entries[i].path.name, b * 100) for i, b in r._blocks}  # the last window of the epoch before
         seen = []
         for b in r:
             ids = _ids(b)
             np.testing.assert_array_equal(b["pf_features"], ref["pf_features"][[key[i] for i in ids]])
+            np.testing.assert_array_equal(b["label"], ref["label"][[key[i] for i in ids]])
             seen += ids
         assert len(seen) == len(set(seen)) == 1650
         assert len(decoded) == len(set(decoded)), decoded
@@ -137,7 +131,8 @@ def test_decoded_blocks_stay_within_decoded_mb(store_factory, monkeypatch, shuff
         else:  # a block too short for a whole 64-jet unit is read by its rows alone
             whole = {(e.path.name, a) for e in r.entries for a in range(0, e.jets, 100) if min(e.jets - a, 100) >= 64}
             assert whole <= set(decoded) | held <= blocks, (decoded, held)
-    assert max(live) <= fit, live
+    # the decoded rows live in the slab alone (blocks are copied in and let go): 5 blocks
+    assert sum(a.nbytes for a in r._slab.values()) == 5 * 100 * jet_bytes <= fit * jet_bytes
 
 
 def test_windows_mix_blocks_of_many_shards(store_factory, monkeypatch):
@@ -147,24 +142,24 @@ def test_windows_mix_blocks_of_many_shards(store_factory, monkeypatch):
     import jetlib.reader.reader as mod
 
     per_batch = {}
-    for block in (50, 10**9):
+    for block in (50, 400):  # (400: each shard is one block)
         monkeypatch.setattr(mod, "CHUNK_JETS", block)
         r = Reader(path, batch_size=64, shuffle=True, seed=4, output="numpy", observers=IDS, buffer_jets=400)
         shard_of = {ev: i for i, e in enumerate(r.entries) for ev in mod.read_shard(e.path, r.store.layout, ["event"])["event"]}
         per_batch[block] = np.mean([len({shard_of[ev] for ev in b["event"]}) for b in r])
-    assert per_batch[50] > per_batch[10**9] + 1, per_batch
+    assert per_batch[50] > per_batch[400] + 1, per_batch
 
 
 def test_decoded_mb_below_one_block_decodes_one_at_a_time(store_factory, monkeypatch):
     path = store_factory(fmt="parquet", jets_per_shard=(300, 200, 250, 400, 150, 350))
-    decoded, live = _watch_decoding(monkeypatch, 100)
+    decoded = _watch_decoding(monkeypatch, 100)
     with pytest.warns(UserWarning, match=r"holds \d+ jets .* fewer than a block of rows .* \(100 jets"):
         r = Reader(path, batch_size=64, shuffle=True, seed=1, output="numpy", observers=IDS, decoded_mb=0.01)
+    assert r.window_blocks == 1 and not r._slab
     seen = [i for b in r for i in _ids(b)]
     assert len(seen) == len(set(seen)) == 1650
     assert len(decoded) == len(set(decoded)) == 18
-    # a batch that joins two windows (here: two blocks) holds both, and no more
-    assert max(live) <= 2 * 100, live
+    assert sum(a.nbytes for a in r._slab.values()) == 100 * r.jet_bytes
 
 
 def test_same_seed_same_batches_and_set_epoch_reshuffles(store_factory):
@@ -460,15 +455,19 @@ def test_dataloader_workers_every_jet_once_and_errors_surface(store_factory):
 
 @pytest.mark.parametrize("compression", ["none", "lz4"])
 def test_batches_changed_in_place_do_not_change_later_epochs(store_factory, compression):
-    """Zero-copy batches are views of the reader's mapping or decoded shards: NumPy batches are
-    read-only, and a torch tensor changed in place (x.log_()) changes that batch only, not what
-    the next epoch reads."""
+    """Zero-copy batches are views of the reader's mapping: NumPy batches are read-only, and a
+    torch tensor changed in place (x.log_()) changes that batch only, not what the next epoch
+    reads. A decoded store's batches are copies (its slab is reused)."""
     path = store_factory(compression=compression)
     ref, _ = _reference(path)
     r = Reader(path, batch_size=100, shuffle=False, output="numpy")
     b = next(iter(r))
-    with pytest.raises(ValueError, match="read-only"):
+    if compression == "none":
+        with pytest.raises(ValueError, match="read-only"):
+            b["jet_features"][:, 0] = 0
+    else:
         b["jet_features"][:, 0] = 0
+        np.testing.assert_array_equal(next(iter(r))["jet_features"], ref["jet_features"][:100])
     torch = pytest.importorskip("torch")
     r = Reader(path, batch_size=100, shuffle="slices", seed=1, output="torch", observers=IDS)
     _, key = _reference(path)

@@ -8,7 +8,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from jetlib.store import Store
-from jetlib.store.shards import read_shard, write_shard
+from jetlib.errors import ShardError
+from jetlib.store.shards import read_shard, read_shard_into, write_shard
 
 
 @pytest.mark.parametrize("compression, level", [("gzip", 4), ("zstd", 3), ("lz4", None), ("none", None)])
@@ -53,8 +54,13 @@ def test_rows_of_a_shard_are_those_of_the_whole(store_factory, tmp_path, monkeyp
         assert pq.ParquetFile(path).metadata.num_row_groups == 5
     for start, stop in ((0, 100), (0, 64), (64, 128), (100, 101), (250, 300), (0, 300), (299, None), (0, None), (300, 300)):
         part = read_shard(path, s.layout, start=start, stop=stop)
+        into = {k: np.full_like(v[start:stop], 7) for k, v in arrays.items()}
+        read_shard_into(path, s.layout, into, start)
         for k, v in arrays.items():
             np.testing.assert_array_equal(part[k], v[start:stop], err_msg=f"{k}[{start}:{stop}]")
+            np.testing.assert_array_equal(into[k], v[start:stop], err_msg=f"into {k}[{start}:{stop}]")
+    with pytest.raises(ShardError, match="has 300 rows, fewer than the 301 asked for"):
+        read_shard_into(path, s.layout, {"label": np.empty(2, np.int32)}, 299)
 
 
 def test_a_pending_shard_is_hidden_until_published(store_factory, tmp_path, monkeypatch):
