@@ -590,7 +590,7 @@ class ReaderBase:
     def _read(self, pieces: list[Piece]) -> dict[str, np.ndarray]:
         out: dict[str, np.ndarray] = {}
         if len(pieces) == 1 and isinstance(pieces[0][1], slice) and (view := self._view(*pieces[0])) is not None:
-            out = view  # a view of the mapping (or of a decoded block)
+            out = view  # a view of the mapping
             self._lent_views = True
         else:
             sizes = [(p.stop - p.start) if isinstance(p, slice) else len(p) for _, p in pieces]
