@@ -761,7 +761,8 @@ def test_a_bad_dashboard_address_is_an_option_error(miniaod_files, tmp_path):
 def test_workers_ignore_ctrl_c_and_the_client_does_not(tmp_path):
     """Ctrl-C reaches the whole process group: the workers must ignore it (each printed a
     traceback), while this process must not, also while they start (it was ignored for the
-    whole start, 2-5 s, and the skim ran on)."""
+    whole start, 2-5 s, and the skim ran on), also a worker that its nanny restarts."""
+    import contextlib
     import os
     import signal
     import threading
@@ -790,13 +791,30 @@ def test_workers_ignore_ctrl_c_and_the_client_does_not(tmp_path):
     psutil.wait_procs(workers(), timeout=20)
     assert not [c for c in workers() if c.status() != psutil.STATUS_ZOMBIE]  # the cluster was closed
 
+    def sigint_ignored(pid):
+        ignored = int(next(line for line in open(f"/proc/{pid}/status") if line.startswith("SigIgn:")).split()[1], 16)
+        return bool(ignored & (1 << (signal.SIGINT - 1)))
+
     before_handler = signal.getsignal(signal.SIGINT)
     client, cluster = _client(None, 1, None)
     try:
         assert signal.getsignal(signal.SIGINT) is before_handler
-        for pid in client.run(os.getpid).values():
-            ignored = int(next(line for line in open(f"/proc/{pid}/status") if line.startswith("SigIgn:")).split()[1], 16)
-            assert ignored & (1 << (signal.SIGINT - 1)), hex(ignored)
+        pids = client.run(os.getpid)
+        assert all(sigint_ignored(pid) for pid in pids.values())
+        # a worker that died (a crash, killed for memory) is restarted by its nanny: the
+        # new process ignores SIGINT too, and skips Numba's extensions
+        for pid in pids.values():
+            os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 60
+        new = {}
+        while time.monotonic() < deadline and not (new and set(new.values()).isdisjoint(pids.values())):
+            time.sleep(0.2)
+            with contextlib.suppress(Exception):
+                new = client.run(os.getpid)
+        assert new and set(new.values()).isdisjoint(pids.values()), (pids, new)
+        assert all(sigint_ignored(pid) for pid in new.values())
+        flags = client.run(lambda: __import__("numba.core.entrypoints", fromlist=["_"])._already_initialized)
+        assert list(flags.values()) == [True]
     finally:
         client.close()
         cluster.close()
