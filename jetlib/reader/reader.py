@@ -232,8 +232,10 @@ class ReaderBase:
         self.entries = [e for e in entries if e.jets]
         fmt = s.meta["shards"]
         self.mapped = fmt["format"] == "hdf5" and fmt["compression"] == "none"
-        # a decoded store is read a block of rows at a time: an HDF5 chunk, a Parquet row group
-        self.block_jets = None if self.mapped else (CHUNK_JETS if fmt["format"] == "hdf5" else ROW_GROUP_JETS)
+        # a decoded store is read a block of rows at a time: an HDF5 chunk, a Parquet row group,
+        # or a whole shard when shards are smaller (a slot of the slab holds a block)
+        self.block_jets = None if self.mapped else min(CHUNK_JETS if fmt["format"] == "hdf5" else ROW_GROUP_JETS,
+                                                       max(e.jets for e in self.entries))  # fmt: skip
         self.units: list[Unit] = make_units([e.jets for e in self.entries], self.unit_jets, self.block_jets)
         self._n_jets = sum(e.jets for e in self.entries)
         self.weights = None
