@@ -360,12 +360,12 @@ class ReaderBase:
     # -- iteration ---------------------------------------------------------------------------
     def _accept(self, u: Unit) -> np.ndarray:
         """Acceptance probability of each jet of unit ``u`` under the sampling weights."""
-        if self.block_jets:  # decoded: a window mixes blocks of many shards, looked up per block
+        if self._n_jets <= ACCEPT_CACHE_JETS:  # every shard's acceptance fits: one read each, kept
+            return self._shard_acceptance(u.shard)[u.start : u.stop]
+        if self.block_jets:  # a big decoded store: its windows mix blocks of many shards
             b = u.start // self.block_jets
             a = b * self.block_jets
             return self._block_acceptance(u.shard, b)[u.start - a : u.stop - a]
-        if self._n_jets <= ACCEPT_CACHE_JETS:
-            return self._shard_acceptance(u.shard)[u.start : u.stop]
         # a big mapped store's units come in one global random order, which a bounded cache
         # of whole shards would miss: look up the unit alone (views of the mapping, no read)
         return self._lookup(self._shard(u.shard), u.start, u.stop)
