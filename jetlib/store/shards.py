@@ -333,8 +333,9 @@ def read_shard(
 def read_shard_into(path: str | Path, layout: ShardLayout, out: dict[str, np.ndarray], start: int) -> None:
     """Read rows ``start : start + len(out[name])`` of each array named in ``out`` into it.
 
-    HDF5 decodes straight into ``out`` (no temporary arrays to allocate and copy: the
-    Reader's decoded blocks, 0.25 s of a 2.4 s epoch); Parquet reads, then copies.
+    HDF5 decodes straight into ``out``, with no temporary arrays to allocate and copy (the
+    Reader's blocks: a shuffled epoch of the default layout went from 49k to 60k jets/s);
+    Parquet reads, then copies.
 
     Raises:
         ShardError: the file is missing, unreadable, or has fewer rows.
@@ -363,6 +364,8 @@ def read_shard_into(path: str | Path, layout: ShardLayout, out: dict[str, np.nda
                     raise ShardError(str(path), f"array {name} has {ds.shape[0]:,} rows, fewer than the {start + n:,} asked for")
                 if n:
                     ds.read_direct(dst, np.s_[start : start + n], np.s_[0:n])
+    except ShardError:
+        raise
     except (OSError, ValueError, KeyError, TypeError) as err:
         raise ShardError(str(path), f"cannot read shard ({type(err).__name__}: {err})") from err
 
