@@ -175,10 +175,15 @@ def test_same_seed_same_batches_and_set_epoch_reshuffles(store_factory):
 
 
 @pytest.mark.parametrize("shuffle", [True, "slices"])
-def test_ranks_and_workers_partition_the_epoch(store_factory, shuffle):
+@pytest.mark.parametrize("compression", ["none", "lz4"])
+def test_ranks_and_workers_partition_the_epoch(store_factory, monkeypatch, shuffle, compression):
     """15 batches over 2 ranks: DDP needs 8 on each, so rank 1 repeats the epoch's first
-    batch (rank 0's first); with drop_last both get 7 and no jet is read twice."""
-    path = store_factory()  # 500 + 700 + 300 jets: 15 batches of 100 either way
+    batch (rank 0's first); with drop_last both get 7 and no jet is read twice (a decoded
+    store too, whose plan cuts units at its blocks, here of 256 jets)."""
+    import jetlib.reader.reader as mod
+
+    monkeypatch.setattr(mod, "CHUNK_JETS", 256)
+    path = store_factory(compression=compression)  # 500 + 700 + 300 jets: 15 batches of 100 either way
     _, key = _reference(path)
     for drop_last in (False, True):
         per_rank = []
