@@ -131,7 +131,7 @@ def test_decoded_blocks_stay_within_decoded_mb(store_factory, monkeypatch, shuff
         else:  # a block too short for a whole 64-jet unit is read by its rows alone
             whole = {(e.path.name, a) for e in r.entries for a in range(0, e.jets, 100) if min(e.jets - a, 100) >= 64}
             assert whole <= set(decoded) | held <= blocks, (decoded, held)
-    # the decoded rows live in the slab alone (blocks are copied in and let go): 5 blocks
+    # decoded rows are kept in the slab only (a block is decoded into its slot): 5 slots of 100 jets
     assert sum(a.nbytes for a in r._slab.values()) == 5 * 100 * jet_bytes <= fit * jet_bytes
 
 
