@@ -269,6 +269,17 @@ def _write_parquet(tmp: Path, arrays, layout: ShardLayout, compression: str, att
     )
 
 
+def _open_hdf5(path: Path):
+    """An HDF5 shard opened for reading, with HDF5's LZ4/Zstd filters registered."""
+    import h5py
+
+    try:
+        import hdf5plugin  # noqa: F401  (filters for LZ4/Zstd shards)
+    except ImportError:  # pragma: no cover
+        pass
+    return h5py.File(path, "r")
+
+
 def read_shard(
     path: str | Path,
     layout: ShardLayout,
@@ -290,13 +301,7 @@ def read_shard(
         raise ShardError(str(path), "shard file is missing; run `jetlib verify` on the store")
     try:
         if path.suffix in (".h5", ".hdf5"):
-            import h5py
-
-            try:
-                import hdf5plugin  # noqa: F401  (filters for LZ4/Zstd shards)
-            except ImportError:  # pragma: no cover
-                pass
-            with h5py.File(path, "r") as f:
+            with _open_hdf5(path) as f:
                 return {n: f[n][start:stop] for n in names}
         import pyarrow.parquet as pq
 
@@ -350,14 +355,8 @@ def read_shard_into(path: str | Path, layout: ShardLayout, out: dict[str, np.nda
         return
     if not path.is_file():
         raise ShardError(str(path), "shard file is missing; run `jetlib verify` on the store")
-    import h5py
-
     try:
-        import hdf5plugin  # noqa: F401  (filters for LZ4/Zstd shards)
-    except ImportError:  # pragma: no cover
-        pass
-    try:
-        with h5py.File(path, "r") as f:
+        with _open_hdf5(path) as f:
             for name, dst in out.items():
                 ds = f[name]
                 if ds.shape[0] < start + n:
