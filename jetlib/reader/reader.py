@@ -365,7 +365,7 @@ class ReaderBase:
         if self.block_jets:  # a big decoded store: its windows mix blocks of many shards
             b = u.start // self.block_jets
             a = b * self.block_jets
-            return self._block_acceptance(u.shard, b)[u.start - a : u.stop - a]
+            return self._shard_acceptance(u.shard, b)[u.start - a : u.stop - a]
         # a big mapped store's units come in one global random order, which a bounded cache
         # of whole shards would miss: look up the unit alone (views of the mapping, no read)
         return self._lookup(self._shard(u.shard), u.start, u.stop)
@@ -376,38 +376,27 @@ class ReaderBase:
         cols = {v: src[v][start:stop] for v in self.weights.variables}
         return self.weights.lookup(cols, src["label"][start:stop])
 
-    def _shard_acceptance(self, i: int) -> np.ndarray:
-        """Acceptance of every jet of shard ``i``, looked up once and kept (up to
-        ACCEPT_CACHE_JETS jets, least recently used out): a lookup per 64-jet unit cost
-        0.24 ms, 75% of a weighted epoch's plan. A decoded shard's binned observers and label
-        are read alone (a few small columns), so that counting an epoch's batches does not
-        decode whole shards (the plan of a decoded store asks per block: _block_acceptance)."""
+    def _shard_acceptance(self, i: int, b: int | None = None) -> np.ndarray:
+        """Acceptance of every jet of shard ``i`` (of its block ``b``, when given), looked up
+        once and kept (up to ACCEPT_CACHE_JETS jets, least recently used out): a lookup per
+        64-jet unit cost 0.24 ms, 75% of a weighted epoch's plan. A decoded shard's binned
+        observers and label are read alone (a few small columns), so that counting an
+        epoch's batches does not decode whole shards."""
         assert self.weights is not None
-        p = self._wcols.pop(i, None)
+        key = i if b is None else (i, b)
+        p = self._wcols.pop(key, None)
         if p is None:
-            names = list(dict.fromkeys([*self.weights.variables, "label"]))
-            p = self._lookup(self._shard(i) if self.mapped else read_shard(self.entries[i].path, self.store.layout, names))
-            self._keep_acceptance(p)
-        self._wcols[i] = p
+            if self.mapped and b is None:
+                p = self._lookup(self._shard(i))
+            else:
+                start, stop = (0, None) if b is None else self._block_rows(i, b)
+                names = list(dict.fromkeys([*self.weights.variables, "label"]))
+                p = self._lookup(read_shard(self.entries[i].path, self.store.layout, names, start=start, stop=stop))
+            held = sum(len(v) for v in self._wcols.values()) + len(p)
+            while self._wcols and held > ACCEPT_CACHE_JETS:
+                held -= len(self._wcols.pop(next(iter(self._wcols))))
+        self._wcols[key] = p
         return p
-
-    def _block_acceptance(self, i: int, b: int) -> np.ndarray:
-        """Acceptance of the jets of block ``b`` of decoded shard ``i`` (the binned observers
-        and the label, read alone), kept as :meth:`_shard_acceptance` keeps a shard's."""
-        assert self.weights is not None and self.block_jets
-        p = self._wcols.pop((i, b), None)
-        if p is None:
-            names = list(dict.fromkeys([*self.weights.variables, "label"]))
-            start, stop = self._block_rows(i, b)
-            p = self._lookup(read_shard(self.entries[i].path, self.store.layout, names, start=start, stop=stop))
-            self._keep_acceptance(p)
-        self._wcols[(i, b)] = p
-        return p
-
-    def _keep_acceptance(self, p: np.ndarray) -> None:
-        held = sum(len(v) for v in self._wcols.values()) + len(p)
-        while self._wcols and held > ACCEPT_CACHE_JETS:
-            held -= len(self._wcols.pop(next(iter(self._wcols))))
 
     def _block_rows(self, i: int, b: int) -> tuple[int, int]:
         assert self.block_jets
@@ -438,14 +427,6 @@ class ReaderBase:
                 raise
         self._blocks[key] = slot  # most recently used last
         return slot
-
-    def _view(self, i: int, rows: slice) -> dict[str, np.ndarray] | None:
-        """Views of rows ``rows`` of mapped shard ``i`` (None for a decoded store: its slab
-        is reused, so its batches are copies)."""
-        if not self.mapped:
-            return None
-        sh = self._shard(i)
-        return {n: sh[n][rows] for n in self.names}
 
     def _read_decoded(self, parts: list, out: dict[str, np.ndarray], joined: bool) -> None:
         """Fill ``out`` from decoded blocks: one gather per array from the slab when the
@@ -591,8 +572,10 @@ class ReaderBase:
 
     def _read(self, pieces: list[Piece]) -> dict[str, np.ndarray]:
         out: dict[str, np.ndarray] = {}
-        if len(pieces) == 1 and isinstance(pieces[0][1], slice) and (view := self._view(*pieces[0])) is not None:
-            out = view  # a view of the mapping
+        if self.mapped and len(pieces) == 1 and isinstance(pieces[0][1], slice):
+            sh = self._shard(pieces[0][0])
+            for n in self.names:
+                out[n] = sh[n][pieces[0][1]]  # a view of the mapping (a decoded store's slab is reused: copies)
             self._lent_views = True
         else:
             sizes = [(p.stop - p.start) if isinstance(p, slice) else len(p) for _, p in pieces]
