@@ -350,7 +350,8 @@ def read_shard_into(path: str | Path, layout: ShardLayout, out: dict[str, np.nda
     if path.suffix not in (".h5", ".hdf5"):
         for name, arr in read_shard(path, layout, list(out), start=start, stop=start + n).items():
             if len(arr) != n:
-                raise ShardError(str(path), f"array {name} has {start + len(arr):,} rows, fewer than the {start + n:,} asked for")
+                raise ShardError(str(path), f"array {name} has {start + len(arr):,} rows, fewer than the {start + n:,} asked for; "
+                                            "run `jetlib verify` on the store")
             out[name][...] = arr
         return
     if not path.is_file():
@@ -360,7 +361,8 @@ def read_shard_into(path: str | Path, layout: ShardLayout, out: dict[str, np.nda
             for name, dst in out.items():
                 ds = f[name]
                 if ds.shape[0] < start + n:
-                    raise ShardError(str(path), f"array {name} has {ds.shape[0]:,} rows, fewer than the {start + n:,} asked for")
+                    raise ShardError(str(path), f"array {name} has {ds.shape[0]:,} rows, fewer than the {start + n:,} asked for; "
+                                            "run `jetlib verify` on the store")
                 if n:
                     ds.read_direct(dst, np.s_[start : start + n], np.s_[0:n])
     except ShardError:

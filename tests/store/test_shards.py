@@ -59,7 +59,7 @@ def test_rows_of_a_shard_are_those_of_the_whole(store_factory, tmp_path, monkeyp
         for k, v in arrays.items():
             np.testing.assert_array_equal(part[k], v[start:stop], err_msg=f"{k}[{start}:{stop}]")
             np.testing.assert_array_equal(into[k], v[start:stop], err_msg=f"into {k}[{start}:{stop}]")
-    with pytest.raises(ShardError, match=r"^\S+a\.(h5|parquet): array label has 300 rows, fewer than the 301 asked for"):
+    with pytest.raises(ShardError, match=r"^\S+a\.(h5|parquet): array label has 300 rows, fewer than the 301 asked for; run `jetlib verify`"):
         read_shard_into(path, s.layout, {"label": np.empty(2, np.int32)}, 299)
 
 
