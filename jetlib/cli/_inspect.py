@@ -17,6 +17,7 @@ def register(app: typer.Typer) -> None:
         from jetlib.cli import counted, results_console
         from jetlib.errors import StoreError
         from jetlib.store.inspect import describe
+        from jetlib.store.manifest import nonfinite_text
 
         console = results_console()
         try:
@@ -37,6 +38,8 @@ def register(app: typer.Typer) -> None:
             r = d["failures"][0]
             console.print(f"[yellow]failed[/]: {len(d['failures'])} task(s), e.g. {escape(r['task'])}: {escape(str(r.get('error')))}: "
                           f"{escape(str(r.get('reason')))}; `jetlib verify {escape(str(store))}` lists them")  # fmt: skip
+        if d["nonfinite"][0]:
+            console.print(f"[yellow]note:[/] {escape(nonfinite_text(*d['nonfinite']))}")
         t = Table(title="arrays")
         for c in ("name", "shape", "dtype", "content"):
             t.add_column(c)

@@ -70,6 +70,10 @@ def register(app: typer.Typer) -> None:
             # the table's jets/s is over the wall time, cluster start and JIT loading included
             console.print(f"worker time: {split} ({s.jets / tot:,.0f} jets/s per worker while working); "
                           f"peak worker RSS {s.peak_rss_mb:.0f} MB")  # fmt: skip
+        from jetlib.store.manifest import nonfinite_text, nonfinite_totals
+
+        if (bad := nonfinite_totals(s.records))[0]:
+            console.print(f"[yellow]note:[/] {escape(nonfinite_text(*bad))}")
         groups = _same_reason(s.failures)
         for f, n in groups[:20]:
             line = f"{f['task']}: {f.get('error')}: {f.get('reason')}"

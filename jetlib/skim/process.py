@@ -42,11 +42,16 @@ def shard_layout(plan: SkimPlan) -> ShardLayout:
     )
 
 
-def select_jets(plan: SkimPlan, chunk: Chunk) -> tuple[np.ndarray, np.ndarray]:
-    """(event index, index within the event) of each selected jet, in event order."""
+def select_jets(plan: SkimPlan, chunk: Chunk) -> tuple[np.ndarray, np.ndarray, int]:
+    """(event index, index within the event) of each selected jet, in event order, and the
+    number of jets left out because their pT, eta, phi or mass is not finite."""
     jc = plan.config.jets
     f = chunk.jets.fields
-    mask = (f["pt"] > jc.min_pt) & (np.abs(f["eta"]) < jc.max_abs_eta)
+    # a jet without a finite four-momentum has no axis to associate nodes with and no value
+    # to zero that would mean anything: it is left out, and counted (nonfinite_jet_p4), as
+    # its NaN pT would have failed the cut below without a word
+    p4_ok = np.isfinite(f["pt"]) & np.isfinite(f["eta"]) & np.isfinite(f["phi"]) & np.isfinite(f["mass"])
+    mask = p4_ok & (f["pt"] > jc.min_pt) & (np.abs(f["eta"]) < jc.max_abs_eta)
     if jc.jet_id_mask:
         mask &= (f["jetId"].astype(np.int64) & jc.jet_id_mask) == jc.jet_id_mask
     if jc.expression:
@@ -60,7 +65,7 @@ def select_jets(plan: SkimPlan, chunk: Chunk) -> tuple[np.ndarray, np.ndarray]:
         )  # fmt: skip
         mask &= ev_ok[evt]
     idx = np.flatnonzero(mask)
-    return evt[idx], idx - chunk.jets.offsets[evt[idx]]
+    return evt[idx], idx - chunk.jets.offsets[evt[idx]], int(p4_ok.size - np.count_nonzero(p4_ok))
 
 
 #: fewest objects in a chunk for the content checks to judge it: GEN particles for "no
@@ -119,10 +124,10 @@ def process_chunk(plan: SkimPlan, chunk: Chunk, layout: ShardLayout) -> tuple[di
     _check_links(plan, chunk)
     _check_flags(chunk)
     _check_units(chunk)
-    sel_evt, sel_local = select_jets(plan, chunk)
+    sel_evt, sel_local, bad_p4 = select_jets(plan, chunk)
     n = sel_evt.shape[0]
     out = layout.empty(n, unset=tuple(f"{b}_{a}" for b in plan.blocks for a in ("features", "mask")))  # fill_block writes them whole
-    counters: dict[str, int] = {"jets": n}
+    counters: dict[str, int] = {"jets": n, "nonfinite_jet_p4": bad_p4}
     jf = chunk.jets.fields
     joff = chunk.jets.offsets
     gidx = joff[sel_evt] + sel_local
@@ -193,7 +198,10 @@ def process_chunk(plan: SkimPlan, chunk: Chunk, layout: ShardLayout) -> tuple[di
     out["label"][:] = label
     out["label_onehot"][np.arange(n), label] = 1
     cols = [TRUTH_TARGETS.index(t) for t in plan.config.truth]
-    out["truth"][:] = truth[:, cols]
+    truth = truth[:, cols]
+    finite = np.isfinite(truth)  # a GEN jet or particle with a NaN in the input
+    counters["nonfinite_truth"] = int(finite.size - np.count_nonzero(finite))
+    out["truth"][:] = np.where(finite, truth, np.float32(0))
 
     # -- observers -----------------------------------------------------------------------
     out["jet_pt"][:] = pt
@@ -210,5 +218,7 @@ def process_chunk(plan: SkimPlan, chunk: Chunk, layout: ShardLayout) -> tuple[di
     if plan.config.nan_policy == "error":
         bad = {k: v for k, v in counters.items() if k.startswith("nonfinite_") and v}
         if bad:
-            raise FloatingPointError(f"non-finite feature values with nan_policy 'error': {bad}")
+            raise FloatingPointError(f"non-finite input values with nan_policy 'error': {bad}; fix the input, or skim "
+                                     "with nan_policy 'zero': values set to 0, jets whose pT, eta, phi or mass is not "
+                                     "finite left out (nonfinite_jet_p4), both counted")
     return out, counters

@@ -82,6 +82,8 @@ class SkimSummary:
     publish_seconds: float = 0.0
     workers: int = 0
     dashboard: str | None = None
+    #: the records of the tasks done by this run, for their non-finite counts (nonfinite_totals)
+    records: list[dict] = field(default_factory=list)
 
     @property
     def nothing_done(self) -> bool:
@@ -665,6 +667,7 @@ def skim(
                 for k, v in rec.get("seconds", {}).items():
                     summary.time_split[k] = summary.time_split.get(k, 0.0) + v
                 summary.peak_rss_mb = max(summary.peak_rss_mb, rec.get("peak_rss_mb", 0.0))
+                summary.records.append(rec)
             else:
                 setattr(summary, rec["status"], getattr(summary, rec["status"]) + 1)
                 summary.failures.append(rec)

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from jetlib.store.lock import writer
+from jetlib.store.manifest import nonfinite_totals
 from jetlib.store.store import Store
 from jetlib.store.verify import derived_files
 
@@ -53,5 +54,6 @@ def describe(path: str | Path) -> dict:
         "dropped": s.meta.get("dropped", {}),
         "derived": derived_files(s),
         "failures": [r for r in s.latest().values() if r["status"] == "failed"],
+        "nonfinite": nonfinite_totals(s.latest().values()),  # (totals, files) of nan_policy zero
         "writer": writer(s.path),  # a skim writing the store now, or None
     }

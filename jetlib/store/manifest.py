@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Manifest", "STATUSES", "done_uuids", "uuid_clashes"]
+__all__ = ["Manifest", "STATUSES", "done_uuids", "uuid_clashes", "nonfinite_totals", "nonfinite_text"]
 
 STATUSES = ("done", "failed", "skipped")
 MANIFEST_NAME = "manifest.jsonl"
@@ -93,3 +93,30 @@ def uuid_clashes(latest: dict[str, dict[str, Any]]) -> list[str]:
     out += [f"{', '.join(fs)}: the same ROOT file (UUID {u}) done under {len(fs)} paths: its events are in the store "
             f"{len(fs)} times; re-skim with --overwrite from a list that names it once" for u, fs in by_uuid.items() if len(fs) > 1]  # fmt: skip
     return out
+
+
+def nonfinite_totals(records) -> tuple[dict[str, int], list[str]]:
+    """The non-finite counters (``nonfinite_*``) of done tasks summed over ``records``, and
+    the files whose tasks have any, in order of appearance."""
+    totals: dict[str, int] = {}
+    files: dict[str, None] = {}
+    for r in records:
+        if r.get("status") != "done":
+            continue
+        for k, v in r.get("counters", {}).items():
+            if k.startswith("nonfinite_") and v:
+                totals[k] = totals.get(k, 0) + int(v)
+                files[r["file"]] = None
+    return totals, list(files)
+
+
+def nonfinite_text(totals: dict[str, int], files: list[str]) -> str:
+    """One sentence on what ``nan_policy: zero`` did, for the skim's summary and ``jetlib inspect``."""
+    where = {"jet": "the jet features", "truth": "the truth"}
+    zeroed = ", ".join(f"{n:,} in {where.get(w := k[len('nonfinite_'):], 'block ' + w)}"
+                       for k, n in totals.items() if k != "nonfinite_jet_p4")
+    parts = [f"{zeroed} set to 0" if zeroed else "", (
+        f"{n:,} jet(s) left out (their pT, eta, phi or mass is NaN or inf)" if (n := totals.get("nonfinite_jet_p4")) else "")]
+    more = f" and {len(files) - 1:,} more" if len(files) > 1 else ""
+    return (f"non-finite input values in {files[0]}{more} (nan_policy zero): {'; '.join(p for p in parts if p)} "
+            "(counts per task: the counters of manifest.jsonl; nan_policy: error fails such tasks instead)")

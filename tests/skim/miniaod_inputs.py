@@ -41,10 +41,18 @@ def _field(rng, name, n, counts=None):
     return rng.normal(0, 1, n).astype(np.float32)
 
 
+#: (collection, field): (first, step) of the entries that ``nan_jets`` makes non-finite: each
+#: jet field its own jets, so that a jet has at most one bad value; every other GEN jet (few
+#: match a reco jet in these random events)
+_NAN_JETS = {("Jet", "pt"): (0, 7), ("Jet", "eta"): (1, 7), ("Jet", "phi"): (2, 7), ("Jet", "mass"): (3, 7),
+             ("GenJet", "pt"): (0, 2)}  # fmt: skip
+
+
 def write_miniaod(path: Path, n_events: int = 200, *, seed: int = 0, max_jets: int = 4, max_pf: int = 60,
                   drop: tuple[str, ...] = (), nan_pf: bool = False, as_rntuple: bool = False,
-                  file_wide_links: bool = False, zero_flags: bool = False) -> Path:  # fmt: skip
+                  file_wide_links: bool = False, zero_flags: bool = False, nan_jets: bool = False) -> Path:  # fmt: skip
     """Write a MiniAOD-like file; ``drop`` leaves out branches, ``nan_pf`` puts NaN in PF pT,
+    ``nan_jets`` NaN or inf in a few jets' pT, eta, phi or mass and in GEN jets' pT,
     ``file_wide_links`` numbers the link table's candidates across the file (a dumper's
     mistake), ``zero_flags`` writes GenPart statusFlags as 0."""
     rng = np.random.default_rng(seed)
@@ -74,6 +82,9 @@ def write_miniaod(path: Path, n_events: int = 200, *, seed: int = 0, max_jets: i
                 arr = (np.arange(n) - (0 if file_wide_links else np.repeat(np.cumsum(c) - c, c))).astype(np.int32)
             if zero_flags and f == "statusFlags":
                 arr = np.zeros(n, np.int32)
+            if nan_jets and n and (cname, f) in _NAN_JETS:
+                first, step = _NAN_JETS[cname, f]
+                arr[first::step] = np.nan if f != "eta" else np.inf
             if cname == "PFCand" and f == "pt":
                 arr = rng.exponential(3, n).astype(np.float32) + 0.1
                 if nan_pf and n:

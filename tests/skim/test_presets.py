@@ -271,7 +271,7 @@ def test_read_path_selects_the_reference_events(name, preset_file, tmp_path):
     t = open_tree(str(preset_file), plan.tree)
     keys = set(check_branches(str(preset_file), t, plan.branches(), "miniaod"))
     chunk = read_chunk(t, plan, 0, t.num_entries, keys)
-    evt, _ = select_jets(plan, chunk)
+    evt, _, _ = select_jets(plan, chunk)
     passing, with_jets = _file_reference(preset_file, load_presets()[name])
     assert 0 < len(with_jets) < 600, f"{name}: the sample should have passing and failing events"
     got = np.unique(chunk.event["event"][evt])
