@@ -118,12 +118,19 @@ def _same_reason(failures: list[dict]) -> list[tuple[dict, int]]:
 
 def _what_next(s) -> str:
     """The last line of a skim with failures: a schema that does not fit the files is fixed
-    by the command line, not by the files, and a store it left empty is replaced with it."""
+    by the command line, not by the files, and a store it left empty is replaced with it.
+    Once some input is done with the schema, a file that lacks a branch is that file's fault."""
     from jetlib.skim.task import schema_fault
 
     failed = [f for f in s.failures if f["status"] == "failed"]
-    if what := schema_fault(failed, nothing_done=s.done == 0 and s.already_done == 0):
-        again = ", and add --overwrite (this store holds no jets yet)" if s.jets == 0 and s.already_done == 0 else ""
+    nothing_done = s.done == 0 and s.already_done == 0
+    if nothing_done and (what := schema_fault(failed, nothing_done=True)):
+        again = ", and add --overwrite (this store holds no jets yet)" if s.jets == 0 else ""
         return f"the input schema does not fit the files ({what}); fix --schema as the message above says{again}."
-    return ("fix those inputs and re-run the same command to resume (a failed input dropped from the list stays "
-            "failed in this store: --skip-bad-files records damaged ones as skipped, --overwrite starts the store anew).")
+    return (f"fix those inputs and re-run the same command to resume; {GIVE_UP}.")
+
+
+#: what to do about an input that cannot be fixed (the skim's last line, jetlib verify)
+GIVE_UP = ("or give them up: --skip-bad-files records damaged inputs, and inputs that lack a branch other inputs "
+           "have, as skipped; a failed input that holds no jets and is no longer in the list is recorded as "
+           "skipped by the next run; --overwrite starts the store anew")

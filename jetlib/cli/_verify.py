@@ -63,14 +63,15 @@ def register(app: typer.Typer) -> None:
         else:
             console.print(f"[red]{len(r.errors)} problem(s)[/]")
             failed = [] if allow_failed else r.failed  # (each one of the problems above)
+            from jetlib.cli._skim import GIVE_UP
             from jetlib.skim.task import schema_fault
 
-            if failed and (what := schema_fault(failed, nothing_done=not r.tasks.get("done"))):
+            if failed and not r.tasks.get("done") and (what := schema_fault(failed, nothing_done=True)):
                 console.print(f"failed tasks: the input schema does not fit the inputs ({what}; the messages above say "
                               "more); re-run `jetlib skim` with the right --schema, and --overwrite if the store holds "
                               "no jets yet")  # fmt: skip
             elif failed:
                 console.print("failed tasks: fix the input named and re-run the same `jetlib skim` command (it redoes "
-                              "only what is not done), or re-run it with --skip-bad-files to record damaged inputs as "
-                              "skipped; `jetlib verify --allow-failed` accepts failed tasks as they are")  # fmt: skip
+                              f"only what is not done), {GIVE_UP}; `jetlib verify --allow-failed` accepts failed tasks "
+                              "as they are")  # fmt: skip
             raise typer.Exit(1)

@@ -641,8 +641,17 @@ def skim(
             raise StoreError(f"{out}: " + "; ".join(clashes[:3]))
         counted: dict[str, str] = {}  # path -> the ROOT UUID this run counted entries in
 
+        # the schema's branches are in some input once a task of the store is done or a file
+        # of this run has opened with them (set again after counting): a branch that another
+        # file lacks is then that file's fault, which --skip-bad-files skips, not the schema's
+        schema_fits = any(r["status"] == "done" and r.get("kind") == "range" for r in latest.values())
+
         def stays_failed(error: str | None) -> bool:  # --skip-bad-files skips damaged inputs only
-            return not skip_bad_files or error in ("WorkerError", "InputChanged", *CONFIG_ERRORS)
+            if not skip_bad_files or error in ("WorkerError", "InputChanged"):
+                return True
+            if error == "MissingBranchError":
+                return not schema_fits
+            return error in CONFIG_ERRORS
 
         def commit(rec: dict) -> None:
             u = rec.get("file_uuid")
@@ -694,6 +703,15 @@ def skim(
         summary.already_done += sum(finished.get(f.path, 0) for f in files)
         listed = {f.path for f in files}
         unlisted = sorted({r["file"] for r in latest.values() if r.get("file") and r["file"] not in listed})
+        # a failed input with no jets in the store that the list no longer names (a file given
+        # up on, a glob corrected) is dropped: its records become skipped, so that the store
+        # can verify; listed again, it is retried as any skipped input is
+        done_files = {r["file"] for r in latest.values() if r.get("status") == "done" and r.get("kind") == "range"}
+        keep = listed | done_files
+        dropped = [r for r in latest.values() if r.get("file") and r["file"] not in keep and r["status"] == "failed"]
+        for r in dropped:
+            commit({**r, "status": "skipped", "reason": f"dropped from the file list (it holds no jets); it had failed: {r.get('reason')}"})
+        unlisted = [f for f in unlisted if f in done_files]
         if unlisted:  # a shorter list does not take inputs out of a store
             gone = set(unlisted)
             kept = sum(r.get("jets", 0) for r in latest.values() if r.get("kind") == "range" and r.get("status") == "done" and r["file"] in gone)
@@ -733,6 +751,7 @@ def skim(
                              if c["status"] == "ok" and uuids.get(p, c["file_uuid"]) != c["file_uuid"]])  # fmt: skip
             _refuse_same_file(counts, uuids)
             counted.update({p: c["file_uuid"] for p, c in counts.items() if c["status"] == "ok" and c.get("file_uuid")})
+            schema_fits = schema_fits or any(c["status"] == "ok" for c in counts.values())
             stopping = any(stops(c) for c in counts.values())
             for path in readable:
                 c = counts.get(path)

@@ -247,10 +247,38 @@ def test_bad_inputs_are_recorded_and_good_files_complete(tmp_path):
     # the good file's output is complete: same jets as skimming it alone
     alone = skim([str(good)], tmp_path / "alone", **KW)
     assert alone.jets == sum(r["jets"] for r in by_file["good.root"])
-    # --skip-bad-files records the damaged ones as skipped; a missing branch is a schema
-    # (configuration) problem and still fails
+    # --skip-bad-files records the damaged ones as skipped, and the file that lacks a branch
+    # the others have (the schema fits them: that file is at fault); a branch that every
+    # input lacks still fails (test_audit: test_wrong_schema_fails_even_with_skip_bad_files...)
     s2 = skim(filelist, tmp_path / "store2", skip_bad_files=True, **KW)
-    assert s2.skipped == 3 and [f["file"] for f in s2.failures if f["status"] == "failed"] == [str(missing_branch)]
+    assert s2.ok and s2.skipped == 4 and s2.failed == 0
+    assert str(missing_branch) in {f["file"] for f in s2.failures}
+
+
+def test_a_failed_input_dropped_from_the_list_is_recorded_skipped_and_retried_if_listed_again(tmp_path):
+    from jetlib.store.verify import verify
+
+    good = write_miniaod(tmp_path / "good.root", 150, seed=3)
+    nobranch = write_miniaod(tmp_path / "nobranch.root", 50, seed=7, drop=("PFCand_dxy",))
+    typo = str(tmp_path / "goo[d].rot")  # a glob that matches nothing
+    out = tmp_path / "store"
+    s = skim([str(good), str(nobranch), typo], out, **KW)
+    assert s.failed == 2 and s.done == 1 and not verify(out).ok
+    jets = Store(out).n_jets
+    # the file lacks a branch the others have: its fault, not --schema's
+    res = CliRunner().invoke(app, ["verify", str(out)], env={"COLUMNS": "400"})
+    assert res.exit_code == 1 and "--schema" not in res.output.split("failed tasks:")[1], res.output
+    assert "no longer in the list is recorded as skipped" in res.output
+    # given up on (and the glob fixed): both records become skipped, the good file's jets stay
+    s = skim([str(good)], out, **KW)
+    assert s.ok and s.skipped == 2 and s.already_done == 1
+    assert {f["file"] for f in s.failures} == {str(nobranch), typo}
+    assert all("dropped from the file list" in f["reason"] for f in s.failures)
+    assert verify(out).ok and Store(out).n_jets == jets > 0
+    # listed again (mended), it is retried
+    write_miniaod(nobranch, 50, seed=7)
+    s = skim([str(good), str(nobranch)], out, **KW)
+    assert s.ok and s.done == 1 and s.already_done == 1 and verify(out).ok
 
 
 @pytest.mark.skipif(not NANO.exists(), reason="../shared/data not present")
