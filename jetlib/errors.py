@@ -14,6 +14,7 @@ __all__ = [
     "ShardError",
     "near_matches",
     "error_name",
+    "one_line",
 ]
 
 
@@ -23,6 +24,12 @@ def error_name(err: BaseException) -> str:
     cls = type(err)
     mod = cls.__module__.split(".")[0]
     return cls.__name__ if mod in ("builtins", "jetlib") else f"{mod}.{cls.__name__}"
+
+
+def one_line(err: BaseException) -> str:
+    """``str(err)`` on one line: uproot's DeserializationError spreads a damaged basket's
+    header over 15 lines, repeated for every task of the file in the skim's summary."""
+    return " ".join(str(err).split())
 
 
 def near_matches(name: str, candidates: Iterable[str], n: int = 3) -> list[str]:

@@ -70,10 +70,16 @@ def register(app: typer.Typer) -> None:
             # the table's jets/s is over the wall time, cluster start and JIT loading included
             console.print(f"worker time: {split} ({s.jets / tot:,.0f} jets/s per worker while working); "
                           f"peak worker RSS {s.peak_rss_mb:.0f} MB")  # fmt: skip
+        from jetlib.cli import counted
         from jetlib.store.manifest import nonfinite_text, nonfinite_totals
 
         if (bad := nonfinite_totals(s.records))[0]:
             console.print(f"[yellow]note:[/] {escape(nonfinite_text(*bad))}")
+        if s.jets and (empty := _without_jets(s.records)):  # (no jets at all: the warning below)
+            first, events = next(iter(empty.items()))
+            why = "an empty tree" if events == 0 else f"{events:,} events, no jet passed the selection"
+            more = f" and {len(empty) - 1:,} more" if len(empty) > 1 else ""
+            console.print(f"[yellow]note:[/] {counted(len(empty), 'input file')} gave no jets: {escape(first)} ({why}){more}")
         groups = _same_reason(s.failures)
         for f, n in groups[:20]:
             line = f"{f['task']}: {f.get('error')}: {f.get('reason')}"
@@ -102,6 +108,16 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(1)
 
 
+def _without_jets(records: list[dict]) -> dict[str, int]:
+    """The files whose tasks of this run (done records) gave no jet, with their events, by path."""
+    jets: dict[str, int] = {}
+    events: dict[str, int] = {}
+    for r in records:
+        jets[r["file"]] = jets.get(r["file"], 0) + r.get("jets", 0)
+        events[r["file"]] = events.get(r["file"], 0) + r.get("events", 0)
+    return {f: events[f] for f, n in sorted(jets.items()) if n == 0}
+
+
 def _same_reason(failures: list[dict]) -> list[tuple[dict, int]]:
     """The failures grouped by status, error and reason (its file's name aside), each as its
     first record and how many there are, most shared first: a schema that fits no input
@@ -111,6 +127,8 @@ def _same_reason(failures: list[dict]) -> list[tuple[dict, int]]:
         reason = str(f.get("reason"))
         if f.get("file"):
             reason = reason.replace(str(f["file"]), "\0")
+        if "start" in f:  # a damaged file's entry ranges fail alike
+            reason = reason.replace(f"entries {f['start']}-{f['stop']}", "entries \0")
         key = (f["status"], f.get("error"), reason)
         groups.setdefault(key, [f, 0])[1] += 1
     return sorted(((f, n) for f, n in groups.values()), key=lambda g: -g[1])  # (stable: ties keep their order)

@@ -16,7 +16,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from jetlib.errors import ConfigError, InputFileError, MissingBranchError, SchemaMismatchError, error_name
+from jetlib.errors import ConfigError, InputFileError, MissingBranchError, SchemaMismatchError, error_name, one_line
 from jetlib.skim.plan import SkimPlan
 from jetlib.source.filelist import is_remote
 from jetlib.source.open import (CORRUPT_ERRORS, NO_TREE_HINT, check_branches, cluster_starts, file_identity, forget_tree,
@@ -218,7 +218,7 @@ def run_task(plan: SkimPlan, task: Task, store: str, fmt: str, compression: str,
             if isinstance(err, MissingBranchError) or not isinstance(err, CORRUPT_ERRORS):
                 raise  # (a missing branch is a KeyError, but a wrong schema, not damage)
             # damaged baskets show up only when read
-            raise InputFileError(task.path, f"cannot read entries {task.start}-{task.stop} ({error_name(err)}: {err}); "
+            raise InputFileError(task.path, f"cannot read entries {task.start}-{task.stop} ({error_name(err)}: {one_line(err)}); "
                                  "the file is damaged: copy it again, or remove it from the file list",
                                  cause=error_name(err)) from err  # fmt: skip
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import uproot
 
-from jetlib.errors import InputFileError, MissingBranchError, error_name
+from jetlib.errors import InputFileError, MissingBranchError, error_name, one_line
 from jetlib.source.filelist import is_remote
 
 __all__ = ["CORRUPT_ERRORS", "check_header", "open_tree", "open_tree_cached", "forget_tree", "check_branches",
@@ -172,7 +172,7 @@ def open_tree(path: str, tree: str):
         raise InputFileError(path, f"cannot open this URL ({err}); pip install 'jetlib[{extra}]'",
                              cause="MissingDependency") from err  # fmt: skip
     except CORRUPT_ERRORS as err:
-        raise InputFileError(path, f"cannot open as ROOT ({error_name(err)}: {err})", cause=error_name(err)) from err
+        raise InputFileError(path, f"cannot open as ROOT ({error_name(err)}: {one_line(err)})", cause=error_name(err)) from err
     try:
         keys = f.keys(cycle=False)
         if tree not in keys:
@@ -190,7 +190,7 @@ def open_tree(path: str, tree: str):
     except InputFileError:
         raise
     except CORRUPT_ERRORS as err:
-        raise InputFileError(path, f"cannot read the tree ({error_name(err)}: {err})", cause=error_name(err)) from err
+        raise InputFileError(path, f"cannot read the tree ({error_name(err)}: {one_line(err)})", cause=error_name(err)) from err
 
 
 #: trees of local files kept open in this process, most recently used last

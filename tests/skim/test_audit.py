@@ -1068,3 +1068,8 @@ def test_failures_sharing_a_reason_are_grouped_most_shared_first():
     groups = _same_reason(distinct + same)
     assert groups[0] == (same[0], 500) and len(groups) == 31
     assert [g[0] for g in groups[1:]] == distinct and sum(n for _, n in groups) == 530
+    # the entry ranges of one damaged file: one group
+    ranges = [{"task": f"/r.root:{a}-{a + 200}", "file": "/r.root", "start": a, "stop": a + 200, "status": "failed",
+               "error": "uproot.DeserializationError",
+               "reason": f"/r.root: cannot read entries {a}-{a + 200} (uproot.DeserializationError: ...)"} for a in (0, 200, 400)]  # fmt: skip
+    assert _same_reason(ranges) == [(ranges[0], 3)]

@@ -144,3 +144,21 @@ def test_damaged_basket_is_a_failed_record(tmp_path):
     assert str(bad) not in {k[0] for k in source_open._OPEN}
     ok = run_task(plan, Task(f"{good}:0-150", 1, str(good), 0, 150, 150), str(tmp_path / "store"), "hdf5", "lz4")
     assert ok["status"] == "done" and ok["jets"] > 0
+
+
+def test_a_zeroed_basket_header_is_a_failed_record_on_one_line(tmp_path):
+    """uproot describes a basket whose header reads as zeros over 15 lines; the record (and
+    the skim's summary, once per task of the file) gets them on one."""
+    good = write_miniaod(tmp_path / "good.root", 150, seed=3)
+    b = uproot.open(good)["Events"]["PFCand_pt"]
+    seek = int(b.member("fBasketSeek")[0])
+    raw = bytearray(good.read_bytes())
+    raw[seek : seek + b.basket_key(0).fKeylen] = bytes(b.basket_key(0).fKeylen)
+    bad = tmp_path / "zeroed.root"
+    bad.write_bytes(raw)
+    cfg = load_skim_config("default")
+    plan = make_plan(load_input_schema("miniaod"), cfg, load_label_scheme(cfg.labels))
+    (tmp_path / "store" / "shards").mkdir(parents=True)
+    rec = run_task(plan, Task(f"{bad}:0-150", 0, str(bad), 0, 150, 150), str(tmp_path / "store"), "hdf5", "lz4")
+    assert rec["status"] == "failed" and rec["error"] == "uproot.DeserializationError", rec
+    assert "\n" not in rec["reason"] and "fNbytes: 0 fObjlen: 0" in rec["reason"] and "copy it again" in rec["reason"]

@@ -477,3 +477,16 @@ def test_nonfinite_jets_and_truth_are_left_out_or_zeroed_and_counted(tmp_path):
     cfg.write_text(resolve("skim", "default").read_text().replace("nan_policy: zero", "nan_policy: error"))
     s = skim([str(bad)], tmp_path / "bad_error", config=str(cfg), **KW)
     assert not s.ok and "nonfinite_jet_p4" in s.failures[0]["reason"]
+
+
+def test_the_skim_names_inputs_that_gave_no_jets(tmp_path):
+    good = write_miniaod(tmp_path / "good.root", 100, seed=3)
+    empty = write_miniaod(tmp_path / "empty.root", 0, seed=6)
+    nojets = write_miniaod(tmp_path / "nojets.root", 50, seed=4, max_jets=0)
+    res = CliRunner().invoke(app, ["skim", str(good), str(empty), str(nojets), "--out", str(tmp_path / "store"),
+                                  "--workers", "1", "--no-progress", "--dashboard-address", ""], env={"COLUMNS": "400"})  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert f"note: 2 input files gave no jets: {empty} (an empty tree) and 1 more" in res.output
+    res = CliRunner().invoke(app, ["skim", str(nojets), "--out", str(tmp_path / "store2"), "--workers", "1",
+                                  "--no-progress", "--dashboard-address", ""], env={"COLUMNS": "400"})  # fmt: skip
+    assert "gave no jets" not in res.output and "no jet of the 50 events read passed the selection" in res.output
