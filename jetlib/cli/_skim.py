@@ -149,6 +149,6 @@ def _what_next(s) -> str:
 
 
 #: what to do about an input that cannot be fixed (the skim's last line, jetlib verify)
-GIVE_UP = ("or give them up: --skip-bad-files records damaged inputs, and inputs that lack a branch other inputs "
-           "have, as skipped; a failed input that holds no jets and is no longer in the list is recorded as "
-           "skipped by the next run; --overwrite starts the store anew")
+GIVE_UP = ("or give them up: a run with --skip-bad-files records as skipped damaged inputs, inputs that lack a "
+           "branch other inputs have, and failed inputs that hold no jets and are no longer in its list; "
+           "--overwrite starts the store anew")

@@ -703,15 +703,17 @@ def skim(
         summary.already_done += sum(finished.get(f.path, 0) for f in files)
         listed = {f.path for f in files}
         unlisted = sorted({r["file"] for r in latest.values() if r.get("file") and r["file"] not in listed})
-        # a failed input with no jets in the store that the list no longer names (a file given
-        # up on, a glob corrected) is dropped: its records become skipped, so that the store
-        # can verify; listed again, it is retried as any skipped input is
+        # with --skip-bad-files, a failed input with no jets in the store that the list no
+        # longer names (a file given up on, a glob corrected) is given up: its records become
+        # skipped, so that the store can verify; listed again, it is retried as any skipped
+        # input is. (Without the flag a store filled from several lists keeps their failures.)
         done_files = {r["file"] for r in latest.values() if r.get("status") == "done" and r.get("kind") == "range"}
-        keep = listed | done_files
-        dropped = [r for r in latest.values() if r.get("file") and r["file"] not in keep and r["status"] == "failed"]
-        for r in dropped:
-            commit({**r, "status": "skipped", "reason": f"dropped from the file list (it holds no jets); it had failed: {r.get('reason')}"})
-        unlisted = [f for f in unlisted if f in done_files]
+        if skip_bad_files:
+            keep = listed | done_files
+            for r in [r for r in latest.values() if r.get("file") and r["file"] not in keep and r["status"] == "failed"]:
+                commit({**r, "status": "skipped", "reason": f"not in the file list of a run with --skip-bad-files (it "
+                                                             f"holds no jets); it had failed: {r.get('reason')}"})  # fmt: skip
+            unlisted = [f for f in unlisted if f in done_files]
         if unlisted:  # a shorter list does not take inputs out of a store
             gone = set(unlisted)
             kept = sum(r.get("jets", 0) for r in latest.values() if r.get("kind") == "range" and r.get("status") == "done" and r["file"] in gone)

@@ -255,7 +255,7 @@ def test_bad_inputs_are_recorded_and_good_files_complete(tmp_path):
     assert str(missing_branch) in {f["file"] for f in s2.failures}
 
 
-def test_a_failed_input_dropped_from_the_list_is_recorded_skipped_and_retried_if_listed_again(tmp_path):
+def test_skip_bad_files_gives_up_failed_inputs_dropped_from_the_list_and_retries_them_if_listed_again(tmp_path):
     from jetlib.store.verify import verify
 
     good = write_miniaod(tmp_path / "good.root", 150, seed=3)
@@ -268,12 +268,15 @@ def test_a_failed_input_dropped_from_the_list_is_recorded_skipped_and_retried_if
     # the file lacks a branch the others have: its fault, not --schema's
     res = CliRunner().invoke(app, ["verify", str(out)], env={"COLUMNS": "400"})
     assert res.exit_code == 1 and "--schema" not in res.output.split("failed tasks:")[1], res.output
-    assert "no longer in the list is recorded as skipped" in res.output
-    # given up on (and the glob fixed): both records become skipped, the good file's jets stay
+    assert "--skip-bad-files records as skipped damaged inputs" in res.output
+    # another list: the store keeps the first one's failures (a store filled from several lists)
     s = skim([str(good)], out, **KW)
+    assert s.already_done == 1 and s.skipped == 0 and not verify(out).ok
+    # given up on (and the glob fixed): both records become skipped, the good file's jets stay
+    s = skim([str(good)], out, skip_bad_files=True, **KW)
     assert s.ok and s.skipped == 2 and s.already_done == 1
     assert {f["file"] for f in s.failures} == {str(nobranch), typo}
-    assert all("dropped from the file list" in f["reason"] for f in s.failures)
+    assert all("not in the file list of a run with --skip-bad-files" in f["reason"] for f in s.failures)
     assert verify(out).ok and Store(out).n_jets == jets > 0
     # listed again (mended), it is retried
     write_miniaod(nobranch, 50, seed=7)
