@@ -21,6 +21,14 @@ B_HADRONS = np.array([511, 521, 531, 5122])
 C_HADRONS = np.array([411, 421, 431, 4122])
 
 
+def _hadrons(rng, table, n, quark_sign):
+    """Hadrons drawn from ``table`` that hold a heavy quark of sign ``quark_sign`` (+1 the
+    quark, -1 the antiquark): a B meson's positive code holds the anti-b (B+ = u b-bar), a b
+    baryon's and a C hadron's the quark (Lambda_b = udb, D+ = c d-bar)."""
+    pdg = rng.choice(table, n)
+    return pdg * np.where(pdg // 100 == 5, -quark_sign, quark_sign)
+
+
 def gen_particles(rng, j: dict) -> dict[str, np.ndarray]:
     """Fields (n_jets, K) of the GEN slots and ``keep`` (n_jets, K); ``mother`` is a slot
     number of the same jet (−1 none)."""
@@ -50,7 +58,8 @@ def gen_particles(rng, j: dict) -> dict[str, np.ndarray]:
     # slot 1: main object
     heavyb = is_["b"] | is_["bb"]
     heavyc = is_["c"] | is_["cc"]
-    hadron = np.where(heavyb, rng.choice(B_HADRONS, n), rng.choice(C_HADRONS, n)) * np.sign(parton)
+    qs = np.sign(parton)  # the heavy quark's (a gluon's pair: the first hadron's quark)
+    hadron = np.where(heavyb, _hadrons(rng, B_HADRONS, n, qs), _hadrons(rng, C_HADRONS, n, qs))
     tau_pdg = -15 * j["tau_charge"]  # tau- is +15
     lep_pdg = np.where(is_["e"], 11, 13) * rng.choice([-1, 1], n)
     keep[:, 1] = heavyb | heavyc | is_["tau"] | is_["tau_lep"] | is_["e"] | is_["mu"]
@@ -62,7 +71,8 @@ def gen_particles(rng, j: dict) -> dict[str, np.ndarray]:
     pt[:, 1] = j["pt"] * np.select([heavyb | heavyc, is_["tau"] | is_["tau_lep"]], [0.7, 1.25], 1.0)
     # slot 2: second hadron (bb, cc: from the gluon), C from B, or the tau neutrino
     keep[:, 2] = is_["bb"] | is_["cc"] | is_["b"] | is_["tau"] | is_["tau_lep"]
-    second = np.where(is_["bb"], rng.choice(B_HADRONS, n), rng.choice(C_HADRONS, n)) * -np.sign(parton)
+    # the pair's other hadron holds the antiquark; a B's C hadron holds its c (b -> c)
+    second = np.where(is_["bb"], _hadrons(rng, B_HADRONS, n, -qs), _hadrons(rng, C_HADRONS, n, np.where(is_["b"], qs, -qs)))
     f["pdg"][:, 2] = np.select([is_["tau"] | is_["tau_lep"]], [np.sign(tau_pdg) * 16], second)
     f["status"][:, 2] = np.where(is_["tau"] | is_["tau_lep"], 1, 2)
     f["flags"][:, 2] = np.where(is_["tau"] | is_["tau_lep"], TAU_DIRECT | LAST, LAST)
@@ -89,10 +99,13 @@ def gen_particles(rng, j: dict) -> dict[str, np.ndarray]:
     lep_tau = is_["tau_lep"]
     semi = j["semilep"] & (heavyb | heavyc)
     flav = np.where(rng.random(n) < 0.5, 11, 13)
+    # the charged lepton has the sign of the tau (tau- -> l- nu-bar nu), of a b quark (b -> c l-
+    # nu-bar) and the opposite of a c quark (c -> s l+ nu); its neutrino the opposite sign
+    lsign = np.where(lep_tau, np.sign(tau_pdg), np.where(heavyb, qs, -qs))
     for s, pdg in ((3, flav), (4, flav + 1)):
         m = lep_tau | semi
         keep[:, s] |= m
-        f["pdg"][:, s] = np.where(m, pdg * np.where(s == 3, -np.sign(tau_pdg), np.sign(tau_pdg)), f["pdg"][:, s])
+        f["pdg"][:, s] = np.where(m, pdg * np.where(s == 3, lsign, -lsign), f["pdg"][:, s])
         f["status"][:, s] = np.where(m, 1, f["status"][:, s])
         f["flags"][:, s] = np.where(m, np.where(lep_tau, TAU_DIRECT | LAST, LAST), f["flags"][:, s])
         f["mother"][:, s] = np.where(m, 1, f["mother"][:, s])

@@ -38,7 +38,12 @@ def reco_objects(rng, j: dict, gen: dict, ev: dict) -> dict[str, tuple[np.ndarra
     is_ = {t: typ == T[t] for t in T}
     heavyb, heavyc = is_["b"] | is_["bb"], is_["c"] | is_["cc"]
     wide = is_["g"] | is_["undef"] | is_["pu"]
-    lepjet = is_["e"] | is_["mu"]
+    prompt = is_["e"] | is_["mu"]
+    # a jet of a prompt lepton or of a leptonic tau: the lepton and a few soft candidates
+    lepjet = prompt | is_["tau_lep"]
+    gpdg = gen["pdg"]
+    lep_pdg = np.where(prompt, gpdg[:, 1], gpdg[:, 3])  # the GEN lepton (slot 1 prompt, 3 from a decay)
+    semi = j["semilep"] & (heavyb | heavyc)
     out: dict = {}
     # -- GEN jets (visible) and with neutrinos --------------------------------------------
     real = ~is_["pu"]
@@ -69,20 +74,27 @@ def reco_objects(rng, j: dict, gen: dict, ev: dict) -> dict[str, tuple[np.ndarra
     w = np.where(k == 0, w * np.where(lepjet[cj], 30.0, 1.0), w)  # the lepton carries the lepton jet
     frac = w / np.bincount(cj, weights=w, minlength=n)[cj]
     cpt = (rpt[cj] * frac).astype(np.float32)
-    sig = np.select([wide[cj], is_["tau"][cj] | lepjet[cj]], [0.11, 0.03], 0.06) * (30.0 / np.maximum(rpt[cj], 30.0)) ** 0.3
-    ceta = reta[cj] + rng.normal(0, 1, len(cj)) * sig
-    cphi = _wrap(rphi[cj] + rng.normal(0, 1, len(cj)) * sig)
     pdg = rng.choice([211, 22, 130], len(cj), p=[0.6, 0.27, 0.13]) * np.where(rng.random(len(cj)) < 0.5, 1, -1)
     pdg = np.where(np.abs(pdg) == 211, pdg, np.abs(pdg))
     taucons = is_["tau"][cj]
-    pdg = np.where(taucons, np.where(k < nch_tau[cj], 211 * j["tau_charge"][cj], 22), pdg)
-    pdg = np.where(lepjet[cj] & (k == 0), np.where(is_["e"][cj], 11, 13) * rng.choice([-1, 1], len(cj)), pdg)
+    # the prongs' charges as in GEN (gen.py): +q, -q, +q for a tau of charge q
+    pdg = np.where(taucons, np.where(k < nch_tau[cj], 211 * np.where(k == 1, -1, 1) * j["tau_charge"][cj], 22), pdg)
+    # the GEN lepton of a lepton jet, and a semileptonic B/C decay's among its tracks
+    pdg = np.where((lepjet | semi)[cj] & (k == 0), lep_pdg[cj], pdg)
     charge = np.where(np.isin(np.abs(pdg), [22, 130]), 0, -np.sign(pdg) * np.where(np.abs(pdg) == 211, -1, 1))
     # production vertex: displaced for the first charged tracks of heavy-flavour jets
     ctau = np.where(heavyb, CTAU["b"], CTAU["c"])
     bg = 0.7 * rpt * np.cosh(reta) / np.where(heavyb, 5.28, 1.87)
     flight = rng.exponential(1.0, n) * ctau * bg
     disp = (k < ndisp[cj]) & (charge != 0)
+    # directions: spread about the jet axis; a heavy hadron's decay products leave its flight
+    # direction (the axis) at ~p*/p (p*: their momentum across the flight, ~1.5 GeV in B and
+    # ~0.7 GeV in D decays), so that their impact parameter, flight x angle, is ~c tau at any
+    # boost. (Spread as the other constituents, 3x less, b tracks' dxy/dxyErr was rarely > 3.)
+    sig = np.select([wide[cj], is_["tau"][cj] | lepjet[cj]], [0.11, 0.03], 0.06) * (30.0 / np.maximum(rpt[cj], 30.0)) ** 0.3
+    sig = np.where(disp, np.minimum(np.where(heavyb[cj], 1.5, 0.7) / np.maximum(cpt, 0.5), 0.4), sig)
+    ceta = reta[cj] + rng.normal(0, 1, len(cj)) * sig
+    cphi = _wrap(rphi[cj] + rng.normal(0, 1, len(cj)) * sig)
     L = np.where(disp, flight[cj], 0.0)
     vx = ev["pv_x"][evt[cj]] + L * np.cos(rphi[cj]) / np.cosh(reta[cj])
     vy = ev["pv_y"][evt[cj]] + L * np.sin(rphi[cj]) / np.cosh(reta[cj])
@@ -161,21 +173,20 @@ def reco_objects(rng, j: dict, gen: dict, ev: dict) -> dict[str, tuple[np.ndarra
                               "nPixelHits": rng.integers(0, 4, ml).astype(np.int32), "lostInnerHits": rng.integers(-1, 3, ml).astype(np.int32),
                               "highPurity": (rng.random(ml) < 0.5).astype(np.int32), "fromPV": rng.integers(0, 4, ml).astype(np.int32)})  # fmt: skip
     # -- leptons and photons --------------------------------------------------------------
-    semi = j["semilep"] & (heavyb | heavyc)
-    for name, is_lep, pid in (("Muon", is_["mu"], 13), ("Electron", is_["e"], 11)):
-        semi_l = semi & (np.abs(gen["pdg"][:, 3]) == pid)
-        has = is_lep | semi_l
+    for name, pid in (("Muon", 13), ("Electron", 11)):
+        # prompt, from a leptonic tau (isolated both), or from a semileptonic B/C decay
+        has = (lepjet | semi) & (np.abs(lep_pdg) == pid)
         h = np.flatnonzero(has)
-        q = rng.choice([-1, 1], len(h))
-        lp = np.where(is_lep[h], 0.95 * rpt[h], 0.12 * rpt[h])
+        q = -np.sign(lep_pdg[h])  # the GEN lepton's charge
+        lp = np.where(lepjet[h], 0.95 * rpt[h], 0.12 * rpt[h])
         le_eta, le_phi = reta[h] + rng.normal(0, 0.03, len(h)), _wrap(rphi[h] + rng.normal(0, 0.03, len(h)))
         d = _ip(rng, ev["pv_x"][evt[h]], ev["pv_y"][evt[h]], ev["pv_z"][evt[h]], ev["pv_x"][evt[h]], ev["pv_y"][evt[h]], ev["pv_z"][evt[h]], le_phi, le_eta, lp)
         out[name] = _by_event(evt[h], n_ev, {
             "pt": lp.astype(np.float32), "eta": le_eta.astype(np.float32), "phi": le_phi.astype(np.float32),
             "mass": np.full(len(h), 0.1057 if pid == 13 else 0.000511, np.float32), "charge": q.astype(np.int32),
             "pdgId": (-pid * q).astype(np.int32), "dxy": d[0], "dxyErr": d[1], "dz": d[2], "dzErr": d[3],
-            "iso": np.where(is_lep[h], rng.exponential(0.03, len(h)), rng.uniform(0.3, 2.0, len(h))).astype(np.float32),
-            "tightId": is_lep[h].astype(np.int32)})  # fmt: skip
+            "iso": np.where(lepjet[h], rng.exponential(0.03, len(h)), rng.uniform(0.3, 2.0, len(h))).astype(np.float32),
+            "tightId": lepjet[h].astype(np.int32)})  # fmt: skip
     has = (rng.random(n) < 0.2) & ~lepjet
     h = np.flatnonzero(has)
     out["Photon"] = _by_event(evt[h], n_ev, {"pt": (rpt[h] * rng.uniform(0.05, 0.3, len(h))).astype(np.float32),

@@ -63,6 +63,15 @@ def test_consistency_and_physics(sample):
     b = ak.to_numpy(ak.flatten(sig[(hf == 5) & charged]))
     light = ak.to_numpy(ak.flatten(sig[(hf == 0) & charged]))
     assert (b > 3).mean() > 5 * (light > 3).mean() and abs(np.median(light)) < 0.5
+    # per jet, as a track-counting tagger sees it: two tracks above 3 sigma in most b jets
+    # (CMS: ~50-60%), hardly any light jet (it was 17% of b jets)
+    event = ak.broadcast_arrays(ak.local_index(jet, axis=0), jet)[0]
+    key = ak.to_numpy(ak.flatten(event * 1000 + jet))
+    jets, inv = np.unique(key, return_inverse=True)
+    n_above = np.bincount(inv, weights=ak.to_numpy(ak.flatten((sig > 3) & charged)), minlength=len(jets))
+    jet_hf = np.zeros(len(jets), np.int64)
+    jet_hf[inv] = ak.to_numpy(ak.flatten(hf))
+    assert (n_above[jet_hf == 5] >= 2).mean() > 0.4 and (n_above[jet_hf == 0] >= 2).mean() < 0.01
     # gluon jets have more constituents than light-quark jets
     pf = a.Jet_partonFlavour
     n = a.Jet_nConstituents
@@ -113,3 +122,64 @@ def test_cli_names_files_of_an_earlier_run_left_in_out(tmp_path):
     assert res.exit_code == 0 and "also holds 1 file(s) of an earlier `jetlib generate` (jetlib_gen_002.root)" in res.output
     res = CliRunner().invoke(app, ["generate", "--events", "30", "--files", "3", "--out", str(out)])
     assert res.exit_code == 0 and "earlier" not in res.output
+
+
+def test_charges_and_hadron_codes_follow_the_decays(sample):
+    """GEN: a tau's lepton has the tau's sign (tau- -> l- ...), a b quark's lepton its sign, a
+    c quark's the opposite; a B meson's code is negative for a b quark (B- = b u-bar), a b
+    baryon's and a C hadron's positive. Reco: a tau's prongs sum to its charge, a tight lepton
+    has the charge of its GEN lepton."""
+    a = uproot.open(sample)["Events"].arrays()
+    pdg, mother = a.GenPart_pdgId, a.GenPart_genPartIdxMother
+    mpdg = ak.where(mother >= 0, pdg[ak.where(mother >= 0, mother, 0)], 0)
+    lep = (abs(pdg) == 11) | (abs(pdg) == 13)
+    from_tau = ak.to_numpy(ak.flatten((pdg * mpdg)[lep & (abs(mpdg) == 15)]))
+    assert len(from_tau) > 50 and (from_tau > 0).all()
+    quark = ak.where(mother >= 0, mpdg[ak.where(mother >= 0, mother, 0)], 0)  # the hadron's mother
+    from_b = ak.to_numpy(ak.flatten((pdg * quark)[lep & (abs(mpdg) // 100 % 10 == 5) & (abs(quark) == 5)]))
+    from_c = ak.to_numpy(ak.flatten((pdg * quark)[lep & (abs(mpdg) // 100 % 10 == 4) & (abs(quark) == 4)]))
+    assert len(from_b) > 20 and (from_b > 0).all() and len(from_c) > 5 and (from_c < 0).all()
+    b_hadron = (abs(mpdg) == 5) & ((abs(pdg) // 100 == 5) | (abs(pdg) // 1000 == 5))
+    meson = ak.to_numpy(ak.flatten((pdg * mpdg)[b_hadron & (abs(pdg) < 1000)]))
+    baryon = ak.to_numpy(ak.flatten((pdg * mpdg)[b_hadron & (abs(pdg) > 1000)]))
+    assert len(meson) > 20 and (meson < 0).all() and len(baryon) > 5 and (baryon > 0).all()
+    c_hadron = (abs(mpdg) == 4) & (abs(pdg) // 100 % 10 == 4)
+    assert (ak.to_numpy(ak.flatten((pdg * mpdg)[c_hadron])) > 0).all()
+    # reco: a 3-prong tau's candidates sum to +-1 (jets of at most 6 candidates, 3 of them
+    # charged, none a lepton, in events with a GEN tau), a tight muon has its GEN muon's charge
+    jet, q = a.JetPFCand_jetIdx, a.PFCand_charge[a.JetPFCand_candIdx]
+    cand_pdg = abs(a.PFCand_pdgId[a.JetPFCand_candIdx])
+    event = ak.broadcast_arrays(ak.local_index(jet, axis=0), jet)[0]
+    jets, inv = np.unique(ak.to_numpy(ak.flatten(event * 1000 + jet)), return_inverse=True)
+    qsum = np.bincount(inv, weights=ak.to_numpy(ak.flatten(q)), minlength=len(jets))
+    nch = np.bincount(inv, weights=ak.to_numpy(ak.flatten(q != 0)), minlength=len(jets))
+    ncons = np.bincount(inv, minlength=len(jets))
+    nlep = np.bincount(inv, weights=ak.to_numpy(ak.flatten((cand_pdg == 11) | (cand_pdg == 13))), minlength=len(jets))
+    has_tau = ak.to_numpy(ak.any(abs(pdg) == 15, axis=1))[jets // 1000]
+    three = (ncons <= 6) & (nch == 3) & (nlep == 0) & has_tau
+    assert three.sum() > 30 and (np.abs(qsum[three]) == 1).all()
+    mu = a.Muon_tightId == 1
+    gmu = (abs(pdg) == 13) & (a.GenPart_statusFlags & 1 == 1)  # prompt
+    pair = ak.cartesian({"r": ak.zip({"q": a.Muon_charge[mu], "eta": a.Muon_eta[mu], "phi": a.Muon_phi[mu]}),
+                         "g": ak.zip({"pdg": pdg[gmu], "eta": a.GenPart_eta[gmu], "phi": a.GenPart_phi[gmu]})}, nested=True)
+    r, g = pair.r, pair.g
+    d2 = (r.eta - g.eta) ** 2 + ((r.phi - g.phi + np.pi) % (2 * np.pi) - np.pi) ** 2
+    best = ak.argmin(d2, axis=-1, keepdims=True)
+    near = ak.flatten(d2[best], axis=-1) < 0.1**2
+    reco_q = ak.to_numpy(ak.flatten(r.q[best][near], axis=None))
+    gen_q = -np.sign(ak.to_numpy(ak.flatten(g.pdg[best][near], axis=None)))
+    assert len(reco_q) > 100 and (reco_q == gen_q).mean() > 0.95
+
+
+def test_the_pt_spectrum_falls_to_its_end():
+    """The truncated power law: every bin holds the law's share up to 1000 GeV (a cap at
+    900-1000 GeV piled the tail there, 3x the bin below)."""
+    from jetlib.generate.jets import _pt
+
+    pt0, index = 30.0, 2.2
+    pt = _pt(np.random.default_rng(1), 2_000_000, pt0, index)
+    assert pt.min() >= pt0 and pt.max() <= 1000.0
+    edges = np.array([100.0, 300.0, 500.0, 700.0, 900.0, 1000.0])
+    got = np.histogram(pt, edges)[0] / len(pt)
+    cdf = lambda x: (1 - (x / pt0) ** -index) / (1 - (1000.0 / pt0) ** -index)  # noqa: E731
+    np.testing.assert_allclose(got, np.diff(cdf(edges)), rtol=0.05)
