@@ -1,7 +1,7 @@
 """Event selections for domain-adaptation control regions (``schemas/skim/presets.yaml``).
 
 Vectorised over events: objects are selected with NumPy masks on the flat contents, the
-leading selected objects of each event are found by one small kernel over the offsets.
+leading (highest-pT) selected objects of each event are found by one small kernel over the offsets.
 """
 
 from __future__ import annotations
@@ -9,22 +9,28 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-__all__ = ["select_events", "first_k", "indices_past_end"]
+__all__ = ["select_events", "leading_k", "indices_past_end"]
 
 
 @nb.njit(cache=True)
-def first_k(offsets, mask, k):
-    """Global indices of the first ``k`` objects with ``mask`` in each event (−1: none)."""
+def leading_k(offsets, mask, pt, k):
+    """Global indices of the ``k`` highest-pT objects with ``mask`` in each event, leading
+    first (−1: none; equal pT: the earlier first). By pT, not file order: the generator
+    writes its objects unsorted, and a dijet event with back-to-back jets of 132 and 99 GeV
+    was rejected for the first two jets it listed."""
     n = offsets.shape[0] - 1
     out = np.full((n, k), -1, np.int64)
     for ev in range(n):
-        m = 0
         for i in range(offsets[ev], offsets[ev + 1]):
-            if mask[i]:
-                out[ev, m] = i
-                m += 1
-                if m == k:
-                    break
+            if not mask[i]:
+                continue
+            j = k
+            while j > 0 and (out[ev, j - 1] < 0 or pt[out[ev, j - 1]] < pt[i]):
+                j -= 1
+            if j < k:
+                for m in range(k - 1, j, -1):
+                    out[ev, m] = out[ev, m - 1]
+                out[ev, j] = i
     return out
 
 
@@ -80,7 +86,7 @@ def select_events(preset: dict, n_events: int, muons=None, electrons=None, jets=
         cut = preset["muons"]
         mm = _objects(muons, cut)
         ok &= _count_cut(_counts(muons.offsets, mm), cut)
-        lead = first_k(muons.offsets, mm, 2)
+        lead = leading_k(muons.offsets, mm, muons.fields["pt"], 2)
         lead_mu = lead[:, 0]
         if cut.get("opposite_sign") or "mass_window" in preset:
             has2 = lead[:, 1] >= 0
@@ -100,7 +106,8 @@ def select_events(preset: dict, n_events: int, muons=None, electrons=None, jets=
         ok &= _count_cut(_counts(electrons.offsets, me), cut)
         if preset.get("opposite_sign_emu"):
             mm = _objects(muons, preset.get("muons", {}))
-            le, lm = first_k(electrons.offsets, me, 1)[:, 0], first_k(muons.offsets, mm, 1)[:, 0]
+            le = leading_k(electrons.offsets, me, electrons.fields["pt"], 1)[:, 0]
+            lm = leading_k(muons.offsets, mm, muons.fields["pt"], 1)[:, 0]
             has = (le >= 0) & (lm >= 0)
             qe = electrons.fields["charge"][np.where(has, le, 0)] if len(electrons.fields["charge"]) else np.zeros(n_events)
             qm = muons.fields["charge"][np.where(has, lm, 0)] if len(muons.fields["charge"]) else np.zeros(n_events)
@@ -119,7 +126,7 @@ def select_events(preset: dict, n_events: int, muons=None, electrons=None, jets=
                 mj &= ~has | (np.hypot(deta, dphi) > cut["min_dr_to_muon"])
         ok &= _count_cut(_counts(jets.offsets, mj), cut)
         if "min_dphi_leading" in cut:
-            lead = first_k(jets.offsets, mj, 2)
+            lead = leading_k(jets.offsets, mj, jets.fields["pt"], 2)
             has2 = lead[:, 1] >= 0
             p = jets.fields["phi"]
             if len(p):

@@ -173,6 +173,12 @@ def test_dijet_by_hand():
         {"jets": []},
     ]
     check("dijet", events, [True, False, False, False, True, True, False, False, False])
+    # the same events with their jets listed out of pT order: the leading two by pT count
+    unsorted = [
+        {"jets": [obj(45, phi=1.0), obj(132, phi=0.0), obj(99, phi=3.14)]},  # rejected by file order
+        {"jets": [obj(60, phi=0.0), obj(70, phi=3.0), obj(100, phi=1.0)]},  # kept by file order
+    ]
+    np.testing.assert_array_equal(kernel(load_presets()["dijet"], unsorted), [True, False])
 
 
 def test_ttbar_emu_by_hand():
@@ -190,6 +196,9 @@ def test_ttbar_emu_by_hand():
         {"electrons": [e], "muons": [m, obj(25, q=-1)], "jets": jets},
     ]
     check("ttbar_emu", events, [True, False, False, False, False, False, True, True])
+    # a same-sign 25 GeV muon listed before the opposite-sign 40 GeV one: the leading muon decides
+    unsorted = [{"electrons": [e], "muons": [obj(25, q=-1, iso=0.1), obj(40, phi=2.0, q=1, iso=0.1)], "jets": jets}]
+    assert kernel(load_presets()["ttbar_emu"], unsorted).tolist() == [True]
 
 
 # -- random events: kernel == reference -------------------------------------------------------
@@ -214,7 +223,10 @@ def test_random_events_match_the_reference(name):
     preset = load_presets()[name]
     events = random_events(np.random.default_rng(PRESETS.index(name)), 3000)
     ref = np.array([ref_event(preset, e) for e in events])
-    got = kernel(preset, events)
+    # the kernel gets each event's objects in random order: it ranks them by pT itself
+    rng = np.random.default_rng(99)
+    shuffled = [{k: [v[i] for i in rng.permutation(len(v))] for k, v in e.items()} for e in events]
+    got = kernel(preset, shuffled)
     assert 0.01 < ref.mean() < 0.99, f"{name}: the random events should both pass and fail ({ref.mean():.3f})"
     np.testing.assert_array_equal(got, ref)
 
@@ -251,7 +263,8 @@ def _file_reference(path, preset: dict) -> tuple[np.ndarray, np.ndarray]:
         for key, (c, renamed) in cols.items():
             names = {f: renamed.get(f, f"{c}_{f}") for f in FIELDS}
             k = len(a[f"{c}_pt"][i])
-            ev[key] = [{f: a[b][i][j] for f, b in names.items() if b in a} for j in range(k)]
+            objs = [{f: a[b][i][j] for f, b in names.items() if b in a} for j in range(k)]
+            ev[key] = sorted(objs, key=lambda o: -o["pt"])  # leading first (stable: ties in file order)
         passing.append(ref_event(preset, ev))
         has_jet.append(any(pt > 15 and abs(eta) < 2.5 and (jid & 2) == 2
                            for pt, eta, jid in zip(a["Jet_pt"][i], a["Jet_eta"][i], a["Jet_jetId"][i])))  # fmt: skip
