@@ -31,6 +31,7 @@ def register(app: typer.Typer) -> None:
             f"tasks: {', '.join(f'{n} {k}' for k, n in d['status'].items()) or 'none yet'}; "
             f"schema {d['schema']}, config hash {d['config_hash']}"
         )
+        console.print(f"selection: {escape(d['selection'])}")
         if d["writer"]:
             console.print(f"[yellow]warning:[/] {escape(d['writer'])} is still writing this store: these figures cover "
                           "the tasks done so far, and its unfinished tasks are still running")  # fmt: skip
@@ -66,3 +67,6 @@ def register(app: typer.Typer) -> None:
         if d["dropped"]:
             what = "; ".join(f"{k}: {', '.join(map(str, v)) if isinstance(v, list) else v}" for k, v in d["dropped"].items())
             console.print(f"not fed by the input schema (left out of the store): {escape(what)}")
+        if d["stand_ins"]:
+            what = "; ".join(f"{k}: {v}" for k, v in d["stand_ins"].items())
+            console.print(f"not fed by the input schema (stored in their place): {escape(what)}")

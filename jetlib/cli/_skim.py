@@ -13,7 +13,7 @@ def register(app: typer.Typer) -> None:
         inputs: list[str] = typer.Argument(..., metavar="INPUTS", help="File lists (text: one ROOT file path, glob or root:// URL a line; # comments), or ROOT files, globs or root:// URLs given directly, or both."),
         out: Path = typer.Option(Path("store"), "--out", "-o", help="Store folder (created, or resumed if it exists)."),
         schema: str = typer.Option("miniaod", help="Input schema: miniaod, nanoaod, or a YAML path."),
-        config: str = typer.Option("default", help="Skim config: default, or a YAML path (blocks, features, cuts)."),
+        config: str = typer.Option("default", help="Skim config: default, or a YAML path: a copy of schemas/skim/default.yaml, whose jets: cuts (min_pt, max_abs_eta, jet_id_mask, an expression such as 'nConstituents > 1'), event_selection preset (zmumu, dy_mutau, dijet, ttbar_emu), blocks (lengths, features, padding: zero or wrap) and nan_policy you edit."),
         labels: str = typer.Option(None, help="Label scheme (default: the config's): default, merged, or a YAML path."),
         fmt: str = typer.Option("hdf5", "--format", help="Shard format: hdf5 or parquet."),
         compression: str = typer.Option("lz4", help="lz4 (light, the default), zstd, gzip, or none: uncompressed HDF5 lets jetlib.Reader memory-map shards (zero copy)."),

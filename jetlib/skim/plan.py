@@ -55,7 +55,10 @@ class SkimPlan:
     genjetnu_branches: dict[str, str]
     preset: dict | None
     preset_branches: dict[str, dict[str, str]]  # collection -> field -> branch
-    dropped: dict[str, list[str]] = field(default_factory=dict)  # what the schema cannot feed
+    dropped: dict[str, list[str]] = field(default_factory=dict)  # what the schema cannot feed: left out
+    #: what the schema cannot feed and the store holds something else in its place (the column
+    #: stays, so that stores of every schema have the same layout): name -> what it holds
+    stand_ins: dict[str, str] = field(default_factory=dict)
     #: node-field branches listed under ``optional:``: read where a file has them, zero where not
     node_optional: frozenset[str] = frozenset()
     #: schema entries nothing in this skim reads (``collections.X``, ``event.y``): a key the
@@ -122,6 +125,7 @@ def make_plan(schema: InputSchema, config: SkimConfig, labels: LabelScheme) -> S
     """Check a skim config against an input schema and build the skim plan."""
     src = config.source
     dropped: dict[str, list[str]] = {}
+    stand_ins: dict[str, str] = {}
     jc = _col(schema, config.jets.collection, "jets.collection", "the skim selects its jets from it")
     jet_branches: dict[str, str] = {}
     for f in ("pt", "eta", "phi", "mass") + (("jetId",) if config.jets.jet_id_mask else ()):
@@ -213,11 +217,15 @@ def make_plan(schema: InputSchema, config: SkimConfig, labels: LabelScheme) -> S
         else:
             known = list(dict.fromkeys([*JET_DERIVED, *EVENT_FEATURES, *(f"n_{x}" for x in config.blocks), *jc.all_fields]))
             near = near_matches(f, known)
+            if near and near[0] in jc.all_fields:  # most likely a typo in the schema, not in the config
+                hint = (f"; it maps a field {near[0]!r} of {jc.name} (branch {jc.all_fields[near[0]]}): if that is this "
+                        f"feature, name it {f!r} there ({f}: {jc.all_fields[near[0]]}); otherwise")
+            else:
+                hint = (f"; did you mean {near[0]!r}?" if near else f" (known: {', '.join(known)})") + ";"
             raise ConfigError(
                 f"jet feature {f!r} is neither computed by jetlib nor a field of {jc.name} in input schema "
-                f"{schema.source}" + (f"; did you mean {near[0]!r}?" if near else f" (known: {', '.join(known)})")
-                + f"; add {f!r} to collections.{jc.name}.fields of the input schema, or remove it from jets.features "
-                "of a copy of the skim config (--config)",
+                f"{schema.source}{hint} add {f!r} to collections.{jc.name}.fields of the input schema, or remove it "
+                "from jets.features of a copy of the skim config (--config)",
                 source=src,
                 key="jets.features",
             )  # fmt: skip
@@ -234,7 +242,7 @@ def make_plan(schema: InputSchema, config: SkimConfig, labels: LabelScheme) -> S
     if schema.has("GenJetWithNu"):
         genjetnu = {f: schema.collections["GenJetWithNu"].all_fields[f] for f in GENJET_FIELDS}
     elif "gen_pt_with_nu" in config.truth:
-        dropped.setdefault("truth", []).append("gen_pt_with_nu (no GenJetWithNu in the schema: equals gen_pt)")
+        stand_ins["truth gen_pt_with_nu"] = "a copy of gen_pt (the input schema has no GenJetWithNu)"
 
     # -- event selection preset ----------------------------------------------------------
     preset = None
@@ -248,15 +256,15 @@ def make_plan(schema: InputSchema, config: SkimConfig, labels: LabelScheme) -> S
                 fields = ["pt", "eta", "phi", "mass"] + (["charge"] if key != "jets" else []) + (["iso"] if key != "jets" else [])
                 preset_branches[cname] = {f: c.all_fields[f] for f in fields if f in c.all_fields}
     missing_ids = [k for k in ("run", "lumi", "event") if k not in schema.event]
-    if missing_ids:
-        dropped.setdefault("observers", []).extend(f"{k} (not in the schema's event fields: written as 0)" for k in missing_ids)
+    for k in missing_ids:
+        stand_ins[f"observer {k}"] = "0 (not in the input schema's event fields)"
     _refuse_likely_typos(schema, config, jc.name, blocks, preset_branches, jet_features, missing_ids)
     node_optional = _optional_reads(schema, blocks, gen, genjet, genjetnu, preset_branches)
     return SkimPlan(
         schema=schema, config=config, labels=labels, tree=schema.tree, jet_branches=jet_branches,
         jet_optional=jet_optional, jet_features=tuple(jet_features), event_branches=event_branches,
         blocks=blocks, gen_branches=gen, genjet_branches=genjet, genjetnu_branches=genjetnu,
-        preset=preset, preset_branches=preset_branches, dropped=dropped, node_optional=node_optional,
+        preset=preset, preset_branches=preset_branches, dropped=dropped, stand_ins=stand_ins, node_optional=node_optional,
         unread=_unread(schema, config, blocks, preset_branches, event_branches, jet_branches),
     )  # fmt: skip
 

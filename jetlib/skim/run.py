@@ -138,6 +138,7 @@ def build_meta(plan: SkimPlan, *, fmt: str, compression: str, entries_per_task: 
         "event_selection": {"preset": cfg.event_selection, "cuts": plan.preset} if cfg.event_selection else None,
         "nan_policy": cfg.nan_policy,
         "dropped": plan.dropped,
+        "stand_ins": plan.stand_ins,
         "arrays": layout.to_json(),
         "skim_config": cfg.raw,
         "config_hash": digest,
@@ -626,6 +627,9 @@ def skim(
     if plan.dropped:  # expected for a sparse schema (NanoAOD has no PF candidates), a typo otherwise
         what = "; ".join(f"{k}: {', '.join(v)}" for k, v in plan.dropped.items())
         console.print(f"note: input schema {escape(plan.schema.name)!r} does not feed (left out of the store): {escape(what)}")
+    if plan.stand_ins:
+        console.print(f"note: input schema {escape(plan.schema.name)!r} does not feed (stored in their place): "
+                      + escape("; ".join(f"{k}: {v}" for k, v in plan.stand_ins.items())))
     with writer_lock(out, "jetlib skim"), _no_stub_left(out):  # one writer per store (jetlib/store/lock.py)
         _prepare_store(out, meta, overwrite)
         _remove_pending(out)  # left by workers of an interrupted run

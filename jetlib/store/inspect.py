@@ -52,8 +52,28 @@ def describe(path: str | Path) -> dict:
         "label_scheme": s.meta["labels"]["scheme"],
         "classes": dict(zip(s.classes, counts.tolist())),
         "dropped": s.meta.get("dropped", {}),
+        "stand_ins": s.meta.get("stand_ins", {}),
+        "selection": _selection(s.meta),
         "derived": derived_files(s),
         "failures": [r for r in s.latest().values() if r["status"] == "failed"],
         "nonfinite": nonfinite_totals(s.latest().values()),  # (totals, files) of nan_policy zero
         "writer": writer(s.path),  # a skim writing the store now, or None
     }
+
+
+def _selection(meta: dict) -> str:
+    """The skim's cuts and padding as one line: 'jets: pT > 15 GeV, |eta| < 2.5, jetId & 2;
+    events: all; padding: zero (pf, sv, ...)'."""
+    j = meta.get("skim_config", {}).get("jets", {})
+    jets = [f"pT > {j.get('min_pt')} GeV", f"|eta| < {j.get('max_abs_eta')}"]
+    if j.get("jet_id_mask"):
+        jets.append(f"jetId & {j['jet_id_mask']}")
+    if j.get("expression"):
+        jets.append(repr(j["expression"]))
+    ev = meta.get("event_selection") or {}
+    pads: dict[str, list[str]] = {}
+    for name, b in meta.get("blocks", {}).items():
+        pads.setdefault(b.get("padding", "zero"), []).append(name)
+    padding = "; ".join(f"{k} ({', '.join(v)})" for k, v in pads.items())
+    return (f"jets: {', '.join(jets)}; events: {('preset ' + ev['preset']) if ev.get('preset') else 'all'}; "
+            f"padding: {padding or 'none'}")

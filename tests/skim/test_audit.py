@@ -501,6 +501,10 @@ def test_integer_kinematics_are_refused():
         ("fields: [pt, eta, phi, mass, jetId, area, nConstituents]", "fields: [pt, eta, phi, mass, jetId, nConstituents]",
          "jet feature 'area' is neither computed by jetlib nor a field of Jet in input schema .*mine.yaml.*add 'area' to "
          "collections.Jet.fields of the input schema, or remove it from jets.features"),
+        ("fields: [pt, eta, phi, mass, jetId, area, nConstituents]", "fields: [pt, eta, phi, mass, jetId, area, nConstituent]",
+         "jet feature 'nConstituents' is neither .* in input schema .*mine.yaml; it maps a field 'nConstituent' of Jet "
+         "\\(branch Jet_nConstituent\\): if that is this feature, name it 'nConstituents' there "
+         "\\(nConstituents: Jet_nConstituent\\); otherwise add"),
         ("fields: [pt, eta, phi, mass, jetId, area, nConstituents]", "fields: [pt, eta, phi, mass, jetid, area, nConstituents]",
          "no required field 'jetId' \\(did you mean 'jetid'\\?\\); without a jet ID branch, set jets.jet_id_mask: 0"),
         ("  GenPart:\n", "  GenParticles:\n", "collection 'GenPart' is not in input schema.*the truth labels are made from the GEN"),
@@ -704,7 +708,9 @@ def test_a_schema_without_run_numbers_and_blocks_is_noted_at_the_start(miniaod_f
     s = skim([str(miniaod_files[0])], tmp_path / "store", schema=str(tmp_path / "mine.yaml"), console=Console(file=buf, width=400), **KW)
     assert s.ok and s.jets > 0
     out = buf.getvalue()
-    assert "does not feed (left out of the store): blocks: lt;" in out and "run (not in the schema's event fields: written as 0)" in out
+    assert "does not feed (left out of the store): blocks: lt;" in out
+    assert "does not feed (stored in their place): observer run: 0 (not in the input schema's event fields)" in out
+    np.testing.assert_array_equal(Store(tmp_path / "store").read(["run"])["run"], 0)
     # keys the skim does not know were ignored without a word; a bundled schema gets no such note
     assert "note: nothing in this skim reads collections.Unused, event.nPU of input schema 'miniaod'; the collection" in out
     buf = io.StringIO()

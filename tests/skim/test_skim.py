@@ -292,6 +292,10 @@ def test_real_nanoaod(tmp_path):
     assert set(store.blocks) == {"sv", "lep"}
     assert "pf" in store.meta["dropped"]["blocks"]
     a = store.read(["jet_pt", "label", "truth", "hadron_flavour", "sv_mask", "sv_features"])
+    # no GenJetWithNu in NanoAOD: the column is there, a copy of gen_pt, and the store says so
+    assert "truth" not in store.meta["dropped"] and store.truth[0] == "gen_pt" and store.truth[4] == "gen_pt_with_nu"
+    assert store.meta["stand_ins"] == {"truth gen_pt_with_nu": "a copy of gen_pt (the input schema has no GenJetWithNu)"}
+    np.testing.assert_array_equal(a["truth"][:, 4], a["truth"][:, 0])
     ref = uproot.open(NANO)["Events"].arrays(["Jet_pt", "Jet_eta", "Jet_jetId"])
     sel = (ref.Jet_pt > 15) & (abs(ref.Jet_eta) < 2.5) & ((ref.Jet_jetId & 2) == 2)
     np.testing.assert_array_equal(a["jet_pt"], ak.to_numpy(ak.flatten(ref.Jet_pt[sel])))
