@@ -4,7 +4,8 @@ Slot layout per truth jet (a slot is kept or not, by jet type):
  0 parent: hard parton (status 23) or W/Z;  1 main object: B/C hadron, tau or prompt lepton;
  2 second hadron (bb, cc), C hadron from the B decay, or the tau neutrino;
  3-7 tau decay products (pi+-, pi0) or, for semileptonic heavy flavour, lepton + neutrino.
-NanoAOD statusFlags: bit 0 isPrompt, 7 isHardProcess, 8 fromHardProcess, 13 isLastCopy.
+NanoAOD statusFlags: bit 0 isPrompt, 2-5 (direct, prompt) tau decay product, 7 isHardProcess,
+8 fromHardProcess, 13 isLastCopy.
 """
 
 from __future__ import annotations
@@ -16,7 +17,10 @@ from jetlib.generate.jets import TAU_MODES, T
 __all__ = ["gen_particles", "K"]
 
 K = 8
-PROMPT, HARD, FROM_HARD, LAST, TAU_DIRECT = 1, 1 << 7, 1 << 8, 1 << 13, 1 << 5
+PROMPT, HARD, FROM_HARD, LAST = 1, 1 << 7, 1 << 8, 1 << 13
+#: a prompt tau's direct decay product: isTauDecayProduct (2), isPromptTauDecayProduct (3),
+#: isDirectTauDecayProduct (4), isDirectPromptTauDecayProduct (5), as NanoAOD sets them
+TAU_DIRECT = (1 << 2) | (1 << 3) | (1 << 4) | (1 << 5)
 B_HADRONS = np.array([511, 521, 531, 5122])
 C_HADRONS = np.array([411, 421, 431, 4122])
 
