@@ -11,7 +11,7 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def generate(
         events: int = typer.Option(20000, help="Total number of events."),
-        process: str = typer.Option("ttbar,qcd,ztautau,zmumu", help="Comma-separated: ttbar, qcd, ztautau, zmumu."),
+        process: str = typer.Option("ttbar,qcd,ztautau,zmumu", help="Comma-separated: ttbar (lepton+jets 45%, dileptonic 10%: e-mu in half, all-hadronic), qcd (multijet, b/c/light/gluon), ztautau (hadronic and leptonic taus), zmumu."),
         files: int = typer.Option(1, help="Number of ROOT files (events split evenly)."),
         out: Path = typer.Option(Path("data"), "--out", "-o", help="Output folder."),
         seed: int = typer.Option(1, min=0, help="Random seed: the same seed gives the same events. Also the run number, so samples of different seeds can be skimmed together."),

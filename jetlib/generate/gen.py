@@ -64,8 +64,8 @@ def gen_particles(rng, j: dict) -> dict[str, np.ndarray]:
     heavyc = is_["c"] | is_["cc"]
     qs = np.sign(parton)  # the heavy quark's (a gluon's pair: the first hadron's quark)
     hadron = np.where(heavyb, _hadrons(rng, B_HADRONS, n, qs), _hadrons(rng, C_HADRONS, n, qs))
-    tau_pdg = -15 * j["tau_charge"]  # tau- is +15
-    lep_pdg = np.where(is_["e"], 11, 13) * rng.choice([-1, 1], n)
+    tau_pdg = -15 * j["charge"]  # tau- is +15
+    lep_pdg = -np.where(is_["e"], 11, 13) * j["charge"]  # e- is +11
     keep[:, 1] = heavyb | heavyc | is_["tau"] | is_["tau_lep"] | is_["e"] | is_["mu"]
     f["pdg"][:, 1] = np.select([heavyb | heavyc, is_["tau"] | is_["tau_lep"]], [hadron, tau_pdg], lep_pdg)
     f["status"][:, 1] = np.where(heavyb | heavyc | is_["tau"] | is_["tau_lep"], 2, 1)
@@ -91,7 +91,7 @@ def gen_particles(rng, j: dict) -> dict[str, np.ndarray]:
         k = s - 3
         ch = is_["tau"] & (k < nch)
         pi0 = is_["tau"] & (k >= nch) & (k < nch + npi0)
-        charge = np.where(k == 0, j["tau_charge"], np.where(k == 1, -j["tau_charge"], j["tau_charge"]))
+        charge = np.where(k == 1, -j["charge"], j["charge"])
         keep[:, s] |= ch | pi0
         f["pdg"][:, s] = np.where(ch, 211 * charge, 111)
         f["status"][:, s] = np.where(ch, 1, 2)

@@ -32,19 +32,25 @@ def _qcd_types(rng, n):
 
 def truth_jets(rng, process: np.ndarray) -> dict[str, np.ndarray]:
     """Truth jets of a batch of events (``process``: process index per event), grouped by event."""
-    evt, typ, pt = [], [], []
+    evt, typ, pt, charge = [], [], [], []
     n_ev = len(process)
     for p, name in enumerate(PROCESSES):
         ev = np.flatnonzero(process == p)
         k = len(ev)
         if not k:
             continue
+        # the charge of a jet's tau or prompt lepton; the two of one boson (Z, or the W+ W- of a
+        # dileptonic ttbar) have opposite charges, so that opposite-sign presets find them
+        q = rng.choice([-1, 1], k)
+        qs = [q, -q]
         if name == "ttbar":
-            lep = rng.random(k) < 0.45  # semileptonic: one W -> l nu
-            kinds = [np.full(k, T["b"]), np.full(k, T["b"]),
-                     np.where(lep, np.where(rng.random(k) < 0.5, T["e"], T["mu"]), np.where(rng.random(k) < 0.3, T["c"], T["uds"])),
-                     np.where(lep, -1, T["uds"])]  # fmt: skip
+            r = rng.random(k)
+            dilep, lep = r < 0.10, r < 0.55  # W+ W- -> l nu l nu (ee, mumu, emu), or l nu + jets
+            third = np.where(lep, np.where(rng.random(k) < 0.5, T["e"], T["mu"]), np.where(rng.random(k) < 0.3, T["c"], T["uds"]))
+            other = np.where(rng.random(k) < 0.5, np.where(third == T["e"], T["mu"], T["e"]), third)  # e-mu in half
+            kinds = [np.full(k, T["b"]), np.full(k, T["b"]), third, np.where(dilep, other, np.where(lep, -1, T["uds"]))]
             pts = [_pt(rng, k, 30, 2.2) for _ in range(4)]
+            qs = [q, -q, q, -q]
         elif name == "qcd":
             kinds = [_qcd_types(rng, k), _qcd_types(rng, k), np.where(rng.random(k) < 0.5, _qcd_types(rng, k), -1)]
             lead = _pt(rng, k, 25, 2.0)
@@ -58,23 +64,25 @@ def truth_jets(rng, process: np.ndarray) -> dict[str, np.ndarray]:
         # initial-state radiation: a gluon jet, or a gen jet with no hard parton (undef)
         kinds.append(np.where(rng.random(k) < 0.4, np.where(rng.random(k) < 0.5, T["g"], T["undef"]), -1))
         pts.append(_pt(rng, k, 15, 2.8))
-        for kk, pp in zip(kinds, pts):
+        qs = (qs + [rng.choice([-1, 1], k) for _ in kinds])[: len(kinds)]
+        for kk, pp, qq in zip(kinds, pts, qs):
             keep = kk >= 0
             evt.append(ev[keep])
             typ.append(kk[keep])
             pt.append(pp[keep])
+            charge.append(qq[keep])
     # pileup jets: reco jets with no gen jet
     npu = rng.poisson(0.5, n_ev)
     evt.append(np.repeat(np.arange(n_ev), npu))
     typ.append(np.full(npu.sum(), T["pu"]))
     pt.append(_pt(rng, int(npu.sum()), 15, 4.0))
-    evt_a, typ_a, pt_a = np.concatenate(evt), np.concatenate(typ), np.concatenate(pt)
+    charge.append(rng.choice([-1, 1], int(npu.sum())))
+    evt_a, typ_a, pt_a, q_a = np.concatenate(evt), np.concatenate(typ), np.concatenate(pt), np.concatenate(charge)
     order = np.argsort(evt_a, kind="stable")
-    evt_a, typ_a, pt_a = evt_a[order], typ_a[order], pt_a[order]
+    evt_a, typ_a, pt_a, q_a = evt_a[order], typ_a[order], pt_a[order], q_a[order]
     n = len(evt_a)
     eta = np.clip(rng.normal(0, 1.6, n), -4.6, 4.6)
     phi = rng.uniform(-np.pi, np.pi, n)
     tau_mode = rng.choice(len(TAU_MODES), n, p=TAU_MODE_P)
-    tau_charge = rng.choice([-1, 1], n)
     return {"evt": evt_a, "type": typ_a, "pt": pt_a, "eta": eta, "phi": phi, "tau_mode": tau_mode,
-            "tau_charge": tau_charge, "semilep": rng.random(n) < 0.2}  # fmt: skip
+            "charge": q_a, "semilep": rng.random(n) < 0.2}  # fmt: skip

@@ -78,7 +78,7 @@ def reco_objects(rng, j: dict, gen: dict, ev: dict) -> dict[str, tuple[np.ndarra
     pdg = np.where(np.abs(pdg) == 211, pdg, np.abs(pdg))
     taucons = is_["tau"][cj]
     # the prongs' charges as in GEN (gen.py): +q, -q, +q for a tau of charge q
-    pdg = np.where(taucons, np.where(k < nch_tau[cj], 211 * np.where(k == 1, -1, 1) * j["tau_charge"][cj], 22), pdg)
+    pdg = np.where(taucons, np.where(k < nch_tau[cj], 211 * np.where(k == 1, -1, 1) * j["charge"][cj], 22), pdg)
     # the GEN lepton of a lepton jet, and a semileptonic B/C decay's among its tracks
     pdg = np.where((lepjet | semi)[cj] & (k == 0), lep_pdg[cj], pdg)
     charge = np.where(np.isin(np.abs(pdg), [22, 130]), 0, -np.sign(pdg) * np.where(np.abs(pdg) == 211, -1, 1))

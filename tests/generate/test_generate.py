@@ -183,3 +183,39 @@ def test_the_pt_spectrum_falls_to_its_end():
     got = np.histogram(pt, edges)[0] / len(pt)
     cdf = lambda x: (1 - (x / pt0) ** -index) / (1 - (1000.0 / pt0) ** -index)  # noqa: E731
     np.testing.assert_allclose(got, np.diff(cdf(edges)), rtol=0.05)
+
+
+def test_lepton_pairs_of_one_boson_have_opposite_charges_and_the_presets_find_them(sample, tmp_path):
+    """Z -> mumu, Z -> tautau and dileptonic ttbar (e-mu in half) give opposite-sign pairs:
+    the zmumu and ttbar_emu control-region presets select events of the generated sample."""
+    import yaml
+
+    from jetlib.config._files import resolve
+    from jetlib.config.inputs import load_input_schema
+    from jetlib.config.skim import load_label_scheme, load_skim_config
+    from jetlib.kernels.events import select_events
+    from jetlib.skim.plan import make_plan
+    from jetlib.source.open import check_branches, open_tree
+    from jetlib.source.read import read_chunk
+
+    a = uproot.open(sample)["Events"].arrays(["GenPart_pdgId", "GenPart_status", "GenPart_statusFlags", "GenPart_genPartIdxMother"])
+    pdg = a.GenPart_pdgId
+    prompt = ((abs(pdg) == 11) | (abs(pdg) == 13)) & (a.GenPart_status == 1) & ((a.GenPart_statusFlags & 257) == 257)
+    taus = abs(pdg) == 15
+    for sel in (prompt, taus):
+        two = ak.num(pdg[sel]) == 2
+        signs = ak.to_numpy(ak.prod(np.sign(pdg[sel][two]), axis=1))
+        assert len(signs) > 50 and (signs < 0).all()
+    emu = (ak.sum(prompt & (abs(pdg) == 11), axis=1) == 1) & (ak.sum(prompt & (abs(pdg) == 13), axis=1) == 1)
+    assert ak.sum(emu) > 10
+    for preset, least in (("zmumu", 100), ("ttbar_emu", 20)):
+        cfg = yaml.safe_load(resolve("skim", "default").read_text())
+        cfg["event_selection"] = preset
+        (tmp_path / f"{preset}.yaml").write_text(yaml.safe_dump(cfg))
+        c = load_skim_config(tmp_path / f"{preset}.yaml")
+        plan = make_plan(load_input_schema("miniaod"), c, load_label_scheme(c.labels))
+        t = open_tree(str(sample), plan.tree)
+        chunk = read_chunk(t, plan, 0, t.num_entries, set(check_branches(str(sample), t, plan.branches(), "miniaod")))
+        ok = select_events(plan.preset, chunk.n_events, muons=chunk.preset.get("Muon"),
+                           electrons=chunk.preset.get("Electron"), jets=chunk.preset.get("Jet"))  # fmt: skip
+        assert ok.sum() >= least, (preset, ok.sum())  # (170 and 35 of 3000 events)
