@@ -135,6 +135,8 @@ def build_meta(plan: SkimPlan, *, fmt: str, compression: str, entries_per_task: 
         "observers": list(observers(plan)),
         "labels": {"scheme": plan.labels.name, "classes": list(plan.labels.classes), "raw": plan.labels.raw},
         "truth": list(cfg.truth),
+        "jet_selection": {"min_pt": cfg.jets.min_pt, "max_abs_eta": cfg.jets.max_abs_eta,
+                          "jet_id_mask": cfg.jets.jet_id_mask, "expression": cfg.jets.expression},  # (defaults applied)
         "event_selection": {"preset": cfg.event_selection, "cuts": plan.preset} if cfg.event_selection else None,
         "nan_policy": cfg.nan_policy,
         "dropped": plan.dropped,

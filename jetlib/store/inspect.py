@@ -64,8 +64,10 @@ def describe(path: str | Path) -> dict:
 def _selection(meta: dict) -> str:
     """The skim's cuts and padding as one line: 'jets: pT > 15 GeV, |eta| < 2.5, jetId & 2;
     events: all; padding: zero (pf, sv, ...)'."""
-    j = meta.get("skim_config", {}).get("jets", {})
-    jets = [f"pT > {j.get('min_pt')} GeV", f"|eta| < {j.get('max_abs_eta')}"]
+    # the cuts as applied (stores before jet_selection was recorded: as the config wrote them)
+    j = meta.get("jet_selection") or meta.get("skim_config", {}).get("jets", {})
+    jets = ([f"pT > {j['min_pt']} GeV"] if j.get("min_pt") is not None else []) + (
+        [f"|eta| < {j['max_abs_eta']}"] if j.get("max_abs_eta") is not None else [])
     if j.get("jet_id_mask"):
         jets.append(f"jetId & {j['jet_id_mask']}")
     if j.get("expression"):
@@ -75,5 +77,5 @@ def _selection(meta: dict) -> str:
     for name, b in meta.get("blocks", {}).items():
         pads.setdefault(b.get("padding", "zero"), []).append(name)
     padding = "; ".join(f"{k} ({', '.join(v)})" for k, v in pads.items())
-    return (f"jets: {', '.join(jets)}; events: {('preset ' + ev['preset']) if ev.get('preset') else 'all'}; "
+    return (f"jets: {', '.join(jets) or 'all'}; events: {('preset ' + ev['preset']) if ev.get('preset') else 'all'}; "
             f"padding: {padding or 'none'}")

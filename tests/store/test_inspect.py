@@ -59,7 +59,8 @@ def test_inspect_says_which_weights_and_stats_are_current(store_factory):
 def test_inspect_shows_the_cuts_the_preset_and_the_padding():
     from jetlib.store.inspect import _selection
 
-    meta = {"skim_config": {"jets": {"min_pt": 20.0, "max_abs_eta": 2.4, "jet_id_mask": 0, "expression": "area > 0.2"}},
+    meta = {"jet_selection": {"min_pt": 20.0, "max_abs_eta": 2.4, "jet_id_mask": 0, "expression": "area > 0.2"},
+            "skim_config": {"jets": {"expression": "area > 0.2"}},  # (min_pt etc. left to their defaults)
             "event_selection": {"preset": "zmumu", "cuts": {}},
             "blocks": {"pf": {"padding": "wrap"}, "sv": {"padding": "zero"}, "lep": {"padding": "wrap"}}}  # fmt: skip
     assert _selection(meta) == "jets: pT > 20.0 GeV, |eta| < 2.4, 'area > 0.2'; events: preset zmumu; padding: wrap (pf, lep); zero (sv)"
