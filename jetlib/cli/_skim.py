@@ -76,8 +76,7 @@ def register(app: typer.Typer) -> None:
 
         if (bad := nonfinite_totals(s.records))[0]:
             console.print(f"[yellow]note:[/] {escape(nonfinite_text(*bad))}")
-        store = Store(s.store)
-        if s.jets and (empty := _without_jets(s.records, store.latest())):  # (no jets at all: the warning below)
+        if s.jets and (empty := s.without_jets):  # (no jets at all: the warning below)
             first, events = next(iter(empty.items()))
             why = "an empty tree" if events == 0 else f"{events:,} events, no jet passed the selection"
             more = f" and {len(empty) - 1:,} more" if len(empty) > 1 else ""
@@ -94,7 +93,7 @@ def register(app: typer.Typer) -> None:
                           f"config {escape(repr(config))} (jets: min pT, |eta|, jet ID, cut; events: preset); check it "
                           "against the inputs (units GeV; jetId a bit mask: a 0/1 branch needs jet_id_mask: 1): "
                           "`jetlib weights`, `jetlib stats` and the Reader need jets")  # fmt: skip
-        partial = store.partial_files()
+        partial = Store(s.store).partial_files()
         if partial:  # counted as skipped or failed above, and yet some of their events are in the store
             console.print(f"[yellow]warning:[/] {len(partial)} input file(s) are in the store only in part (entry ranges "
                           f"done before the rest failed or was skipped), e.g. {escape(partial[0])}; `jetlib verify "
@@ -106,19 +105,6 @@ def register(app: typer.Typer) -> None:
         if not s.ok:
             console.print(f"[red]some tasks failed[/]: {_what_next(s)}")
             raise typer.Exit(1)
-
-
-def _without_jets(records: list[dict], latest: dict[str, dict]) -> dict[str, int]:
-    """The files this run did tasks of (``records``) whose done ranges in the store (``latest``,
-    earlier runs' too) hold no jet, with their events, by path."""
-    files = {r["file"] for r in records}
-    jets: dict[str, int] = {}
-    events: dict[str, int] = {}
-    for r in latest.values():
-        if r.get("file") in files and r["status"] == "done" and r.get("kind", "range") == "range":
-            jets[r["file"]] = jets.get(r["file"], 0) + r.get("jets", 0)
-            events[r["file"]] = events.get(r["file"], 0) + r.get("events", 0)
-    return {f: events[f] for f, n in sorted(jets.items()) if n == 0}
 
 
 def _same_reason(failures: list[dict]) -> list[tuple[dict, int]]:

@@ -84,6 +84,8 @@ class SkimSummary:
     dashboard: str | None = None
     #: the records of the tasks done by this run, for their non-finite counts (nonfinite_totals)
     records: list[dict] = field(default_factory=list)
+    #: files this run did tasks of whose done ranges in the store hold no jet -> their events
+    without_jets: dict[str, int] = field(default_factory=dict)
 
     @property
     def nothing_done(self) -> bool:
@@ -845,5 +847,19 @@ def skim(
                 cluster.close()
                 # shards of tasks that finished after --fail-fast or Ctrl-C stopped this loop
                 _remove_pending(out)
+        summary.without_jets = _without_jets(summary.records, latest)
         summary.seconds = time.perf_counter() - t_start
         return summary
+
+
+def _without_jets(records: list[dict], latest: dict[str, dict]) -> dict[str, int]:
+    """The files this run did tasks of (``records``) whose done ranges in the store (``latest``,
+    earlier runs' too) hold no jet, with their events, by path."""
+    files = {r["file"] for r in records}
+    jets: dict[str, int] = {}
+    events: dict[str, int] = {}
+    for r in latest.values():
+        if r.get("file") in files and r["status"] == "done" and r.get("kind", "range") == "range":
+            jets[r["file"]] = jets.get(r["file"], 0) + r.get("jets", 0)
+            events[r["file"]] = events.get(r["file"], 0) + r.get("events", 0)
+    return {f: events[f] for f, n in sorted(jets.items()) if n == 0}

@@ -498,7 +498,7 @@ def test_the_skim_names_inputs_that_gave_no_jets(tmp_path):
                                   "--no-progress", "--dashboard-address", ""], env={"COLUMNS": "400"})  # fmt: skip
     assert "gave no jets" not in res.output and "no jet of the 50 events read passed the selection" in res.output
     # a resumed file whose last range has no jets, while its earlier ones had: not named
-    from jetlib.cli._skim import _without_jets
+    from jetlib.skim.run import _without_jets
 
     done = {"file": "f.root", "status": "done", "kind": "range"}
     latest = {"a": {**done, "jets": 7, "events": 10}, "b": {**done, "jets": 0, "events": 10}}
