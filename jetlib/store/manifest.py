@@ -112,12 +112,12 @@ def nonfinite_totals(records) -> tuple[dict[str, int], list[str]]:
 
 def nonfinite_text(totals: dict[str, int], files: list[str]) -> str:
     """One sentence on what ``nan_policy: zero`` did, for the skim's summary and ``jetlib inspect``."""
-    where = {"jet": "the jet features", "truth": "the truth"}
-    zeroed = ", ".join(f"{n:,} in {where.get(w := k[len('nonfinite_'):], 'block ' + w)}"
-                       for k, n in totals.items() if k != "nonfinite_jet_p4")
-    parts = [f"{zeroed} set to 0" if zeroed else "", (
-        f"{n:,} jet(s) left out (their pT, eta, phi or mass is NaN or inf)" if (n := totals.get("nonfinite_jet_p4")) else "")]
+    where = {"nonfinite_jet": "the jet features", "nonfinite_truth": "the truth"}
+    zeroed = [f"{n:,} in {where.get(k, 'block ' + k[len('nonfinite_'):])}" for k, n in totals.items() if k != "nonfinite_jet_p4"]
+    parts = [f"{', '.join(zeroed)} set to 0"] if zeroed else []
+    if n := totals.get("nonfinite_jet_p4"):
+        parts.append(f"{n:,} jet(s) left out (their pT, eta, phi or mass is NaN or inf)")
     more = f" and {len(files) - 1:,} more" if len(files) > 1 else ""
-    return (f"non-finite input values in {files[0]}{more} (nan_policy zero): {'; '.join(p for p in parts if p)} "
+    return (f"non-finite input values in {files[0]}{more} (nan_policy zero): {'; '.join(parts)} "
             "(counts per task: the counters of manifest.jsonl; nan_policy: error fails such tasks instead)")
 

@@ -40,6 +40,13 @@ def test_same_seed_same_events(tmp_path, sample):
     assert len(keys[0]) == 3000 and not keys[0] & keys[1]
 
 
+def _link_jets(jet) -> tuple[np.ndarray, np.ndarray]:
+    """The jets of the link table's entries (``jet``: JetPFCand_jetIdx per event) as keys
+    event * 1000 + jet index, sorted, and each entry's position among them (for np.bincount)."""
+    event = ak.broadcast_arrays(ak.local_index(jet, axis=0), jet)[0]
+    return np.unique(ak.to_numpy(ak.flatten(event * 1000 + jet)), return_inverse=True)
+
+
 def test_consistency_and_physics(sample):
     a = uproot.open(sample)["Events"].arrays()
     assert ak.all(a.nJet == ak.num(a.Jet_pt))
@@ -65,9 +72,7 @@ def test_consistency_and_physics(sample):
     assert (b > 3).mean() > 5 * (light > 3).mean() and abs(np.median(light)) < 0.5
     # per jet, as a track-counting tagger sees it: two tracks above 3 sigma in most b jets
     # (CMS: ~50-60%), hardly any light jet (it was 17% of b jets)
-    event = ak.broadcast_arrays(ak.local_index(jet, axis=0), jet)[0]
-    key = ak.to_numpy(ak.flatten(event * 1000 + jet))
-    jets, inv = np.unique(key, return_inverse=True)
+    jets, inv = _link_jets(jet)
     n_above = np.bincount(inv, weights=ak.to_numpy(ak.flatten((sig > 3) & charged)), minlength=len(jets))
     jet_hf = np.zeros(len(jets), np.int64)
     jet_hf[inv] = ak.to_numpy(ak.flatten(hf))
@@ -149,8 +154,7 @@ def test_charges_and_hadron_codes_follow_the_decays(sample):
     # charged, none a lepton, in events with a GEN tau), a tight muon has its GEN muon's charge
     jet, q = a.JetPFCand_jetIdx, a.PFCand_charge[a.JetPFCand_candIdx]
     cand_pdg = abs(a.PFCand_pdgId[a.JetPFCand_candIdx])
-    event = ak.broadcast_arrays(ak.local_index(jet, axis=0), jet)[0]
-    jets, inv = np.unique(ak.to_numpy(ak.flatten(event * 1000 + jet)), return_inverse=True)
+    jets, inv = _link_jets(jet)
     qsum = np.bincount(inv, weights=ak.to_numpy(ak.flatten(q)), minlength=len(jets))
     nch = np.bincount(inv, weights=ak.to_numpy(ak.flatten(q != 0)), minlength=len(jets))
     ncons = np.bincount(inv, minlength=len(jets))

@@ -431,7 +431,7 @@ def test_a_skim_cuts_tasks_at_clusters_and_a_resumed_store_keeps_its_plan(tmp_pa
 
 
 def _by_jet(out) -> dict[tuple[int, int], dict[str, np.ndarray]]:
-    """Every jet of a store, keyed by (event, index in the event), read with plain h5py/pyarrow."""
+    """Every jet of a store, keyed by (event, index in the event)."""
     store = Store(out)
     names = ["event", "jet_index", "truth", "jet_features", "pf_features", "jet_phi", "jet_pt"]
     a = store.read(names)
