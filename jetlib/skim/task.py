@@ -231,6 +231,8 @@ def run_task(plan: SkimPlan, task: Task, store: str, fmt: str, compression: str,
         except SchemaMismatchError as err:  # the content does not follow the schema's conventions
             raise SchemaMismatchError(f"{task.path} (entries {task.start}-{task.stop}): {err}; map branches that do in "
                                       f"the input schema ({plan.schema.source}), or fix the ntuple") from None  # fmt: skip
+        except FloatingPointError as err:  # nan_policy 'error': the reason names the file, as every other one does
+            raise FloatingPointError(f"{task.path} (entries {task.start}-{task.stop}): {err}") from None
     except (InputFileError, MissingBranchError, SchemaMismatchError, OSError, FloatingPointError) as err:  # TaskTimeout is an OSError
         # bad input: recorded, never retried; programming errors propagate to the client
         rec.update(_failure(err))

@@ -484,6 +484,7 @@ def test_nonfinite_jets_and_truth_are_left_out_or_zeroed_and_counted(tmp_path):
     cfg.write_text(resolve("skim", "default").read_text().replace("nan_policy: zero", "nan_policy: error"))
     s = skim([str(bad)], tmp_path / "bad_error", config=str(cfg), **KW)
     assert not s.ok and "nonfinite_jet_p4" in s.failures[0]["reason"]
+    assert s.failures[0]["reason"].startswith(f"{bad} (entries 0-150): non-finite input values with nan_policy 'error'")
 
 
 def test_the_skim_names_inputs_that_gave_no_jets(tmp_path):
