@@ -114,7 +114,10 @@ def gen_particles(rng, j: dict) -> dict[str, np.ndarray]:
         f["flags"][:, s] = np.where(m, np.where(lep_tau, TAU_DIRECT | LAST, LAST), f["flags"][:, s])
         f["mother"][:, s] = np.where(m, 1, f["mother"][:, s])
         f["mass"][:, s] = np.where(m & (s == 3), np.where(flav == 11, 0.000511, 0.1057), np.where(m, 0.0, f["mass"][:, s]))
-        pt[:, s] = np.where(m, j["pt"] * np.where(lep_tau, 0.5, 0.12), pt[:, s])
+        # leptonic tau: the lepton carries the visible jet (its reco lepton 0.95 of the jet,
+        # reco.py); the two neutrinos the rest of the tau's 1.25 (0.25 + 0.05); B/C: 0.12 each
+        share = np.where(lep_tau, 0.95 if s == 3 else 0.05, 0.12)
+        pt[:, s] = np.where(m, j["pt"] * share, pt[:, s])
     f["pt"] = pt
     f["eta"] = j["eta"][:, None] + deta
     f["phi"] = (j["phi"][:, None] + dphi + np.pi) % (2 * np.pi) - np.pi

@@ -223,3 +223,35 @@ def test_lepton_pairs_of_one_boson_have_opposite_charges_and_the_presets_find_th
         ok = select_events(plan.preset, chunk.n_events, muons=chunk.preset.get("Muon"),
                            electrons=chunk.preset.get("Electron"), jets=chunk.preset.get("Jet"))  # fmt: skip
         assert ok.sum() >= least, (preset, ok.sum())  # (170 and 35 of 3000 events)
+
+
+def test_a_leptonic_taus_gen_lepton_is_its_reco_lepton(sample):
+    """A tau's decay products share its pT; in a leptonic tau the lepton carries the visible
+    jet, so its reco Muon/Electron (0.95 of the reco jet) has the GEN lepton's pT within the
+    jet resolution (the GEN lepton had 0.5 of the jet, half of what reco holds)."""
+    a = uproot.open(sample)["Events"].arrays()
+    cnt = ak.to_numpy(ak.num(a.GenPart_pdgId))
+    start = np.repeat(np.cumsum(cnt) - cnt, cnt)
+    pdg = ak.to_numpy(ak.flatten(a.GenPart_pdgId))
+    pt = ak.to_numpy(ak.flatten(a.GenPart_pt)).astype(np.float64)
+    m = ak.to_numpy(ak.flatten(a.GenPart_genPartIdxMother))
+    mother = np.where(m >= 0, m + start, -1)
+    has = mother >= 0
+    tau = np.abs(pdg) == 15
+    shared = np.bincount(mother[has], weights=pt[has], minlength=len(pt))
+    assert tau.sum() > 100 and np.allclose(shared[tau], pt[tau], rtol=1e-5)
+    from_tau = ((np.abs(pdg) == 11) | (np.abs(pdg) == 13)) & has & (np.abs(pdg[np.maximum(mother, 0)]) == 15)
+    ratios = []
+    for coll, ident, code in (("Muon", "tightId", 13), ("Electron", "mvaIso_WP80", 11)):
+        reco = a[f"{coll}_{ident}"] == 1
+        gen = ak.unflatten(from_tau & (np.abs(pdg) == code), cnt)
+        pair = ak.cartesian({"g": ak.zip({"pt": a.GenPart_pt[gen], "eta": a.GenPart_eta[gen], "phi": a.GenPart_phi[gen]}),
+                             "r": ak.zip({"pt": a[f"{coll}_pt"][reco], "eta": a[f"{coll}_eta"][reco],
+                                          "phi": a[f"{coll}_phi"][reco]})}, nested=True)
+        g, r = pair.g, pair.r
+        d2 = (r.eta - g.eta) ** 2 + ((r.phi - g.phi + np.pi) % (2 * np.pi) - np.pi) ** 2
+        best = ak.argmin(d2, axis=-1, keepdims=True)
+        near = ak.flatten(d2[best], axis=-1) < 0.1**2
+        ratios.append(ak.to_numpy(ak.flatten((r.pt / g.pt)[best][near], axis=None)))
+    ratio = np.concatenate(ratios)
+    assert len(ratio) > 100 and 0.9 < np.median(ratio) < 1.1
