@@ -16,7 +16,7 @@ def register(app: typer.Typer) -> None:
 
         from jetlib.cli import counted, results_console
         from jetlib.errors import StoreError
-        from jetlib.store.inspect import describe
+        from jetlib.store.inspect import describe, schema_gaps
         from jetlib.store.manifest import nonfinite_text
 
         console = results_console()
@@ -64,9 +64,5 @@ def register(app: typer.Typer) -> None:
         else:
             console.print(f"no sampling weights or standardisation yet: `jetlib weights {escape(str(store))}`, "
                           f"`jetlib stats {escape(str(store))}`")  # fmt: skip
-        if d["dropped"]:
-            what = "; ".join(f"{k}: {', '.join(map(str, v)) if isinstance(v, list) else v}" for k, v in d["dropped"].items())
-            console.print(f"not fed by the input schema (left out of the store): {escape(what)}")
-        if d["stand_ins"]:
-            what = "; ".join(f"{k}: {v}" for k, v in d["stand_ins"].items())
-            console.print(f"not fed by the input schema (stored in their place): {escape(what)}")
+        for how, what in schema_gaps(d["dropped"], d["stand_ins"]):
+            console.print(f"not fed by the input schema ({how}): {escape(what)}")

@@ -40,6 +40,7 @@ from jetlib.skim.process import observers, shard_layout
 from jetlib.skim.task import CONFIG_ERRORS, DEFAULT_TASK_TIMEOUT_S, Task, count_entries, run_task, schema_fault
 from jetlib.source.filelist import is_remote, is_root_file, parse_inputs
 from jetlib.source.open import header_uuid
+from jetlib.store.inspect import schema_gaps
 from jetlib.store.lock import LOCK_NAME, writer_lock
 from jetlib.store.manifest import MANIFEST_NAME, Manifest, done_uuids, uuid_clashes
 from jetlib.store.shards import COMPRESSIONS, FORMATS, publish_shard
@@ -628,12 +629,9 @@ def skim(
         console.print(f"note: nothing in this skim reads {escape(', '.join(plan.unread))} of input schema "
                       f"{escape(plan.schema.name)!r}; the collection and event keys are fixed names (those of "
                       "schemas/inputs/miniaod.yaml): rename the key and keep your branch names")  # fmt: skip
-    if plan.dropped:  # expected for a sparse schema (NanoAOD has no PF candidates), a typo otherwise
-        what = "; ".join(f"{k}: {', '.join(v)}" for k, v in plan.dropped.items())
-        console.print(f"note: input schema {escape(plan.schema.name)!r} does not feed (left out of the store): {escape(what)}")
-    if plan.stand_ins:
-        console.print(f"note: input schema {escape(plan.schema.name)!r} does not feed (stored in their place): "
-                      + escape("; ".join(f"{k}: {v}" for k, v in plan.stand_ins.items())))
+    # expected for a sparse schema (NanoAOD has no PF candidates), a typo otherwise
+    for how, what in schema_gaps(plan.dropped, plan.stand_ins):
+        console.print(f"note: input schema {escape(plan.schema.name)!r} does not feed ({how}): {escape(what)}")
     with writer_lock(out, "jetlib skim"), _no_stub_left(out):  # one writer per store (jetlib/store/lock.py)
         _prepare_store(out, meta, overwrite)
         _remove_pending(out)  # left by workers of an interrupted run

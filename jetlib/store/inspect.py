@@ -12,7 +12,21 @@ from jetlib.store.manifest import nonfinite_totals
 from jetlib.store.store import Store
 from jetlib.store.verify import derived_files
 
-__all__ = ["describe"]
+__all__ = ["describe", "schema_gaps"]
+
+
+def schema_gaps(dropped: dict, stand_ins: dict) -> list[tuple[str, str]]:
+    """What an input schema does not feed, one (how, what) pair per line that the skim and
+    ``jetlib inspect`` print: ("left out of the store", "pf: ..."), ("stored in their place",
+    "truth gen_pt_with_nu: a copy of gen_pt ...") (``SkimPlan.dropped`` and ``stand_ins``, or
+    the same read back from jetlib.json)."""
+    lines = []
+    if dropped:
+        lines.append(("left out of the store", "; ".join(
+            f"{k}: {', '.join(map(str, v)) if isinstance(v, (list, tuple)) else v}" for k, v in dropped.items())))
+    if stand_ins:
+        lines.append(("stored in their place", "; ".join(f"{k}: {v}" for k, v in stand_ins.items())))
+    return lines
 
 
 def describe(path: str | Path) -> dict:

@@ -711,6 +711,14 @@ def test_a_schema_without_run_numbers_and_blocks_is_noted_at_the_start(miniaod_f
     assert "does not feed (left out of the store): blocks: lt;" in out
     assert "does not feed (stored in their place): observer run: 0 (not in the input schema's event fields)" in out
     np.testing.assert_array_equal(Store(tmp_path / "store").read(["run"])["run"], 0)
+    from typer.testing import CliRunner  # inspect says the same from jetlib.json
+
+    from jetlib.cli import app
+
+    res = CliRunner().invoke(app, ["inspect", str(tmp_path / "store")], terminal_width=400)
+    assert res.exit_code == 0, res.output
+    assert "not fed by the input schema (left out of the store): blocks: lt;" in res.output
+    assert "not fed by the input schema (stored in their place): observer run: 0 (not in the input schema's" in res.output
     # keys the skim does not know were ignored without a word; a bundled schema gets no such note
     assert "note: nothing in this skim reads collections.Unused, event.nPU of input schema 'miniaod'; the collection" in out
     buf = io.StringIO()
