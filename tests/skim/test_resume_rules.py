@@ -1,0 +1,162 @@
+"""Rules of the skim that a mutation audit found unpinned: what a re-run retries or keeps
+failed, what makes another configuration, verify --inputs without UUIDs, file-list paths,
+retries, and stored values checked against the input branches (jet-level derived features,
+event features, flavour observers, gen_pt_with_nu). Each test fails if its rule is broken."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import awkward as ak
+import numpy as np
+import pytest
+import uproot
+from miniaod_inputs import write_miniaod
+
+from jetlib.errors import StoreError
+from jetlib.skim.run import skim
+from jetlib.store import Store
+from jetlib.store.verify import verify
+
+KW = dict(workers=1, dashboard_address=None, progress=False, entries_per_task=200)
+
+
+@pytest.fixture
+def two(tmp_path):
+    return [str(write_miniaod(tmp_path / f"f{i}.root", 300, seed=i)) for i in range(2)]
+
+
+def _edit(out: Path, key: str, **kw) -> None:
+    """Give the manifest's record of task ``key`` the fields ``kw``, no shards and no jets."""
+    m = out / "manifest.jsonl"
+    recs = [json.loads(line) for line in m.read_text().splitlines()]
+    for r in recs:
+        if r["task"] == key:
+            for sh in r["shards"]:
+                (out / "shards" / sh["name"]).unlink(missing_ok=True)
+            r.update(kw, shards=[], events=0, jets=0)
+    m.write_text("".join(json.dumps(r) + "\n" for r in recs))
+
+
+def test_a_skipped_range_is_retried_when_the_file_reads_again(two, tmp_path):
+    out = tmp_path / "s"
+    ref = skim(two, out, **KW)
+    _edit(out, f"{two[0]}:200-300", status="skipped", error="InputFileError", reason="damaged basket")
+    s = skim(two, out, **KW)
+    assert s.done == 1 and s.already_done == 3 and Store(out).n_jets == ref.jets
+
+
+def test_a_partly_done_file_dropped_from_a_skip_bad_files_list_keeps_its_failure(two, tmp_path):
+    out = tmp_path / "s"
+    skim(two, out, **KW)
+    _edit(out, f"{two[0]}:200-300", status="failed", error="InputFileError", reason="damaged basket")
+    skim([two[1]], out, skip_bad_files=True, **KW)
+    assert Store(out).latest()[f"{two[0]}:200-300"]["status"] == "failed"
+    assert not verify(out).ok  # the store holds only part of f0
+
+
+def test_a_file_replaced_mid_run_fails_even_with_skip_bad_files(two, tmp_path, monkeypatch):
+    import jetlib.skim.run as run
+
+    real = run._count_files
+
+    def counted_before_a_replacement(*a, **k):
+        counts = real(*a, **k)
+        counts[two[0]]["file_uuid"] = "00000000-0000-0000-0000-000000000000"
+        return counts
+
+    monkeypatch.setattr(run, "_count_files", counted_before_a_replacement)
+    s = skim(two, tmp_path / "s", skip_bad_files=True, **KW)
+    assert s.failed == 2 and s.skipped == 0 and not s.ok
+
+
+def test_another_entries_per_task_is_another_configuration(two, tmp_path):
+    skim(two, tmp_path / "s", **KW)
+    with pytest.raises(StoreError, match=r"another configuration \(entries_per_task 200 -> 100\)"):
+        skim(two, tmp_path / "s", **{**KW, "entries_per_task": 100})
+
+
+def test_verify_inputs_sees_other_entries_without_uuids(two, tmp_path):
+    out = tmp_path / "s"
+    skim(two, out, **KW)
+    m = out / "manifest.jsonl"
+    recs = [json.loads(line) for line in m.read_text().splitlines()]
+    for r in recs:
+        r.pop("file_uuid", None), r.pop("file_size", None)
+    m.write_text("".join(json.dumps(r) + "\n" for r in recs))
+    write_miniaod(Path(two[0]), 250, seed=9)
+    errs = [e for e in verify(out, inputs=True).errors if e.check == "inputs"]
+    assert [e.where for e in errs] == [two[0]] and "250 entries, the manifest 300" in errs[0].message
+
+
+def test_stored_values_are_those_of_the_input_branches(tmp_path):
+    """Jet energy and log pT, rho and nPV, the flavour observers and gen_pt_with_nu (the
+    nearest GenJetWithNu within dR 0.4), each jet found again by (event, jet_index)."""
+    f = write_miniaod(tmp_path / "in.root", 300, seed=21)
+    assert skim([str(f)], tmp_path / "s", **KW).ok
+    st = Store(tmp_path / "s")
+    a = st.read(["event", "jet_index", "jet_features", "truth", "hadron_flavour", "parton_flavour"])
+    col = {c: i for i, c in enumerate(st.jet_features)}
+    t = uproot.open(f)["Events"].arrays()
+    row = {int(e): i for i, e in enumerate(t.event)}
+    ev = np.array([row[int(e)] for e in a["event"]])
+    ji = a["jet_index"].astype(np.int64)
+
+    def get(branch):
+        return np.array([float(t[branch][e][j]) for e, j in zip(ev, ji)])
+
+    pt, eta, phi, m = (get(f"Jet_{k}") for k in ("pt", "eta", "phi", "mass"))
+    jf = a["jet_features"]
+    np.testing.assert_allclose(jf[:, col["energy"]], np.sqrt((pt * np.cosh(eta)) ** 2 + m * m), rtol=1e-5)
+    np.testing.assert_allclose(jf[:, col["log_pt"]], np.log(pt), rtol=1e-5)
+    np.testing.assert_array_equal(jf[:, col["rho"]], ak.to_numpy(t.Rho_fixedGridRhoFastjetAll)[ev].astype(np.float32))
+    np.testing.assert_array_equal(jf[:, col["npv"]], ak.to_numpy(t.PV_npvs)[ev].astype(np.float32))
+    np.testing.assert_array_equal(a["hadron_flavour"], get("Jet_hadronFlavour"))
+    np.testing.assert_array_equal(a["parton_flavour"], get("Jet_partonFlavour"))
+    want = []
+    for k, e in enumerate(ev):
+        ge, gp, gpt = (np.asarray(t[f"GenJetWithNu_{x}"][e], np.float64) for x in ("eta", "phi", "pt"))
+        dr2 = (ge - eta[k]) ** 2 + ((gp - phi[k] + np.pi) % (2 * np.pi) - np.pi) ** 2
+        want.append(gpt[np.argmin(dr2)] if len(dr2) and dr2.min() < 0.4**2 else a["truth"][k, 0])
+    matched = a["truth"][:, 0] != 0
+    assert matched.sum() > 10
+    np.testing.assert_allclose(a["truth"][matched, 4], np.array(want, np.float32)[matched], rtol=1e-6)
+
+
+def test_glob_matches_are_sorted(tmp_path, monkeypatch):
+    import jetlib.source.filelist as fl
+
+    for n in ("a", "b", "c"):
+        (tmp_path / f"{n}.root").write_bytes(b"root")
+    real = fl.glob.glob
+    monkeypatch.setattr(fl.glob, "glob", lambda p: sorted(real(p), reverse=True))  # directory order is arbitrary
+    assert [Path(f.path).name for f in fl.parse_inputs(str(tmp_path / "*.root"))] == ["a.root", "b.root", "c.root"]
+
+
+def test_a_file_url_is_a_local_path(tmp_path):
+    from jetlib.source.filelist import is_remote, parse_inputs
+
+    (tmp_path / "x.root").write_bytes(b"root")
+    (got,) = parse_inputs(f"file://{tmp_path}/x.root")
+    assert got.path == str(tmp_path / "x.root") and got.problem is None and not is_remote(got.path)
+    assert not is_remote(f"file://{tmp_path}/x.root")
+
+
+def test_a_local_oserror_is_not_retried_a_remote_one_is(monkeypatch):
+    import jetlib.skim.task as task
+
+    calls, slept = [], []
+    monkeypatch.setattr(task.time, "sleep", slept.append)
+
+    def fn():
+        calls.append(1)
+        raise OSError(5, "Input/output error")
+
+    with pytest.raises(OSError):
+        task._with_retries(fn, "/data/f.root")
+    assert calls == [1] and slept == []
+    calls.clear()
+    with pytest.raises(OSError):
+        task._with_retries(fn, "root://host//f.root")
+    assert len(calls) == task.RETRIES + 1
