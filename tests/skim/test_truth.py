@@ -133,3 +133,39 @@ def test_label_schemes_cover_every_category():
     merged = load_label_scheme("merged")
     assert merged.classes[merged.fine_to_class[FINE.index("bb")]] == "b"
     assert merged.classes[merged.fine_to_class[FINE.index("taum_3h1p")]] == "tau3p"
+
+
+def _tau(*decay):
+    """A Z, a prompt tau- of pT 40 and its decay products ``decay`` (P dicts, mother set)."""
+    return [P(23, pt=50, eta=0.0, phi=0.0, mass=91, status=62), P(15, pt=40, status=2, flags=PROMPT | FROM_HARD | LAST, mother=0),
+            *({**d, "mother": 1} for d in decay)]  # fmt: skip
+
+
+@pytest.mark.parametrize("particles, expected", [
+    # DESIGN.md's priority: a hard-process muon and a hadronic tau within the jet -> mu
+    (tau_event(15, 1, 0) + [P(13, pt=30, eta=0.52, flags=PROMPT | FROM_HARD | LAST)], "mu"),
+    # the nearest hard parton is a b without a B hadron: not labelled by the farther gluon
+    ([quark(5, eta=0.5), quark(21, eta=0.8)], "undef"),
+    # tau- -> K- nu: a charged kaon is a prong
+    (_tau(P(16, pt=5), P(-321, pt=35)), "taum_1h0p"),
+    # visible pT = tau - nu_tau = 3 GeV < tau_min_visible_pt (5): not a tau jet
+    (_tau(P(16, pt=37), P(-211, pt=3)) + [quark(1, eta=0.55)], "uds"),
+    # five prongs are no tau decay mode
+    (_tau(P(16, pt=5), *(P(211 * s, pt=7) for s in (-1, -1, -1, 1, 1))) + [quark(1, eta=0.55)], "uds"),
+    # a prompt electron copy before FSR (status 23) is no final-state lepton
+    ([P(11, pt=30, status=23, flags=PROMPT | FROM_HARD), quark(1, eta=0.55)], "uds"),
+], ids=["lepton_before_tau", "b_parton_without_hadron", "tau_to_kaon", "tau_soft_visible", "five_prongs", "lepton_status_23"])  # fmt: skip
+def test_label_rules_by_hand(particles, expected):
+    assert label_of(particles)[0] == expected
+
+
+def test_truth_takes_the_nearest_gen_jet_not_the_last_in_the_radius():
+    g = {k: np.array([v], dtype=np.float32 if k in ("pt", "eta", "phi", "mass") else np.int64) for k, v in quark(1).items()}
+    # three GEN jets within 0.4, listed far first: dR 0.30, 0.05, 0.35
+    gj = np.array([(30.0, JET[0] + 0.3, JET[1], 3.0), (50.0, JET[0] + 0.05, JET[1], 5.0), (70.0, JET[0] - 0.35, JET[1], 7.0)], np.float32)
+    fine, truth = np.zeros(1, np.int32), np.zeros((1, len(TRUTH_TARGETS)), np.float32)
+    empty = np.zeros(0, np.float32)
+    label_jets(np.array([0]), np.array([JET[0]]), np.array([JET[1]]), np.array([0, 1]), g["pt"], g["eta"], g["phi"], g["mass"],
+               g["pdg"], g["status"], g["flags"], g["mother"], np.array([0, 3]), *(gj[:, i].copy() for i in range(4)),
+               False, np.array([0, 0]), empty, empty, empty, 0.4, 5.0, 5.0, fine, truth)  # fmt: skip
+    assert truth[0, 0] == 50.0 and truth[0, 3] == 5.0
