@@ -44,6 +44,12 @@ from _results import machine, record  # noqa: E402
 
 HERE = Path(__file__).parent
 EVENTS_PER_FILE = 20000
+#: the sample's processes, in equal shares. Issue 2 asks for ~40 PF candidates per jet, as in
+#: a training sample's AK4 jets: tt̄ and QCD jets have 43 and 56 (default selection), Z->μμ
+#: events' jets 17 (their muon jets hold the muon and a few soft candidates). tt̄, QCD and
+#: Z->ττ give 40 and every truth class (prompt e/μ from tt̄'s W, τ and leptonic τ from Z->ττ);
+#: the four processes of the README's example gave 35.
+PROCESSES = ("ttbar", "qcd", "ztautau")
 TARGET_JETS_PER_S = 20_000
 TARGET_OVERHEAD = 0.50
 TARGET_RSS_MB = 2048
@@ -71,9 +77,10 @@ def selected_jets(path: Path) -> tuple[int, int, float]:
     return int(t.num_entries), n_jets, pf_per_jet
 
 
-def prepare_sample(cache: Path, jets: int, seed: int) -> tuple[list[Path], dict]:
-    """Files of EVENTS_PER_FILE generated events until they hold ``jets`` selected jets.
-    Each file is generated once into ``cache/gen/fNNN`` and reused on later runs."""
+def prepare_sample(cache: Path, jets: int, seed: int, processes: tuple[str, ...] = PROCESSES) -> tuple[list[Path], dict]:
+    """Files of EVENTS_PER_FILE generated events of ``processes`` until they hold ``jets``
+    selected jets. Each file is generated once into ``cache/gen-PROCESSES/fNNN`` and reused
+    on later runs."""
     from jetlib.generate import generate
 
     files: list[Path] = []
@@ -81,14 +88,15 @@ def prepare_sample(cache: Path, jets: int, seed: int) -> tuple[list[Path], dict]
     gen_s = 0.0
     i = 0
     while total_jets < jets:
-        d = cache / "gen" / f"f{i:03d}"
+        d = cache / f"gen-{'-'.join(processes)}" / f"f{i:03d}"
         info_path = d / "info.json"
         if info_path.exists():
             info = json.loads(info_path.read_text())
         else:
             shutil.rmtree(d, ignore_errors=True)
             t0 = time.perf_counter()
-            (path,) = generate(d, events=EVENTS_PER_FILE, files=1, seed=seed * 1000 + i, progress=False)
+            (path,) = generate(d, events=EVENTS_PER_FILE, processes=processes, files=1, seed=seed * 1000 + i,
+                              progress=False)
             gen_s += time.perf_counter() - t0
             ev, nj, p = selected_jets(path)
             info = {"path": path.name, "events": ev, "jets": nj, "pf_per_jet": p}
@@ -290,6 +298,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--compression", default="lz4", help="shard compression: lz4 (the skim default) | none | zstd | gzip")
     ap.add_argument("--cache", type=Path, default=HERE / ".cache" / "skim")
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--process", default=",".join(PROCESSES),
+                    help="the sample's processes, comma-separated (default: %(default)s, ~40 PF candidates per jet)")
     ap.add_argument("--repeat", type=int, default=5, help="repetitions of the write-cost measurement")
     ap.add_argument("--runs", type=int, default=3, help="1-worker skims; the median one (warm jets/s) is reported")
     ap.add_argument("--no-record", action="store_true", help="print only; leave RESULTS.md alone")
@@ -297,7 +307,7 @@ def main(argv: list[str] | None = None) -> None:
     cmd = "python benchmarks/bench_skim.py " + " ".join(shlex.quote(x) for x in (argv if argv is not None else sys.argv[1:]))
     a.cache.mkdir(parents=True, exist_ok=True)
 
-    files, sample = prepare_sample(a.cache, a.jets, a.seed)
+    files, sample = prepare_sample(a.cache, a.jets, a.seed, tuple(a.process.split(",")))
     print(f"sample: {len(files)} files, {sample['events']:,} events, {sample['jets']:,} selected jets "
           f"({sample['pf_per_jet']:.1f} PF candidates per jet)", flush=True)  # fmt: skip
     warm_page_cache(files)
@@ -340,7 +350,8 @@ def main(argv: list[str] | None = None) -> None:
     speedup = r1["wall"] / r2["wall"]
 
     rows = [
-        ("sample", f"{len(files)} files, {sample['events']:,} events, {jets:,} jets in the store, "
+        ("sample", f"{len(files)} files of {a.process.replace(',', ', ')} events in equal shares, {sample['events']:,} events, "
+                   f"{jets:,} jets in the store, "
                    f"{npf:.1f} PF candidates per jet (mean n_pf), {len(branches)} branches, "
                    f"{r1['tasks']} tasks of {min(e - s for _, s, e in r1['ranges']):,}-{max(e - s for _, s, e in r1['ranges']):,} "
                    f"events (--entries-per-task {a.entries_per_task:,}, cut at the files' clusters)", ""),
