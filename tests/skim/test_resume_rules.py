@@ -56,21 +56,6 @@ def test_a_partly_done_file_dropped_from_a_skip_bad_files_list_keeps_its_failure
     assert not verify(out).ok  # the store holds only part of f0
 
 
-def test_a_file_replaced_mid_run_fails_even_with_skip_bad_files(two, tmp_path, monkeypatch):
-    import jetlib.skim.run as run
-
-    real = run._count_files
-
-    def counted_before_a_replacement(*a, **k):
-        counts = real(*a, **k)
-        counts[two[0]]["file_uuid"] = "00000000-0000-0000-0000-000000000000"
-        return counts
-
-    monkeypatch.setattr(run, "_count_files", counted_before_a_replacement)
-    s = skim(two, tmp_path / "s", skip_bad_files=True, **KW)
-    assert s.failed == 2 and s.skipped == 0 and not s.ok
-
-
 def test_another_entries_per_task_is_another_configuration(two, tmp_path):
     skim(two, tmp_path / "s", **KW)
     with pytest.raises(StoreError, match=r"another configuration \(entries_per_task 200 -> 100\)"):
