@@ -247,7 +247,9 @@ def fill_block(
                 if ljet[li] != sel_local[j]:
                     continue
                 c = lcand[li]
-                if c < 0 or c >= nn:
+                if c < 0:  # 'no candidate' (README's schema section), not a bad link
+                    continue
+                if c >= nn:  # (process._check_links fails such a task before the kernel runs)
                     bad_links += 1
                     continue
                 if X[n0 + c, 0] >= min_pt:

@@ -103,7 +103,7 @@ def random_events(rng, n_events, n_extra, kinds):
     return events
 
 
-def run_kernel(events, features, raw_cols, kinds, *, use_link, radius, min_pt, sort_by, length, wrap):
+def run_kernel(events, features, raw_cols, kinds, *, use_link, radius, min_pt, sort_by, length, wrap, counters=False):
     joff = np.cumsum([0] + [len(e["jets"]) for e in events]).astype(np.int64)
     noff = np.cumsum([0] + [len(e["nodes"]) for e in events]).astype(np.int64)
     loff = np.cumsum([0] + [len(e["links"]) for e in events]).astype(np.int64)
@@ -120,9 +120,9 @@ def run_kernel(events, features, raw_cols, kinds, *, use_link, radius, min_pt, s
     F = np.full((n, len(features), length), np.nan, np.float32)
     M = np.full((n, 1, length), np.nan, np.float32)
     C = np.full(n, -1, np.int64)
-    fill_block(sel_evt, sel_local, joff, J[:, 0], J[:, 1], J[:, 2], J[:, 3], noff, X, kind, use_link, radius,
-               loff, L[:, 0].copy(), L[:, 1].copy(), min_pt, bank_index(sort_by, raw_cols, kinds), fidx, wrap, F, M, C)  # fmt: skip
-    return F, M, C
+    counts = fill_block(sel_evt, sel_local, joff, J[:, 0], J[:, 1], J[:, 2], J[:, 3], noff, X, kind, use_link, radius,
+                        loff, L[:, 0].copy(), L[:, 1].copy(), min_pt, bank_index(sort_by, raw_cols, kinds), fidx, wrap, F, M, C)  # fmt: skip
+    return (F, M, C, counts) if counters else (F, M, C)
 
 
 FEATURES = [f for f in DERIVED if not f.startswith("kind")] + ["pt", "eta", "charge", "extra0", "is_A", "is_B"]
@@ -164,6 +164,18 @@ def test_padding_and_truncation_by_hand():
                          sort_by="pt", length=4, wrap=True)  # fmt: skip
     np.testing.assert_allclose(F[0], [[3, 2, 3, 2]])
     assert M[0].tolist() == [[1, 1, 0, 0]] and C[0] == 2
+
+
+
+def test_a_negative_link_is_none_an_index_past_the_nodes_a_bad_link():
+    # links: node 0, 'no candidate' (-1), node 1, and 5 (past the event's 2 nodes)
+    nodes = [[3.0, 0.0, 0.0, 0.0] + [0] * 6, [2.0, 0.0, 0.1, 0.0] + [0] * 6]
+    ev = {"jets": [(10.0, 0.0, 0.0, 0.0)], "nodes": nodes, "links": [(0, 0), (0, -1), (0, 1), (0, 5)], "sel": [True],
+          "kind": [0, 0]}  # fmt: skip
+    F, M, C, (bad_values, bad_links) = run_kernel([ev], ["pt"], list(ROLES), ["A"], use_link=True, radius=0.4, min_pt=0.0,
+                                                  sort_by="pt", length=3, wrap=False, counters=True)  # fmt: skip
+    np.testing.assert_allclose(F[0], [[3, 2, 0]])
+    assert C[0] == 2 and bad_values == 0 and bad_links == 1
 
 
 def test_nonfinite_values_are_zeroed_and_counted():
