@@ -120,4 +120,3 @@ def nonfinite_text(totals: dict[str, int], files: list[str]) -> str:
     more = f" and {len(files) - 1:,} more" if len(files) > 1 else ""
     return (f"non-finite input values in {files[0]}{more} (nan_policy zero): {'; '.join(parts)} "
             "(counts per task: the counters of manifest.jsonl; nan_policy: error fails such tasks instead)")
-

@@ -17,6 +17,7 @@ from miniaod_inputs import write_miniaod
 from jetlib.errors import StoreError
 from jetlib.skim.run import skim
 from jetlib.store import Store
+from jetlib.store.manifest import Manifest
 from jetlib.store.verify import verify
 
 KW = dict(workers=1, dashboard_address=None, progress=False, entries_per_task=200)
@@ -27,16 +28,23 @@ def two(tmp_path):
     return [str(write_miniaod(tmp_path / f"f{i}.root", 300, seed=i)) for i in range(2)]
 
 
+def _rewrite_manifest(out: Path, fn) -> None:
+    """Replace each record ``r`` of the store's manifest by ``fn(r)``."""
+    recs = Manifest.of(out).records()
+    (out / "manifest.jsonl").write_text("".join(json.dumps(fn(r)) + "\n" for r in recs))
+
+
 def _edit(out: Path, key: str, **kw) -> None:
     """Give the manifest's record of task ``key`` the fields ``kw``, no shards and no jets."""
-    m = out / "manifest.jsonl"
-    recs = [json.loads(line) for line in m.read_text().splitlines()]
-    for r in recs:
-        if r["task"] == key:
-            for sh in r["shards"]:
-                (out / "shards" / sh["name"]).unlink(missing_ok=True)
-            r.update(kw, shards=[], events=0, jets=0)
-    m.write_text("".join(json.dumps(r) + "\n" for r in recs))
+
+    def edit(r: dict) -> dict:
+        if r["task"] != key:
+            return r
+        for sh in r["shards"]:
+            (out / "shards" / sh["name"]).unlink(missing_ok=True)
+        return {**r, **kw, "shards": [], "events": 0, "jets": 0}
+
+    _rewrite_manifest(out, edit)
 
 
 def test_a_skipped_range_is_retried_when_the_file_reads_again(two, tmp_path):
@@ -65,11 +73,7 @@ def test_another_entries_per_task_is_another_configuration(two, tmp_path):
 def test_verify_inputs_sees_other_entries_without_uuids(two, tmp_path):
     out = tmp_path / "s"
     skim(two, out, **KW)
-    m = out / "manifest.jsonl"
-    recs = [json.loads(line) for line in m.read_text().splitlines()]
-    for r in recs:
-        r.pop("file_uuid", None), r.pop("file_size", None)
-    m.write_text("".join(json.dumps(r) + "\n" for r in recs))
+    _rewrite_manifest(out, lambda r: {k: v for k, v in r.items() if k not in ("file_uuid", "file_size")})
     write_miniaod(Path(two[0]), 250, seed=9)
     errs = [e for e in verify(out, inputs=True).errors if e.check == "inputs"]
     assert [e.where for e in errs] == [two[0]] and "250 entries, the manifest 300" in errs[0].message

@@ -12,14 +12,14 @@ import numpy as np
 import pytest
 
 from jetlib.store import Store
+from jetlib.store.manifest import Manifest
 from jetlib.store.shards import read_shard
 from jetlib.store.verify import ranges_problem, verify
 
 
 def _rewrite_manifest(path: Path, fn) -> None:
-    m = Path(path) / "manifest.jsonl"
-    recs = [json.loads(line) for line in m.read_text().splitlines()]
-    m.write_text("".join(json.dumps(fn(r)) + "\n" for r in recs))
+    recs = Manifest.of(path).records()
+    (Path(path) / "manifest.jsonl").write_text("".join(json.dumps(fn(r)) + "\n" for r in recs))
 
 
 def test_a_one_entry_gap_between_ranges_is_reported():
@@ -63,8 +63,6 @@ def test_parquet_refuses_two_different_arrays_under_one_column(store_factory, tm
 
 
 def test_each_manifest_record_is_fsynced(tmp_path, monkeypatch):
-    from jetlib.store.manifest import Manifest
-
     synced, real = [], os.fsync
     monkeypatch.setattr(os, "fsync", lambda fd: synced.append(os.readlink(f"/proc/self/fd/{fd}")) or real(fd))
     m = Manifest.of(tmp_path)
