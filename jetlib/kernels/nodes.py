@@ -259,15 +259,16 @@ def fill_block(
                     nonfinite += 1  # a node without a valid pT is dropped, and counted
         else:
             for c in range(n0, n0 + nn):
-                if not X[c, 0] >= min_pt:
-                    if not math.isfinite(X[c, 0]):
-                        nonfinite += 1
-                    continue
                 de = X[c, 1] - eta_j
                 dp = delta_phi(X[c, 2], phi_j)
-                if de * de + dp * dp < r2max:
+                if not de * de + dp * dp < r2max:
+                    continue
+                if X[c, 0] >= min_pt:
                     cand[nc] = c
                     nc += 1
+                elif not math.isfinite(X[c, 0]):
+                    # counted once for each jet it lies in, as a linked node once per link
+                    nonfinite += 1
         out_count[j] = nc
         # 2. the sort key of each candidate: a raw column (pT, the default) is read from X,
         # and only the nodes kept get their features (12% of the benchmark's PF candidates

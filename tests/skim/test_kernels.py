@@ -36,8 +36,9 @@ def ref_feature(name, node, jet, kinds):
         "abs_eta": abs(eta), "dxy_sig": dxy / dxyerr if dxyerr > 0 else 0.0, "dz_sig": dz / dzerr if dzerr > 0 else 0.0,
         "sip2d_val": abs(dxy) * s2, "sip2d_sig": abs(dxy) * s2 / dxyerr if dxyerr > 0 else 0.0,
         "sip3d_val": ip3 * s3, "sip3d_sig": ip3 * s3 / err3 if err3 > 0 else 0.0,
-        "pt_perp_ratio": np.linalg.norm(np.cross(p, jhat)) / np.linalg.norm(p),
-        "ppar_ratio": np.dot(p, jhat) / np.linalg.norm(p),  # CMS's trackPParRatio: cos of the angle
+        # 0 where |p| is not a positive number (a node whose eta is NaN), as for the significances
+        "pt_perp_ratio": np.linalg.norm(np.cross(p, jhat)) / np.linalg.norm(p) if np.linalg.norm(p) > 0 else 0.0,
+        "ppar_ratio": np.dot(p, jhat) / np.linalg.norm(p) if np.linalg.norm(p) > 0 else 0.0,  # CMS's trackPParRatio
         "is_electron": float(apid == 11), "is_muon": float(apid == 13), "is_photon": float(apid == 22),
         "is_ch_hadron": float(had and q != 0), "is_neu_hadron": float(had and q == 0),
     }  # fmt: skip
@@ -45,16 +46,22 @@ def ref_feature(name, node, jet, kinds):
 
 
 def reference(events, features, raw_cols, kinds, *, use_link, radius, min_pt, sort_by, length, wrap):
+    """Blocks, masks and counts of the selected jets, and the counters: non-finite values
+    (a node of the jet without a finite pT, a written value), link entries past the nodes."""
     out_f, out_m, out_c = [], [], []
+    nonfinite = bad_links = 0
     for ev in events:
         for ji, jet in enumerate(ev["jets"]):
             if not ev["sel"][ji]:
                 continue
             if use_link:
-                cands = [c for (jj, c) in ev["links"] if jj == ji and 0 <= c < len(ev["nodes"])]
+                mine = [c for (jj, c) in ev["links"] if jj == ji]
+                bad_links += sum(c >= len(ev["nodes"]) for c in mine)
+                cands = [c for c in mine if 0 <= c < len(ev["nodes"])]
             else:
                 cands = [c for c in range(len(ev["nodes"]))
                          if math.hypot(ev["nodes"][c][1] - jet[1], (ev["nodes"][c][2] - jet[2] + math.pi) % (2 * math.pi) - math.pi) < radius]  # fmt: skip
+            nonfinite += sum(not math.isfinite(ev["nodes"][c][0]) for c in cands)
             cands = [c for c in cands if ev["nodes"][c][0] >= min_pt]
             rows = []
             for c in cands:
@@ -65,11 +72,14 @@ def reference(events, features, raw_cols, kinds, *, use_link, radius, min_pt, so
                 for k, kn in enumerate(kinds):
                     d[f"is_{kn}"] = float(ev["kind"][c] == k)
                 rows.append(d)
-            rows.sort(key=lambda d: -d[sort_by])  # stable, like the kernel's mergesort
+            # largest first, a NaN key last; stable, like the kernel's sorts
+            rows.sort(key=lambda d: (math.isnan(d[sort_by]), -d[sort_by] if not math.isnan(d[sort_by]) else 0.0))
             F = np.zeros((len(features), length), np.float32)
             M = np.zeros((1, length), np.float32)
             for s, d in enumerate(rows[:length]):
-                F[:, s] = [d[f] for f in features]
+                values = [d[f] for f in features]
+                nonfinite += sum(not math.isfinite(v) for v in values)
+                F[:, s] = [v if math.isfinite(v) else 0.0 for v in values]
                 M[0, s] = 1
             if wrap and rows:
                 n = min(len(rows), length)
@@ -78,7 +88,7 @@ def reference(events, features, raw_cols, kinds, *, use_link, radius, min_pt, so
             out_f.append(F)
             out_m.append(M)
             out_c.append(len(cands))
-    return out_f, out_m, out_c
+    return out_f, out_m, out_c, (nonfinite, bad_links)
 
 
 def random_events(rng, n_events, n_extra, kinds):
@@ -96,6 +106,12 @@ def random_events(rng, n_events, n_extra, kinds):
                 rng.normal(0, 0.05), rng.choice([0.0, 0.002]), rng.normal(0, 0.1), rng.choice([0.0, 0.003]),
                 *rng.normal(0, 3, n_extra),
             ])  # fmt: skip
+        # a few NaN: a pT (the node is dropped), an eta (most derived features and the derived
+        # sort keys: written as 0), a feature and a sort key (extra0, extra1)
+        for n in nodes:
+            for col in (0, 1, 10, 11):
+                if n_extra and rng.random() < 0.05:
+                    n[col] = np.nan
         nodes = [[float(v) for v in np.asarray(n, np.float32)] for n in nodes]  # what the kernel sees
         links = [(int(rng.integers(nj)), int(rng.integers(-1, nn + 2))) for _ in range(rng.integers(0, 30))] if nj else []
         events.append({"jets": jets, "nodes": nodes, "links": links, "sel": rng.random(nj) < 0.8,
@@ -143,13 +159,14 @@ def test_fill_block_matches_reference(seed, use_link, length, wrap, min_pt, sort
     kinds = ["A", "B"]
     events = random_events(rng, int(rng.integers(1, 8)), 2, kinds)
     kw = dict(use_link=use_link, radius=0.4, min_pt=min_pt, sort_by=sort_by, length=length, wrap=wrap)
-    F, M, C = run_kernel(events, FEATURES, RAW, kinds, **kw)
-    rf, rm, rc = reference(events, FEATURES, RAW, kinds, **kw)
+    F, M, C, counters = run_kernel(events, FEATURES, RAW, kinds, counters=True, **kw)
+    rf, rm, rc, ref_counters = reference(events, FEATURES, RAW, kinds, **kw)
     assert len(rf) == F.shape[0]
     for i in range(F.shape[0]):
         assert C[i] == rc[i]
         np.testing.assert_array_equal(M[i], rm[i])
         np.testing.assert_allclose(F[i], rf[i], rtol=2e-4, atol=2e-5)
+    assert tuple(counters) == ref_counters
 
 
 def test_padding_and_truncation_by_hand():
@@ -176,6 +193,23 @@ def test_a_negative_link_is_none_an_index_past_the_nodes_a_bad_link():
                                                   sort_by="pt", length=3, wrap=False, counters=True)  # fmt: skip
     np.testing.assert_allclose(F[0], [[3, 2, 0]])
     assert C[0] == 2 and bad_values == 0 and bad_links == 1
+
+
+def test_a_nan_sort_key_goes_last():
+    # three linked nodes; the middle one has a NaN in the key: a raw column (extra0), or its
+    # eta, which makes the derived key dr NaN. Largest first, then the NaN node, ties kept
+    def node(pt, eta, extra):
+        return [pt, eta, 0.0, 0.0] + [0.0] * 6 + [extra]
+
+    for key, nodes, want_pt in (
+        ("extra0", [node(1.0, 0.1, 2.0), node(2.0, 0.1, np.nan), node(3.0, 0.1, 5.0)], [3.0, 1.0, 2.0]),
+        ("dr", [node(1.0, 0.1, 0.0), node(2.0, np.nan, 0.0), node(3.0, 0.2, 0.0)], [3.0, 1.0, 2.0]),
+    ):
+        ev = {"jets": [(10.0, 0.0, 0.0, 0.0)], "nodes": nodes, "links": [(0, 0), (0, 1), (0, 2)], "sel": [True],
+              "kind": [0, 0, 0]}  # fmt: skip
+        F, M, C = run_kernel([ev], ["pt"], [*ROLES, "extra0"], ["A"], use_link=True, radius=0.4, min_pt=0.0,
+                             sort_by=key, length=3, wrap=False)  # fmt: skip
+        np.testing.assert_array_equal(F[0, 0], want_pt, err_msg=key)
 
 
 def test_nonfinite_values_are_zeroed_and_counted():
@@ -208,7 +242,7 @@ def test_many_candidates_sort_like_the_reference():
         for sort_by in ("pt", "dr"):
             kw = dict(use_link=True, radius=0.4, min_pt=0.0, sort_by=sort_by, length=80, wrap=False)
             F, M, C = run_kernel([ev], ["pt", "dr", "charge"], list(ROLES), kinds, **kw)
-            rf, rm, rc = reference([ev], ["pt", "dr", "charge"], list(ROLES), kinds, **kw)
+            rf, rm, rc, _ = reference([ev], ["pt", "dr", "charge"], list(ROLES), kinds, **kw)
             assert C[0] == rc[0] == n_nodes
             np.testing.assert_array_equal(M[0], rm[0])
             np.testing.assert_allclose(F[0], rf[0], rtol=1e-6, atol=1e-7)
