@@ -48,17 +48,35 @@ _NAN_JETS = {("Jet", "pt"): (0, 7), ("Jet", "eta"): (1, 7), ("Jet", "phi"): (2, 
              ("GenJet", "pt"): (0, 2)}  # fmt: skip
 
 
+def _near_jets(rng, jet_eta, jet_phi, jet_counts, counts, max_dr: float):
+    """(eta, phi) of ``counts`` GEN jets per event, each at a dR uniform in [0, max_dr) from a
+    random reco jet of its event; uniform in |eta| < 2.4 where the event has no reco jet."""
+    n = int(counts.sum())
+    nj = np.repeat(jet_counts, counts)
+    first = np.repeat(np.cumsum(jet_counts) - jet_counts, counts)
+    k = first + rng.integers(0, 1 << 30, n) % np.maximum(nj, 1)
+    dr, angle = rng.uniform(0, max_dr, n), rng.uniform(-np.pi, np.pi, n)
+    has = nj > 0
+    eta = np.where(has, jet_eta[np.minimum(k, jet_eta.size - 1)] + dr * np.cos(angle), rng.uniform(-2.4, 2.4, n))
+    phi = np.where(has, jet_phi[np.minimum(k, jet_phi.size - 1)] + dr * np.sin(angle), rng.uniform(-np.pi, np.pi, n))
+    return eta.astype(np.float32), ((phi + np.pi) % (2 * np.pi) - np.pi).astype(np.float32)
+
+
 def write_miniaod(path: Path, n_events: int = 200, *, seed: int = 0, max_jets: int = 4, max_pf: int = 60,
                   drop: tuple[str, ...] = (), nan_pf: bool = False, as_rntuple: bool = False,
-                  file_wide_links: bool = False, zero_flags: bool = False, nan_jets: bool = False) -> Path:  # fmt: skip
+                  file_wide_links: bool = False, zero_flags: bool = False, nan_jets: bool = False,
+                  varied_jets: bool = False) -> Path:  # fmt: skip
     """Write a MiniAOD-like file; ``drop`` leaves out branches, ``nan_pf`` puts NaN in PF pT,
     ``nan_jets`` NaN or inf in a few jets' pT, eta, phi or mass and in GEN jets' pT,
     ``file_wide_links`` numbers the link table's candidates across the file (a dumper's
-    mistake), ``zero_flags`` writes GenPart statusFlags as 0."""
+    mistake), ``zero_flags`` writes GenPart statusFlags as 0. ``varied_jets`` gives jets a pT
+    from 5 GeV, |eta| up to 3 and every jetId from 0 to 7 (each jet cut bites), and puts
+    each GEN jet (with and without neutrinos) 0-0.8 in dR from a reco jet of its event."""
     rng = np.random.default_rng(seed)
     schema = load_input_schema("miniaod")
     data: dict = {}
     counts = {}
+    jets_flat: dict[str, np.ndarray] = {}
     for cname, col in schema.collections.items():
         if cname == "Jet":
             c = rng.integers(0, max_jets + 1, n_events)
@@ -71,10 +89,21 @@ def write_miniaod(path: Path, n_events: int = 200, *, seed: int = 0, max_jets: i
         counts[cname] = c
         n = int(c.sum())
         rec = {}
+        near = None
+        if varied_jets and cname in ("GenJet", "GenJetWithNu"):
+            near = dict(zip(("eta", "phi"), _near_jets(rng, jets_flat["eta"], jets_flat["phi"], counts["Jet"], c, 0.8)))
         for f, b in col.all_fields.items():
             if b in drop:
                 continue
             arr = _field(rng, f, n)
+            if varied_jets and cname == "Jet" and f in ("pt", "eta", "jetId"):
+                arr = {"pt": lambda: (5 + rng.exponential(30, n)).astype(np.float32),
+                       "eta": lambda: rng.uniform(-3.0, 3.0, n).astype(np.float32),
+                       "jetId": lambda: rng.integers(0, 8, n).astype(np.int32)}[f]()  # fmt: skip
+            if near is not None and f in near:
+                arr = near[f]
+            if cname == "Jet":
+                jets_flat[f] = arr.copy()
             if cname == "JetPFCand" and f == "jetIdx":
                 nj = np.repeat(counts["Jet"], c)
                 arr = (rng.integers(0, 1 << 30, n) % np.maximum(nj, 1)).astype(np.int32)

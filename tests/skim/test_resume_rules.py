@@ -1,7 +1,8 @@
 """Rules of the skim that a mutation audit found unpinned: what a re-run retries or keeps
 failed, what makes another configuration, verify --inputs without UUIDs, file-list paths,
 retries, and stored values checked against the input branches (jet-level derived features,
-event features, flavour observers, gen_pt_with_nu). Each test fails if its rule is broken."""
+event features, flavour observers, gen_pt_with_nu, the jet cuts, the GEN-jet match and the
+truth columns by name). Each test fails if its rule is broken."""
 
 from __future__ import annotations
 
@@ -12,8 +13,10 @@ import awkward as ak
 import numpy as np
 import pytest
 import uproot
+import yaml
 from miniaod_inputs import write_miniaod
 
+from jetlib.config.skim import load_skim_config
 from jetlib.errors import StoreError
 from jetlib.skim.run import skim
 from jetlib.store import Store
@@ -111,6 +114,54 @@ def test_stored_values_are_those_of_the_input_branches(tmp_path):
     matched = a["truth"][:, 0] != 0
     assert matched.sum() > 10
     np.testing.assert_allclose(a["truth"][matched, 4], np.array(want, np.float32)[matched], rtol=1e-6)
+
+
+def test_jet_cuts_gen_jet_match_and_truth_columns_by_name(tmp_path):
+    """The stored jets are those with pT > 15, |eta| < 2.5 and (jetId & 2) == 2, selected here
+    in Python; each one's truth is its nearest GEN jet within dR 0.4 (GEN jets placed 0-0.8
+    from reco jets), zeros and the pu label without one; a config listing the truth targets in
+    another order gets each column by its name."""
+    f = write_miniaod(tmp_path / "in.root", 400, seed=31, varied_jets=True)
+    cfg = load_skim_config("default").raw
+    cfg["truth"] = truth = ["gen_pt_with_nu", "gen_mass", "gen_phi", "gen_eta", "gen_pt"]
+    (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(cfg))
+    assert skim([str(f)], tmp_path / "s", config=tmp_path / "cfg.yaml", **KW).ok
+    st = Store(tmp_path / "s")
+    assert st.truth == truth
+    a = st.read(["event", "jet_index", "truth", "label"])
+    t = ak.to_list(uproot.open(f)["Events"].arrays(filter_name=["event", "Jet_*", "GenJet_*", "GenJetWithNu_*"]))
+    by_event = {e["event"]: e for e in t}
+
+    def kept(e, j):
+        return e["Jet_pt"][j] > 15 and abs(e["Jet_eta"][j]) < 2.5 and (e["Jet_jetId"][j] & 2) == 2
+
+    want = sorted((e["event"], j) for e in t for j in range(len(e["Jet_pt"])) if kept(e, j))
+    n_jets = sum(len(e["Jet_pt"]) for e in t)
+    assert sorted(zip(a["event"].tolist(), a["jet_index"].tolist())) == want
+    assert 0.2 * n_jets < len(want) < 0.6 * n_jets  # each cut left jets out
+
+    def nearest(e, prefix, eta, phi):
+        dr2 = [(ge - eta) ** 2 + ((gp - phi + np.pi) % (2 * np.pi) - np.pi) ** 2
+               for ge, gp in zip(e[prefix + "eta"], e[prefix + "phi"])]  # fmt: skip
+        return int(np.argmin(dr2)) if dr2 and min(dr2) < 0.4**2 else None
+
+    col = {name: i for i, name in enumerate(truth)}
+    pu = st.classes.index("pu")
+    matched = 0
+    for k, (ev, j) in enumerate(zip(a["event"].tolist(), a["jet_index"].tolist())):
+        e = by_event[ev]
+        eta, phi = e["Jet_eta"][j], e["Jet_phi"][j]
+        g = nearest(e, "GenJet_", eta, phi)
+        if g is None:
+            assert a["truth"][k].tolist() == [0.0] * 5 and a["label"][k] == pu
+            continue
+        matched += 1
+        for x in ("pt", "eta", "phi", "mass"):
+            assert a["truth"][k, col[f"gen_{x}"]] == np.float32(e[f"GenJet_{x}"][g]), (k, x)
+        n = nearest(e, "GenJetWithNu_", eta, phi)
+        with_nu = e["GenJetWithNu_pt"][n] if n is not None else e["GenJet_pt"][g]
+        assert a["truth"][k, col["gen_pt_with_nu"]] == np.float32(with_nu)
+    assert 0.2 * len(want) < matched < 0.9 * len(want)
 
 
 def test_glob_matches_are_sorted(tmp_path, monkeypatch):
