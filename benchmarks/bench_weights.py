@@ -3,7 +3,7 @@
     python benchmarks/bench_skim.py          # once: builds the store this reuses
     python benchmarks/bench_weights.py
 
-Uses the 1-worker store of bench_skim (default config, LZ4 HDF5, ~226k jets) and a copy of it
+Uses the 1-worker store of bench_skim (default config, LZ4 HDF5, ~240k jets) and a copy of it
 as uncompressed HDF5 (the shards re-written through jetlib's own writer), and the LZ4 store
 with every shard listed 8 times (``--scale``; hard links): throughput at a size where the
 fixed cost of a call no longer counts, as on a real multi-million-jet store. One thread
@@ -80,7 +80,7 @@ def replicated(src: Path, dst: Path, times: int) -> Path:
     """A store that lists every shard of ``src`` ``times`` times (hard links, no new disk
     space), each copy as its own task: a ``times``-fold store whose per-jet work is that of
     ``src``, to measure throughput where the per-call fixed costs (manifest, tables, JSON,
-    fsync; ~5 ms) no longer weigh as they do on a 226k-jet store."""
+    fsync; ~5 ms) no longer weigh as they do on a ~240k-jet store."""
     import json
 
     shutil.rmtree(dst, ignore_errors=True)  # made again each run (links and JSON: cheap), so it follows src
@@ -149,6 +149,7 @@ def main() -> None:
     from jetlib.store import Store
 
     comp = Store(a.store).meta["shards"]["compression"]
+    n_shards = len(Store(a.store).shards())
     stores = {f"HDF5, {comp}": a.store}
     if comp != "none":
         stores["HDF5, none"] = uncompressed_copy(a.store, HERE / ".cache" / "weights" / "store_none")
@@ -181,12 +182,13 @@ def main() -> None:
         print(rows[-1], flush=True)
     body = "\n".join([
         f"Machine: {machine()}.",
-        f"Command: `python benchmarks/bench_weights.py --store {a.store.relative_to(HERE.parent) if a.store.is_relative_to(HERE.parent) else a.store}`. "
+        f"Command: `python benchmarks/bench_weights.py --store {a.store.relative_to(HERE.parent) if a.store.is_relative_to(HERE.parent) else a.store}"
+        f"{f' --repeat {a.repeat}' if a.repeat != 3 else ''}`. "
         f"{n_store:,} jets, default skim configuration; one thread (`compute_stats(read_ahead=False)`) unless said, page cache warm, "
         f"best of {a.repeat} rounds ({5 * a.repeat} for the weights steps, whose calls are short), each round timing a step and its read in turn; jets/s from the best times, the ratio the median of the rounds' ratios. "
         "Read alone = `read_shard` of the columns the step reads (weights: jet_pt, jet_eta, label; "
         "stats: every block's features and mask, and the jet features). The stats step reads a ~20k-jet "
-        "sample (one contiguous slice from each of ~20 shards spread over the input files; all 16 shards of the 226k-jet store) "
+        f"sample (one contiguous slice from each of ~20 shards spread over the input files; here all {n_shards} shards) "
         "to bracket the percentiles, then every value once (one Numba pass per array compares 64 values at a time with each "
         "bracket bound, counts those below and at the bounds and keeps those inside). "
         f"The last rows list every shard of the LZ4 store {a.scale} times (hard links): each call's fixed cost "
