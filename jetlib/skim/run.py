@@ -37,7 +37,7 @@ from jetlib.config.skim import load_label_scheme, load_skim_config
 from jetlib.errors import ConfigError, StoreError, error_name
 from jetlib.skim.plan import SkimPlan, make_plan
 from jetlib.skim.process import observers, shard_layout
-from jetlib.skim.task import CONFIG_ERRORS, DEFAULT_TASK_TIMEOUT_S, Task, count_entries, run_task, schema_fault
+from jetlib.skim.task import CONFIG_ERRORS, DEFAULT_TASK_TIMEOUT_S, Task, count_entries, names_a_near_tree, run_task, schema_fault
 from jetlib.source.filelist import is_remote, is_root_file, parse_inputs
 from jetlib.source.open import header_uuid
 from jetlib.store.inspect import schema_gaps
@@ -383,15 +383,16 @@ def _refuse_misfit(files: list, plan: SkimPlan, timeout: float | None, not_root:
     refused the right one as another configuration) or, with ``clearing``, before --overwrite
     clears a store (an empty store where a complete one had been). The workers check every
     file; here one that fits (or fails for another reason, such as damage) lets the run go
-    on. A file without the schema's tree refuses a new store only through --overwrite: jobs
-    that crashed leave ROOT files without the tree, and the first few of a long list may be
-    such (they fail, the others are skimmed). ``not_root``: local files whose header says
-    they are not ROOT (read by the caller)."""
+    on. A file without the schema's tree refuses a new store only through --overwrite, or
+    when it holds a tree of a near name (``tree: Event`` for Events): jobs that crashed leave
+    ROOT files without the tree, and the first few of a long list may be such (they fail, the
+    others are skimmed). ``not_root``: local files whose header says they are not ROOT (read
+    by the caller)."""
     local = (f.path for f in files if not f.problem and not is_remote(f.path) and f.path not in not_root)
     misfits = []
     for path in itertools.islice(local, _CHECK_UP_FRONT):
         c = count_entries(path, plan.tree, timeout=timeout, plan=plan)
-        if c["status"] == "ok" or not schema_fault([c], nothing_done=clearing):
+        if c["status"] == "ok" or not (schema_fault([c], nothing_done=clearing) or names_a_near_tree(c)):
             return
         misfits.append(c["reason"])
     if misfits:

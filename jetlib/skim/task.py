@@ -19,7 +19,7 @@ from pathlib import Path
 from jetlib.errors import ConfigError, InputFileError, MissingBranchError, SchemaMismatchError, error_name, one_line
 from jetlib.skim.plan import SkimPlan
 from jetlib.source.filelist import is_remote
-from jetlib.source.open import (CORRUPT_ERRORS, NO_TREE_HINT, check_branches, cluster_starts, file_identity, forget_tree,
+from jetlib.source.open import (CORRUPT_ERRORS, DID_YOU_MEAN, NO_TREE_HINT, check_branches, cluster_starts, file_identity, forget_tree,
                                 open_tree, open_tree_cached, tree_keys)  # fmt: skip
 
 __all__ = ["Task", "run_task", "count_entries", "shard_name", "TaskTimeout", "DEFAULT_TASK_TIMEOUT_S", "CONFIG_ERRORS", "schema_fault"]
@@ -101,6 +101,13 @@ def _with_retries(fn, path: str):
 def lacks_tree(rec: dict) -> bool:
     """Whether a failure record is a file without the schema's tree (see open_tree)."""
     return NO_TREE_HINT in rec.get("reason", "")
+
+
+def names_a_near_tree(rec: dict) -> bool:
+    """Whether a failure record is a file without the schema's tree that holds one of a near
+    name ('Events' for 'Event'): a typo in the schema's ``tree:``, where the output of a job
+    that crashed holds no tree of the kind."""
+    return lacks_tree(rec) and DID_YOU_MEAN in rec.get("reason", "")
 
 
 def schema_fault(failed: list[dict], *, nothing_done: bool) -> str | None:

@@ -28,6 +28,8 @@ __all__ = ["CORRUPT_ERRORS", "check_header", "open_tree", "open_tree_cached", "f
 
 #: the end of the reason for a file without the schema's tree (a schema fault when no input has it)
 NO_TREE_HINT = "; set `tree:` in the input schema"
+#: how the message of a file without the schema's tree names a tree of a near name
+DID_YOU_MEAN = "; did you mean "
 
 
 def _fast_inflate() -> tuple[type[BaseException], ...]:
@@ -182,7 +184,7 @@ def open_tree(path: str, tree: str):
             raise InputFileError(
                 path,
                 f"no tree {tree!r} in the file (it has: {', '.join(keys[:10]) or 'nothing'})"
-                + (f"; did you mean {near[0]!r}?" if near else "")
+                + (f"{DID_YOU_MEAN}{near[0]!r}?" if near else "")
                 + NO_TREE_HINT,
                 cause="KeyInFileError",
             )

@@ -924,6 +924,25 @@ def test_overwrite_with_a_schema_that_fits_no_input_leaves_the_store(miniaod_fil
     assert s.jets > 0 and s.skipped == 1
 
 
+def test_a_misspelt_tree_refuses_a_new_store_a_file_without_trees_does_not(miniaod_files, tmp_path):
+    """A schema's ``tree: Eventz`` where the files hold Events made a store of failed records,
+    which the corrected schema could replace only with --overwrite: it is refused before any
+    store is made. A file without trees (a crashed job's) is not a reason to refuse."""
+    bad_tree = tmp_path / "tree.yaml"
+    bad_tree.write_text(re.sub(r"(?m)^tree: .*$", "tree: Eventz", (Path(__file__).parents[2] / "schemas" / "inputs" / "miniaod.yaml").read_text()))
+    out = tmp_path / "store"
+    with pytest.raises(ValueError, match=r"no store made: .*no tree 'Eventz' in the file.*did you mean 'Events'"):
+        skim([str(miniaod_files[0])], out, schema=str(bad_tree), **KW)
+    assert not (out / "jetlib.json").exists()
+    assert skim([str(miniaod_files[0])], out, **KW).ok  # the corrected schema needs no --overwrite
+    import uproot
+
+    with uproot.recreate(tmp_path / "crashed_job.root") as f:
+        f["h"] = np.histogram(np.arange(10.0), bins=5)
+    s = skim([str(tmp_path / "crashed_job.root"), str(miniaod_files[1])], tmp_path / "two", **KW)
+    assert s.failed == 1 and s.done > 0 and s.jets > 0
+
+
 def test_every_input_skipped_is_not_a_success(miniaod_files, tmp_path, schema_checked_by_workers):
     """--skip-bad-files with a schema whose tree no file has skips every file: the run is not
     ok (the CLI exits 1), and says to check the schema."""
