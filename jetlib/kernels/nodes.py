@@ -261,13 +261,15 @@ def fill_block(
             for c in range(n0, n0 + nn):
                 de = X[c, 1] - eta_j
                 dp = delta_phi(X[c, 2], phi_j)
-                if not de * de + dp * dp < r2max:
-                    continue
-                if X[c, 0] >= min_pt:
-                    cand[nc] = c
-                    nc += 1
-                elif not math.isfinite(X[c, 0]):
-                    # counted once for each jet it lies in, as a linked node once per link
+                if de * de + dp * dp < r2max:
+                    if X[c, 0] >= min_pt:
+                        cand[nc] = c
+                        nc += 1
+                    elif not math.isfinite(X[c, 0]):
+                        # counted once for each jet it lies in, as a linked node once per link
+                        nonfinite += 1
+                elif not (math.isfinite(X[c, 1]) and math.isfinite(X[c, 2])):
+                    # a direction that places it in no jet: dropped, and counted for each jet
                     nonfinite += 1
         out_count[j] = nc
         # 2. the sort key of each candidate: a raw column (pT, the default) is read from X,

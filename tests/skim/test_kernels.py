@@ -47,7 +47,8 @@ def ref_feature(name, node, jet, kinds):
 
 def reference(events, features, raw_cols, kinds, *, use_link, radius, min_pt, sort_by, length, wrap):
     """Blocks, masks and counts of the selected jets, and the counters: non-finite values
-    (a node of the jet without a finite pT, a written value), link entries past the nodes."""
+    (a node of the jet without a finite pT, a written value; by dR, also any node of the
+    event without a finite eta or phi), link entries past the nodes."""
     out_f, out_m, out_c = [], [], []
     nonfinite = bad_links = 0
     for ev in events:
@@ -61,6 +62,8 @@ def reference(events, features, raw_cols, kinds, *, use_link, radius, min_pt, so
             else:
                 cands = [c for c in range(len(ev["nodes"]))
                          if math.hypot(ev["nodes"][c][1] - jet[1], (ev["nodes"][c][2] - jet[2] + math.pi) % (2 * math.pi) - math.pi) < radius]  # fmt: skip
+                # a node without a finite direction is in no jet: counted for each
+                nonfinite += sum(not (math.isfinite(n[1]) and math.isfinite(n[2])) for n in ev["nodes"])
             nonfinite += sum(not math.isfinite(ev["nodes"][c][0]) for c in cands)
             cands = [c for c in cands if ev["nodes"][c][0] >= min_pt]
             rows = []
