@@ -148,8 +148,8 @@ def main() -> None:
         raise SystemExit(f"{a.store}: no store; run `python benchmarks/bench_skim.py` first, or pass --store")
     from jetlib.store import Store
 
-    comp = Store(a.store).meta["shards"]["compression"]
-    n_shards = len(Store(a.store).shards())
+    source = Store(a.store)
+    comp, n_shards = source.meta["shards"]["compression"], len(source.shards())
     stores = {f"HDF5, {comp}": a.store}
     if comp != "none":
         stores["HDF5, none"] = uncompressed_copy(a.store, HERE / ".cache" / "weights" / "store_none")

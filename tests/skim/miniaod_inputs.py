@@ -96,10 +96,13 @@ def write_miniaod(path: Path, n_events: int = 200, *, seed: int = 0, max_jets: i
             if b in drop:
                 continue
             arr = _field(rng, f, n)
-            if varied_jets and cname == "Jet" and f in ("pt", "eta", "jetId"):
-                arr = {"pt": lambda: (5 + rng.exponential(30, n)).astype(np.float32),
-                       "eta": lambda: rng.uniform(-3.0, 3.0, n).astype(np.float32),
-                       "jetId": lambda: rng.integers(0, 8, n).astype(np.int32)}[f]()  # fmt: skip
+            if varied_jets and cname == "Jet":
+                if f == "pt":
+                    arr = (5 + rng.exponential(30, n)).astype(np.float32)
+                elif f == "eta":
+                    arr = rng.uniform(-3.0, 3.0, n).astype(np.float32)
+                elif f == "jetId":
+                    arr = rng.integers(0, 8, n).astype(np.int32)
             if near is not None and f in near:
                 arr = near[f]
             if cname == "Jet":
