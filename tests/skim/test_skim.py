@@ -381,6 +381,88 @@ def test_real_nanoaod_truth_agrees_with_cms_records(nano_store):
     assert (pf[names == "g"] == 21).mean() > 2 / 3  # 18 of 21 here
 
 
+
+#: the lepton block's collections, in the nanoaod schema's order, with the branches of their
+#: fields (None: the collection has no such field, which the block reads as zero)
+_NANO_LEPTONS = {
+    "Muon": {"charge": "Muon_charge", "iso": "Muon_pfRelIso04_all", "tightId": "Muon_tightId",
+             "dxy": "Muon_dxy", "dz": "Muon_dz"},
+    "Electron": {"charge": "Electron_charge", "iso": "Electron_pfRelIso03_all",
+                 "tightId": "Electron_mvaFall17V2Iso_WP80", "dxy": "Electron_dxy", "dz": "Electron_dz"},
+    "Photon": {"charge": None, "iso": "Photon_pfRelIso03_all", "tightId": None, "dxy": None, "dz": None},
+}  # fmt: skip
+
+
+def _nearby_sorted(nodes: dict, jeta: float, jphi: float, key: str, length: int) -> dict:
+    """The nodes within dR 0.4 of the jet axis, largest ``key`` first, cut to ``length``,
+    with their kinematics relative to the jet (plain NumPy, one jet at a time)."""
+    dphi = (nodes["phi"] - jphi + np.pi) % (2 * np.pi) - np.pi
+    deta = nodes["eta"] - jeta
+    inside = np.flatnonzero(deta**2 + dphi**2 < 0.16)
+    keep = inside[np.argsort(-nodes[key][inside], kind="stable")][:length]
+    out = {k: v[keep] for k, v in nodes.items()}
+    out.update(dphi=dphi[keep], dr=np.hypot(deta[keep], dphi[keep]), etarel=deta[keep] * np.sign(jeta))
+    return out
+
+
+def test_real_nanoaod_sv_and_lepton_blocks_against_the_branches(nano_store):
+    """The SV and lepton blocks of the real file against the file's branches, associated
+    here without jetlib: nodes within dR 0.4 of the jet axis, SVs by dlenSig and leptons by
+    pT (largest first), cut to the block length. Pins the nanoaod schema's mapping (which
+    branch feeds which feature, which collection sets which is_ flag) on real data."""
+    store = Store(nano_store)
+    a = store.read(["event", "jet_pt", "jet_eta", "jet_phi", "sv_features", "sv_mask", "lep_features", "lep_mask"])
+    sv_raw = ["mass", "ntracks", "chi2", "ndof", "dxy", "dxySig", "dlen", "dlenSig", "pAngle"]
+    branches = {f"SV_{k}" for k in ["pt", "eta", "phi", *sv_raw]}
+    for c, fields in _NANO_LEPTONS.items():
+        branches |= {f"{c}_{k}" for k in ("pt", "eta", "phi")} | {b for b in fields.values() if b}
+    ev = uproot.open(NANO)["Events"].arrays(["event", *sorted(branches)])
+    row = {int(e): i for i, e in enumerate(ev.event)}
+    svf, lepf = store.blocks["sv"]["features"], store.blocks["lep"]["features"]
+    seen = {"sv": 0, "lep": 0, "Muon": 0, "Electron": 0, "Photon": 0}
+    for j in range(a["jet_pt"].size):
+        t = ev[row[int(a["event"][j])]]
+        jpt, jeta, jphi = (float(a[k][j]) for k in ("jet_pt", "jet_eta", "jet_phi"))
+        # -- SV --------------------------------------------------------------------------
+        sv = _nearby_sorted({k: np.asarray(t[f"SV_{k}"], np.float64) for k in ["pt", "eta", "phi", *sv_raw]},
+                            jeta, jphi, "dlenSig", 5)  # fmt: skip
+        n = sv["pt"].size
+        want = {"log_pt": np.log(sv["pt"]), "pt_rel": sv["pt"] / jpt, "is_SV": np.ones(n)}
+        want.update({k: sv[k] for k in ("etarel", "dphi", "dr", *sv_raw)})
+        np.testing.assert_array_equal(a["sv_mask"][j, 0], np.arange(5) < n, err_msg=f"jet {j}")
+        for f, v in want.items():
+            got = a["sv_features"][j, svf.index(f), :n]
+            np.testing.assert_allclose(got, v, rtol=2e-6, atol=2e-6, err_msg=f"jet {j} sv {f}")
+        assert (a["sv_features"][j, :, n:] == 0).all()
+        seen["sv"] += n
+        # -- leptons: muons, electrons and photons in one block ------------------------------
+        nodes: dict = {k: [] for k in ("pt", "eta", "phi", "charge", "iso", "tightId", "dxy", "dz", "is_Muon", "is_Electron",
+                                       "is_Photon", "kind")}  # fmt: skip
+        for c, fields in _NANO_LEPTONS.items():
+            m = len(t[f"{c}_pt"])
+            for k in ("pt", "eta", "phi"):
+                nodes[k].append(np.asarray(t[f"{c}_{k}"], np.float64))
+            for k, b in fields.items():
+                nodes[k].append(np.asarray(t[b], np.float64) if b else np.zeros(m))
+            for other in _NANO_LEPTONS:
+                nodes[f"is_{other}"].append(np.full(m, float(other == c)))
+            nodes["kind"].append(np.full(m, list(_NANO_LEPTONS).index(c)))
+        lep = _nearby_sorted({k: np.concatenate(v) for k, v in nodes.items()}, jeta, jphi, "pt", 4)
+        n = lep["pt"].size
+        want = {"log_pt": np.log(lep["pt"]), "pt_rel": lep["pt"] / jpt}
+        want.update({k: lep[k] for k in ("etarel", "dphi", "dr", "charge", "iso", "tightId", "dxy", "dz", "is_Muon",
+                                         "is_Electron", "is_Photon")})  # fmt: skip
+        np.testing.assert_array_equal(a["lep_mask"][j, 0], np.arange(4) < n, err_msg=f"jet {j}")
+        for f, v in want.items():
+            got = a["lep_features"][j, lepf.index(f), :n]
+            np.testing.assert_allclose(got, v, rtol=2e-6, atol=2e-6, err_msg=f"jet {j} lep {f}")
+        assert (a["lep_features"][j, :, n:] == 0).all()
+        seen["lep"] += n
+        for k, c in enumerate(_NANO_LEPTONS):
+            seen[c] += int((lep["kind"] == k).sum())
+    # enough nodes of each kind that the comparison means something
+    assert seen["sv"] >= 20 and seen["Muon"] >= 20 and seen["Electron"] >= 20 and seen["Photon"] >= 20, seen  # 22, 36, 51, 55
+
 def _refault_pages_in_a_thread() -> dict:
     """Minor page faults of allocating 200 MB again in a non-main thread (a Dask task
     thread) right after freeing the same size, and the worker's glibc settings."""
