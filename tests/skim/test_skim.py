@@ -304,9 +304,16 @@ def test_real_nanoaod(nano_store):
     assert "truth" not in store.meta["dropped"] and store.truth[0] == "gen_pt" and store.truth[4] == "gen_pt_with_nu"
     assert store.meta["stand_ins"] == {"truth gen_pt_with_nu": "a copy of gen_pt (the input schema has no GenJetWithNu)"}
     np.testing.assert_array_equal(a["truth"][:, 4], a["truth"][:, 0])
-    ref = uproot.open(NANO)["Events"].arrays(["Jet_pt", "Jet_eta", "Jet_jetId"])
+    ref = uproot.open(NANO)["Events"].arrays(["Jet_pt", "Jet_eta", "Jet_jetId", "Jet_area", "Jet_nConstituents",
+                                              "fixedGridRhoFastjetAll", "PV_npvs"])  # fmt: skip
     sel = (ref.Jet_pt > 15) & (abs(ref.Jet_eta) < 2.5) & ((ref.Jet_jetId & 2) == 2)
     np.testing.assert_array_equal(a["jet_pt"], ak.to_numpy(ak.flatten(ref.Jet_pt[sel])))
+    # jet-level features from the schema's Jet and event branches, and the blocks' node counts
+    jf = dict(zip(store.meta["jet_features"], store.read(["jet_features"])["jet_features"].T))
+    per_jet = ak.broadcast_arrays(ref.Jet_pt, ref.fixedGridRhoFastjetAll, ref.PV_npvs)
+    for f, branch in (("area", ref.Jet_area), ("nConstituents", ref.Jet_nConstituents), ("rho", per_jet[1]), ("npv", per_jet[2])):
+        np.testing.assert_array_equal(jf[f], ak.to_numpy(ak.flatten(branch[sel])).astype(np.float32), err_msg=f)
+    np.testing.assert_array_equal(np.minimum(jf["n_sv"], 5), a["sv_mask"].sum(axis=(1, 2)))  # (n_sv counts past 5)
     classes = store.classes
     # pu <=> no gen jet within dR 0.4, computed independently with awkward
     g = uproot.open(NANO)["Events"].arrays(["Jet_eta", "Jet_phi", "GenJet_eta", "GenJet_phi"])
