@@ -16,7 +16,7 @@ def register(app: typer.Typer) -> None:
 
         from jetlib.cli import counted, results_console
         from jetlib.errors import StoreError
-        from jetlib.store.inspect import describe, schema_gaps
+        from jetlib.store.inspect import HADRON_FLAVOURS, describe, schema_gaps
         from jetlib.store.manifest import nonfinite_text
 
         console = results_console()
@@ -51,8 +51,15 @@ def register(app: typer.Typer) -> None:
         c.add_column("class")
         c.add_column("jets", justify="right")
         c.add_column("fraction", justify="right")
+        hf = d["hadron_flavour"]
+        if hf:  # the input's own flavour beside the GEN label: a check of the schema's GEN mapping
+            c.caption = ("hadronFlavour: share of each class's jets by the input's Jet_hadronFlavour (in CMS files the "
+                         "ghost association of B and C hadrons), kept for comparison, not used for the label")  # fmt: skip
+            for f in HADRON_FLAVOURS:
+                c.add_column(f"hadronFlavour {f}" if f else "other", justify="right")
         for k, v in d["classes"].items():
-            c.add_row(k, f"{v:,}", f"{v / max(d['jets'], 1):.3f}")
+            shares = [f"{n / v:.2f}" if v else "" for n in hf[k]] if hf else []
+            c.add_row(k, f"{v:,}", f"{v / max(d['jets'], 1):.3f}", *shares)
         console.print(c)
         if d["derived"]:
             for f in d["derived"]:

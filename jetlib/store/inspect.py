@@ -29,13 +29,28 @@ def schema_gaps(dropped: dict, stand_ins: dict) -> list[tuple[str, str]]:
     return lines
 
 
+#: the input's Jet_hadronFlavour values that ``jetlib inspect`` sets beside each class: B, C, other
+HADRON_FLAVOURS = (5, 4, 0)
+
+
 def describe(path: str | Path) -> dict:
-    """Blocks, array shapes, jets per class (from the ``label`` column only), sizes, status."""
+    """Blocks, array shapes, jets per class (from the ``label`` column only), sizes, status.
+
+    ``hadron_flavour``: where the store keeps the input's ``Jet_hadronFlavour`` (in CMS files
+    the ghost association of B and C hadrons; never used for the label), each class's jets
+    counted by that flavour (5, 4, anything else: :data:`HADRON_FLAVOURS`), else None. b jets
+    without flavour 5 show a GEN mapping gone wrong at a glance."""
     s = Store(path)
     shards = s.shards()
     counts = np.zeros(len(s.classes), np.int64)
-    for _, a in s.iter_read(["label"]):
+    with_hf = "hadron_flavour" in s.layout.arrays
+    by_hf = np.zeros((len(s.classes), len(HADRON_FLAVOURS)), np.int64)
+    for _, a in s.iter_read(["label", "hadron_flavour"] if with_hf else ["label"]):
         counts += np.bincount(a["label"], minlength=len(s.classes))
+        if with_hf:
+            hf = np.abs(a["hadron_flavour"])
+            column = np.where(hf == 5, 0, np.where(hf == 4, 1, 2))  # the order of HADRON_FLAVOURS
+            by_hf += np.bincount(a["label"] * 3 + column, minlength=by_hf.size).reshape(by_hf.shape)
     status = Counter(r["status"] for r in s.latest().values())
     arrays = {}
     for name, spec in s.layout.arrays.items():
@@ -65,6 +80,7 @@ def describe(path: str | Path) -> dict:
         "arrays": arrays,
         "label_scheme": s.meta["labels"]["scheme"],
         "classes": dict(zip(s.classes, counts.tolist())),
+        "hadron_flavour": dict(zip(s.classes, map(tuple, by_hf.tolist()))) if with_hf else None,
         "dropped": s.meta.get("dropped", {}),
         "stand_ins": s.meta.get("stand_ins", {}),
         "selection": _selection(s.meta),

@@ -18,11 +18,12 @@ def test_inspect_counts_and_lists(store_factory):
     assert list(d["classes"].values()) == np.bincount(labels, minlength=4).tolist()
     assert d["status"] == {"done": 3, "failed": 1}
     assert d["arrays"]["pf_features"][0] == "(N, 4, 8)"
+    assert d["hadron_flavour"] is None  # (the store keeps no hadron_flavour column)
     res = CliRunner().invoke(app, ["inspect", str(path)], env={"COLUMNS": "200"})
     assert res.exit_code == 0, res.output
     assert "1,500 jets in 3 hdf5 shards" in res.output and "tasks: 3 done, 1 failed;" in res.output
     assert "log_pt, deta, dphi, charge" in res.output  # every feature, none cut off
-    assert "jet_pt" in res.output and "observer" in res.output
+    assert "jet_pt" in res.output and "observer" in res.output and "hadronFlavour" not in res.output
     res = CliRunner().invoke(app, ["inspect", str(path / "nowhere")])
     assert res.exit_code == 2 and "no such folder" in res.output and "did you mean" not in res.output
     res = CliRunner().invoke(app, ["inspect", str(path.parent / "stor")], env={"COLUMNS": "400"})
