@@ -412,6 +412,17 @@ def _nearby_sorted(nodes: dict, jeta: float, jphi: float, key: str, length: int)
     return out
 
 
+def _assert_jet_block(a: dict, block: str, features: list[str], j: int, want: dict) -> None:
+    """Jet ``j``'s ``block``: the first nodes hold ``want`` (feature -> values), the mask marks
+    them, and the padding after them is zero."""
+    n = len(next(iter(want.values())))
+    np.testing.assert_array_equal(a[f"{block}_mask"][j, 0], np.arange(a[f"{block}_mask"].shape[2]) < n, err_msg=f"jet {j}")
+    for f, v in want.items():
+        got = a[f"{block}_features"][j, features.index(f), :n]
+        np.testing.assert_allclose(got, v, rtol=2e-6, atol=2e-6, err_msg=f"jet {j} {block} {f}")
+    assert (a[f"{block}_features"][j, :, n:] == 0).all()
+
+
 def test_real_nanoaod_sv_and_lepton_blocks_against_the_branches(nano_store):
     """The SV and lepton blocks of the real file against the file's branches, associated
     here without jetlib: nodes within dR 0.4 of the jet axis, SVs by dlenSig and leptons by
@@ -436,11 +447,7 @@ def test_real_nanoaod_sv_and_lepton_blocks_against_the_branches(nano_store):
         n = sv["pt"].size
         want = {"log_pt": np.log(sv["pt"]), "pt_rel": sv["pt"] / jpt, "is_SV": np.ones(n)}
         want.update({k: sv[k] for k in ("etarel", "dphi", "dr", *sv_raw)})
-        np.testing.assert_array_equal(a["sv_mask"][j, 0], np.arange(5) < n, err_msg=f"jet {j}")
-        for f, v in want.items():
-            got = a["sv_features"][j, svf.index(f), :n]
-            np.testing.assert_allclose(got, v, rtol=2e-6, atol=2e-6, err_msg=f"jet {j} sv {f}")
-        assert (a["sv_features"][j, :, n:] == 0).all()
+        _assert_jet_block(a, "sv", svf, j, want)
         seen["sv"] += n
         # -- leptons: muons, electrons and photons in one block ------------------------------
         nodes: dict = {k: [] for k in ("pt", "eta", "phi", "charge", "iso", "tightId", "dxy", "dz", "is_Muon", "is_Electron",
@@ -459,16 +466,13 @@ def test_real_nanoaod_sv_and_lepton_blocks_against_the_branches(nano_store):
         want = {"log_pt": np.log(lep["pt"]), "pt_rel": lep["pt"] / jpt}
         want.update({k: lep[k] for k in ("etarel", "dphi", "dr", "charge", "iso", "tightId", "dxy", "dz", "is_Muon",
                                          "is_Electron", "is_Photon")})  # fmt: skip
-        np.testing.assert_array_equal(a["lep_mask"][j, 0], np.arange(4) < n, err_msg=f"jet {j}")
-        for f, v in want.items():
-            got = a["lep_features"][j, lepf.index(f), :n]
-            np.testing.assert_allclose(got, v, rtol=2e-6, atol=2e-6, err_msg=f"jet {j} lep {f}")
-        assert (a["lep_features"][j, :, n:] == 0).all()
+        _assert_jet_block(a, "lep", lepf, j, want)
         seen["lep"] += n
         for k, c in enumerate(_NANO_LEPTONS):
             seen[c] += int((lep["kind"] == k).sum())
     # enough nodes of each kind that the comparison means something
     assert seen["sv"] >= 20 and seen["Muon"] >= 20 and seen["Electron"] >= 20 and seen["Photon"] >= 20, seen  # 22, 36, 51, 55
+
 
 def _refault_pages_in_a_thread() -> dict:
     """Minor page faults of allocating 200 MB again in a non-main thread (a Dask task
