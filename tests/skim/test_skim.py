@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import awkward as ak
 import h5py
@@ -83,6 +84,18 @@ def test_parquet_has_the_same_content(hdf5_store, miniaod_files, tmp_path):
     # plain pyarrow sees named columns
     t = pq.read_table(b.shards()[0].path, columns=["pf_log_pt", "jet_pt", "label_b", "gen_pt"])
     assert t.column("pf_log_pt").type.list_size == 50
+    # the README's example of reading shards with plain h5py and pyarrow runs as written
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    code = next(c for c in readme.split("```python\n")[1:] if 'pq.read_table("store-parquet/' in c).split("```")[0]
+    (tmp_path / "store").symlink_to(hdf5_store)
+    (tmp_path / "store-parquet").symlink_to(out)
+    ns: dict = {}
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(tmp_path)
+        exec(compile(code, "README.md", "exec"), ns)
+    n = min(len(ns["log_pt"]), 1024)
+    np.testing.assert_array_equal(ns["log_pt"][:n], ns["x"][:n, a.blocks["pf"]["features"].index("log_pt")])
+    assert list(ns["df"].columns) == ["label", "jet_pt"] and len(ns["df"]) == len(ns["log_pt"])
 
 
 def test_uncompressed_hdf5_is_contiguous_and_memory_mapped(hdf5_store, miniaod_files, tmp_path):
