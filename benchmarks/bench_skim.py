@@ -16,7 +16,8 @@ for new shards the host has taken back), then of 2 workers. Measured:
     worker keeps its recent files open; the first range of a file includes the open), once
     with uproot's default zlib inflate and once inflating as jetlib's workers do (libdeflate,
     then ISA-L for a block it refuses);
-(c) skim worker time / uproot read time, and kernels+write on top of the uproot read;
+(c) skim worker time / uproot read time, and kernels+write on top of the uproot read, with
+    the share of it the LZ4 codec alone takes (the writer's blocks compressed without a file);
 (d) what the store's safety costs: ``write_shard`` (validate, temp file, fsync, checksum,
     rename, fsync of the folder) against a plain ``h5py`` write of the same arrays, and one
     ``Manifest.append`` (one fsync'd JSON line) per record.
