@@ -401,7 +401,6 @@ def test_real_nanoaod_truth_agrees_with_cms_records(nano_store):
     assert (pf[names == "g"] == 21).mean() > 2 / 3  # 18 of 21 here
 
 
-
 #: the lepton block's collections, in the nanoaod schema's order, with the branches of their
 #: fields (None: the collection has no such field, which the block reads as zero)
 _NANO_LEPTONS = {
