@@ -50,7 +50,7 @@ def describe(path: str | Path) -> dict:
         if with_hf:
             hf = np.abs(a["hadron_flavour"])
             column = np.where(hf == 5, 0, np.where(hf == 4, 1, 2))  # the order of HADRON_FLAVOURS
-            by_hf += np.bincount(a["label"] * 3 + column, minlength=by_hf.size).reshape(by_hf.shape)
+            by_hf += np.bincount(a["label"] * len(HADRON_FLAVOURS) + column, minlength=by_hf.size).reshape(by_hf.shape)
     status = Counter(r["status"] for r in s.latest().values())
     arrays = {}
     for name, spec in s.layout.arrays.items():

@@ -1,5 +1,6 @@
-"""The README's Python examples for sampling weights and the Reader run as written, on a store
-whose weights and statistics were made by the calls the README shows."""
+"""The README's Python examples run as written: reading shards with plain h5py and pyarrow,
+sampling weights, and the Reader in a training loop (on a store whose weights and statistics
+were made by the calls the README shows)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import numpy as np
 import pytest
 
 from jetlib.stats import compute_stats
+from jetlib.store import Store
 from jetlib.weights import compute_weights
 
 README = Path(__file__).parents[2] / "README.md"
@@ -19,6 +21,21 @@ def _example(marker: str) -> str:
     blocks = [b.split("```")[0] for b in README.read_text().split("```python\n")[1:]]
     (code,) = [b for b in blocks if marker in b]
     return code
+
+
+def test_the_readme_example_of_reading_shards_without_jetlib_runs(store_factory, tmp_path, monkeypatch):
+    """h5py on an LZ4 HDF5 shard and pyarrow on a Parquet shard of the same jets: the PF log pT
+    that the example gets from the Parquet columns is the HDF5 array's."""
+    store_factory("run/store", compression="lz4")
+    store_factory("run/store-parquet", fmt="parquet")  # (the same seed: the same jets)
+    monkeypatch.chdir(tmp_path / "run")
+    ns: dict = {}
+    exec(compile(_example('pq.read_table("store-parquet/'), "README.md", "exec"), ns)
+    n = min(len(ns["log_pt"]), 1024)
+    assert n > 0 and ns["log_pt"].shape[1] == ns["x"].shape[2]
+    f = Store("store").blocks["pf"]["features"].index("log_pt")
+    np.testing.assert_array_equal(ns["log_pt"][:n], ns["x"][:n, f])
+    assert list(ns["df"].columns) == ["label", "jet_pt"] and len(ns["df"]) == len(ns["log_pt"])
 
 
 def test_the_readme_weights_and_reader_examples_run(store_factory, tmp_path, monkeypatch):

@@ -62,6 +62,14 @@ def _near_jets(rng, jet_eta, jet_phi, jet_counts, counts, max_dr: float):
     return eta.astype(np.float32), ((phi + np.pi) % (2 * np.pi) - np.pi).astype(np.float32)
 
 
+def nearest(etas, phis, eta: float, phi: float, radius: float = 0.4) -> int | None:
+    """Index of the object nearest to (eta, phi) within dR < radius, or None (a plain NumPy
+    reference for the skim's matching)."""
+    etas, phis = np.asarray(etas, np.float64), np.asarray(phis, np.float64)
+    dr2 = (etas - eta) ** 2 + ((phis - phi + np.pi) % (2 * np.pi) - np.pi) ** 2
+    return int(np.argmin(dr2)) if dr2.size and dr2.min() < radius**2 else None
+
+
 def write_miniaod(path: Path, n_events: int = 200, *, seed: int = 0, max_jets: int = 4, max_pf: int = 60,
                   drop: tuple[str, ...] = (), nan_pf: bool = False, as_rntuple: bool = False,
                   file_wide_links: bool = False, zero_flags: bool = False, nan_jets: bool = False,

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import uproot
 import yaml
-from miniaod_inputs import write_miniaod
+from miniaod_inputs import nearest, write_miniaod
 
 from jetlib.config.skim import load_skim_config
 from jetlib.errors import StoreError
@@ -82,13 +82,6 @@ def test_verify_inputs_sees_other_entries_without_uuids(two, tmp_path):
     assert [e.where for e in errs] == [two[0]] and "250 entries, the manifest 300" in errs[0].message
 
 
-def _nearest(etas, phis, eta: float, phi: float, radius: float = 0.4) -> int | None:
-    """Index of the object nearest to (eta, phi) within dR < radius, or None."""
-    etas, phis = np.asarray(etas, np.float64), np.asarray(phis, np.float64)
-    dr2 = (etas - eta) ** 2 + ((phis - phi + np.pi) % (2 * np.pi) - np.pi) ** 2
-    return int(np.argmin(dr2)) if dr2.size and dr2.min() < radius**2 else None
-
-
 def test_stored_values_are_those_of_the_input_branches(tmp_path):
     """Jet energy and log pT, rho and nPV, the flavour observers and gen_pt_with_nu (the
     nearest GenJetWithNu within dR 0.4), each jet found again by (event, jet_index)."""
@@ -115,7 +108,7 @@ def test_stored_values_are_those_of_the_input_branches(tmp_path):
     np.testing.assert_array_equal(a["parton_flavour"], get("Jet_partonFlavour"))
     want = []
     for k, e in enumerate(ev):
-        i = _nearest(t.GenJetWithNu_eta[e], t.GenJetWithNu_phi[e], eta[k], phi[k])
+        i = nearest(t.GenJetWithNu_eta[e], t.GenJetWithNu_phi[e], eta[k], phi[k])
         want.append(float(t.GenJetWithNu_pt[e][i]) if i is not None else a["truth"][k, 0])
     matched = a["truth"][:, 0] != 0
     assert matched.sum() > 10
@@ -152,14 +145,14 @@ def test_jet_cuts_gen_jet_match_and_truth_columns_by_name(tmp_path):
     for k, (ev, j) in enumerate(zip(a["event"].tolist(), a["jet_index"].tolist())):
         e = by_event[ev]
         eta, phi = e["Jet_eta"][j], e["Jet_phi"][j]
-        g = _nearest(e["GenJet_eta"], e["GenJet_phi"], eta, phi)
+        g = nearest(e["GenJet_eta"], e["GenJet_phi"], eta, phi)
         if g is None:
             assert a["truth"][k].tolist() == [0.0] * 5 and a["label"][k] == pu
             continue
         matched += 1
         for x in ("pt", "eta", "phi", "mass"):
             assert a["truth"][k, col[f"gen_{x}"]] == np.float32(e[f"GenJet_{x}"][g]), (k, x)
-        n = _nearest(e["GenJetWithNu_eta"], e["GenJetWithNu_phi"], eta, phi)
+        n = nearest(e["GenJetWithNu_eta"], e["GenJetWithNu_phi"], eta, phi)
         with_nu = e["GenJetWithNu_pt"][n] if n is not None else e["GenJet_pt"][g]
         assert a["truth"][k, col["gen_pt_with_nu"]] == np.float32(with_nu)
     assert 0.2 * len(want) < matched < 0.9 * len(want)
