@@ -147,7 +147,7 @@ def epoch_batches(
 
     Args:
         units: the store cut into contiguous units.
-        shuffle: False (store order), ``"slices"`` (units in random order, jets in a unit
+        shuffle: False (store order, across shards too), ``"slices"`` (units in random order, jets in a unit
             stay together: a batch of one unit is a view of the shard), or ``"jets"``/True
             (jets permuted within a buffer of ``buffer_jets``).
         accept: per-unit acceptance probabilities for weighted sampling (None: keep all).
@@ -182,8 +182,11 @@ def epoch_batches(
     for pos, i in enumerate(order):
         u = units[i]
         n = u.stop - u.start
-        if accept is None and not jet_level and n == batch_size:
-            yield [(u.shard, slice(u.start, u.stop))]  # zero copy: the batch is one slice of a shard
+        # zero copy: the batch is one slice of a shard; in store order only when no rows wait
+        # (the short end of a shard), which go first: after them batches are slices again,
+        # offset by what waited, but for the one that joins the ends of two shards
+        if accept is None and not jet_level and n == batch_size and (shuffle or not pend_n):
+            yield [(u.shard, slice(u.start, u.stop))]
             continue
         rows = np.arange(u.start, u.stop)
         if accept is not None:

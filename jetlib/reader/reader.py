@@ -100,8 +100,11 @@ class ReaderBase:
         shuffle: ``True``/``"jets"``: jets shuffled within a buffer of ``buffer_jets`` drawn
             from shuffled contiguous units (one gather copy per batch); ``"slices"``:
             batches are contiguous runs of jets taken in random order, each a view of the
-            memory-mapped shard (zero copy); ``False``: store order (zero copy).
-        seed: seed of the shuffle and of the sampling; the same seed gives the same batches.
+            memory-mapped shard (zero copy); ``False``: store order, that of
+            :meth:`Store.read <jetlib.store.Store.read>` (zero copy on a memory-mapped store,
+            but for a batch that joins the ends of two shards).
+        seed: seed of the shuffle and of the sampling, an integer >= 0; the same seed gives
+            the same batches.
         weights: name of stored sampling weights (``jetlib weights``) to sample jets with
             accept/reject, or None for every jet once per epoch.
         standardize: apply the stored standardisation (``jetlib stats``); zero padding stays 0
@@ -178,13 +181,17 @@ class ReaderBase:
         if shuffle not in SHUFFLE_MODES:
             raise ValueError(f"shuffle={shuffle!r}; use one of {SHUFFLE_MODES}")
         for name, value in (("batch_size", batch_size), ("world_size", world_size), ("rank", rank),
-                            ("buffer_jets", buffer_jets), ("unit_jets", unit_jets)):  # fmt: skip
+                            ("buffer_jets", buffer_jets), ("unit_jets", unit_jets), ("seed", seed)):  # fmt: skip
             if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
                 raise TypeError(f"{name} must be an integer, not {value!r}")
         if isinstance(decoded_mb, bool) or not isinstance(decoded_mb, (int, float, np.integer, np.floating)) or not decoded_mb > 0:
             raise ValueError(f"decoded_mb must be a number of megabytes > 0, not {decoded_mb!r}")
-        if batch_size < 1 or world_size < 1 or unit_jets < 1:
-            raise ValueError(f"batch_size ({batch_size}), world_size ({world_size}) and unit_jets ({unit_jets}) must be >= 1")
+        for name, value in (("batch_size", batch_size), ("world_size", world_size), ("unit_jets", unit_jets),
+                            ("buffer_jets", buffer_jets)):  # fmt: skip
+            if value < 1:
+                raise ValueError(f"{name} must be >= 1, not {value}")
+        if seed < 0:  # (NumPy's generators take none below 0)
+            raise ValueError(f"seed must be >= 0, not {seed}")
         if not 0 <= rank < world_size:
             raise ValueError(f"rank {rank} outside 0..{world_size - 1} (world_size={world_size})")
         if output not in (None, "torch", "numpy"):

@@ -231,7 +231,7 @@ def tables_from_histograms(
             raise ConfigError("method 'ref' needs a reference class (--reference b)", key="reference")
         if reference not in hists.classes:
             hint = near_matches(reference, hists.classes)
-            raise ConfigError(f"reference class {reference!r} does not exist" + (f"; did you mean {', '.join(hint)}?" if hint else "")
+            raise ConfigError(f"reference class {reference!r} does not exist" + (f" (did you mean {', '.join(hint)}?)" if hint else "")
                               + f"; the store's classes are {', '.join(hists.classes)}", key="reference")  # fmt: skip
         ref = counts[hists.classes.index(reference)]
         if ref.sum() == 0:

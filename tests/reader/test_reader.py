@@ -79,6 +79,8 @@ def test_every_jet_once_with_its_values(store_factory, shuffle, fmt, compression
     assert len(r) == len([1 for _ in r])
     if shuffle:
         assert seen != sorted(seen, key=key.get)
+    else:  # store order, also across the ends of shards (500 + 700 + 300 jets, batches of 128)
+        assert seen == sorted(seen, key=key.get)
 
 
 def _watch_decoding(monkeypatch, block_jets):
@@ -401,8 +403,15 @@ def test_bad_arguments_are_named(store_factory):
         Reader(path, shards=[7])
     with pytest.raises(ValueError, match=r"shards=slice\(5, None, None\) selects no jets"):
         Reader(path, shards=slice(5, None))
-    with pytest.raises(ValueError, match=r"world_size \(0\)"):
+    with pytest.raises(ValueError, match="world_size must be >= 1, not 0"):
         Reader(path, world_size=0)
+    with pytest.raises(ValueError, match="buffer_jets must be >= 1, not 0"):
+        Reader(path, buffer_jets=0)
+    with pytest.raises(ValueError, match="seed must be >= 0, not -1"):
+        Reader(path, seed=-1)
+    for bad in (None, 1.5, "abc"):  # named when the reader is made, not by NumPy at the first batch
+        with pytest.raises(TypeError, match=f"seed must be an integer, not {bad!r}"):
+            Reader(path, seed=bad)
     with pytest.raises(ValueError, match=r"rank 2 outside 0..1"):
         Reader(path, rank=2, world_size=2)
     with pytest.raises(TypeError, match="batch_size must be an integer, not 2.5"):

@@ -172,6 +172,8 @@ def test_bad_specs(store_factory):
         compute_weights(path, method="magic")
     with pytest.raises(ConfigError, match="did you mean b"):
         compute_weights(path, class_weights="B=2")
+    with pytest.raises(ConfigError, match=r"reference class 'B' does not exist \(did you mean b\?\); the store's classes are b, "):
+        compute_weights(path, method="ref", reference="B")
     with pytest.raises(ConfigError, match="is for --method ref"):  # not silently flat
         compute_weights(path, reference="b")
     for bad in ("../../evil", "a/b", ".hidden", ""):
