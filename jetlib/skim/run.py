@@ -622,7 +622,8 @@ def skim(
         # clear a store with --overwrite for nothing)
         more = f"; and {len(files) - 3} more" if len(files) > 3 else ""
         left = "the store was left as it was" if (out / META_NAME).exists() else "no store made"
-        raise ValueError(f"no input to skim, {left}: " + "; ".join(f"{f.path}: {f.problem or 'not a ROOT file'}" for f in files[:3]) + more)
+        why = lambda f: f.problem or ("a folder, not a ROOT file" if Path(f.path).is_dir() else "not a ROOT file")  # noqa: E731
+        raise ValueError(f"no input to skim, {left}: " + "; ".join(f"{f.path}: {why(f)}" for f in files[:3]) + more)
     new_store = not (out / META_NAME).exists()
     if new_store or overwrite:
         _refuse_misfit(files, plan, task_timeout, not_root, clearing=not new_store)

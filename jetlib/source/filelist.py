@@ -30,11 +30,15 @@ def _is_glob(text: str) -> bool:
 
 
 def is_root_file(p: Path) -> bool:
+    """Whether ``p`` starts as a ROOT file: the magic bytes ``root``, then the format version
+    as a big-endian int32, whose first byte is 0 (versions stay below 2**24). A text file list
+    never holds a NUL byte, so one that starts with ``root://`` or ``rootfiles/`` is a list."""
     try:
         with open(p, "rb") as f:
-            return f.read(4) == b"root"
+            head = f.read(5)
     except OSError:
         return False
+    return head[:4] == b"root" and head[4:] in (b"", b"\0")  # (a file cut after the magic: ROOT, damaged)
 
 
 def _entries(line: str, n: int, base: Path, where: str) -> list[InputFile]:

@@ -43,6 +43,8 @@ def writer_lock(store: str | Path, command: str) -> Iterator[None]:
         store.mkdir(parents=True, exist_ok=True)
         fd = os.open(store / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as err:
+        if store.is_file():  # (mkdir says only "File exists")
+            raise StoreError(f"{store}: is a file, not a store folder; choose another --out") from err
         raise StoreError(f"{store}: cannot write a store here ({err.strerror or err}); check the path and its "
                          "permissions, or choose another --out") from err  # fmt: skip
     try:

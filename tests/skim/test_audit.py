@@ -204,6 +204,20 @@ def test_inputs_given_directly_and_a_list_with_a_byte_order_mark(miniaod_files, 
     assert [f.path for f in parse_inputs("root://host//f.root")] == ["root://host//f.root"]
     with pytest.raises(ValueError, match="nothere.txt: no such file list; give a text file"):
         parse_inputs("nothere.txt")
+    # a list whose first bytes are 'root' (a URL, a relative rootfiles/ folder) is a list, not a
+    # ROOT file with a broken header, alone or among several arguments; a ROOT file cut after
+    # its magic bytes is still a ROOT file, to be recorded as damaged
+    (tmp_path / "remote.txt").write_text("root://host//f.root\n")
+    (tmp_path / "rootfiles").mkdir()
+    (tmp_path / "rootfiles" / "a.root").write_bytes(Path(a).read_bytes())
+    (tmp_path / "rel.txt").write_text("rootfiles/a.root\n")
+    for args in (str(tmp_path / "remote.txt"), [str(tmp_path / "remote.txt"), a]):
+        assert [f.path for f in parse_inputs(args)][:1] == ["root://host//f.root"]
+    assert [f.path for f in parse_inputs(tmp_path / "rel.txt")] == [str(tmp_path / "rootfiles" / "a.root")]
+    head = Path(a).read_bytes()[:6]
+    for cut in (4, 6):
+        (tmp_path / "cut.dat").write_bytes(head[:cut])
+        assert [f.path for f in parse_inputs(str(tmp_path / "cut.dat"))] == [str(tmp_path / "cut.dat")]
     (tmp_path / "blob.bin").write_bytes(b"\xff\xfe\x00binary")
     with pytest.raises(ValueError, match="blob.bin: not a text file list"):
         parse_inputs(tmp_path / "blob.bin")
@@ -898,6 +912,8 @@ def test_overwrite_with_no_readable_input_leaves_the_store(miniaod_files, tmp_pa
     (tmp_path / "garbage.root").write_text("not ROOT")
     with pytest.raises(ValueError, match=r"the store was left as it was: .*garbage\.root: not a ROOT file"):
         skim([str(tmp_path / "garbage.root")], out, overwrite=True, **KW)
+    with pytest.raises(ValueError, match=r"the store was left as it was: .*shards: a folder, not a ROOT file"):
+        skim([str(out / "shards")], out, overwrite=True, **KW)
     assert sorted(p.name for p in (out / "shards").iterdir()) == before and Store(out).n_jets > 0
 
 

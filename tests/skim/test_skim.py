@@ -196,6 +196,9 @@ def test_an_unwritable_out_is_a_clear_error(miniaod_files, tmp_path):
     (tmp_path / "file").write_text("not a folder")
     with pytest.raises(StoreError, match=r"file/store: cannot write a store here \(Not a directory\)"):
         skim([str(p) for p in miniaod_files], tmp_path / "file" / "store", **KW)
+    with pytest.raises(StoreError, match=r"file: is a file, not a store folder; choose another --out"):
+        skim([str(p) for p in miniaod_files], tmp_path / "file", **KW)
+    assert (tmp_path / "file").read_text() == "not a folder"
 
 
 def test_cli_reports_an_os_error_with_what_to_do(hdf5_store, miniaod_files, tmp_path):
