@@ -701,6 +701,14 @@ def skim(
             key = f"{f}:file"
             return {"task": key, "task_id": task_id(key), "kind": "file", "file": f, "status": status, **kw}
 
+        def plan_unopened(paths: list[str]) -> None:
+            """Put inputs that --fail-fast stopped before they were opened into the plan (a
+            file task, recorded when the file opens), so that verify and inspect count them
+            unfinished: left out, the store of the files done so far passed for complete."""
+            for p in paths:
+                if p not in planned:
+                    task_id(f"{p}:file")
+
         # each file's ranges as planned; a store from before tasks.json was cut at fixed multiples
         planned = _planned(ids) if (out / TASKS_NAME).exists() else _fixed_plans(latest, entries_per_task)
         finished = _finished_files(latest, planned, out)
@@ -722,6 +730,9 @@ def skim(
                 commit({**r, "status": "skipped", "reason": f"not in the file list of a run with --skip-bad-files (it "
                                                              f"holds no jets); it had failed: {r.get('reason')}"})  # fmt: skip
             unlisted = [f for f in unlisted if f in done_files]
+            for key in [k for k in ids if k.endswith(":file") and k not in latest and k.removesuffix(":file") not in keep]:
+                commit(file_record(key.removesuffix(":file"), "skipped", entries=0, reason="not in the file list of a run "
+                                   "with --skip-bad-files; a --fail-fast run had stopped before opening it"))  # fmt: skip
         if unlisted:  # a shorter list does not take inputs out of a store
             gone = set(unlisted)
             kept = sum(r.get("jets", 0) for r in latest.values() if r.get("kind") == "range" and r.get("status") == "done" and r["file"] in gone)
@@ -733,6 +744,7 @@ def skim(
                 commit(file_record(f.path, "failed", error="FileNotFoundError", reason=f"{f.path}: {f.problem}", entries=0))
         readable = [f.path for f in files if not f.problem]
         if not readable or (fail_fast and summary.failed):  # nothing to open: no cluster to start
+            plan_unopened(readable)
             return _stop(summary, ids, t_start, console, fail_fast)
 
         try:
@@ -767,7 +779,9 @@ def skim(
                 c = counts.get(path)
                 if c is not None and c["status"] != "ok":
                     commit(file_record(path, "failed", entries=0, error=c["error"], reason=c["reason"]))
-                if c is None or c["status"] != "ok" or stopping:  # (None: not counted, --fail-fast stopped first)
+                if c is None:  # not counted: --fail-fast stopped first
+                    plan_unopened([path])
+                if c is None or c["status"] != "ok":
                     continue
                 n = c["entries"]
                 ranges = planned.get(path)
@@ -780,8 +794,10 @@ def skim(
                 if problem := ranges_problem(ranges, n):  # (a replaced file was refused above; tasks.json edited)
                     raise StoreError(f"{out}: the store's task plan ({TASKS_NAME}) for {path} does not cover its {n:,} "
                                      f"entries once each ({problem}); re-skim with --overwrite")  # fmt: skip
-                if latest.get(f"{path}:file", {}).get("status") in ("failed", "skipped"):
-                    # it opened this time: the ranges below account for it now
+                fkey = f"{path}:file"
+                if (fkey in ids or fkey in latest) and latest.get(fkey, {}).get("status") != "done":
+                    # it opened this time (it had failed, was skipped, or a --fail-fast run
+                    # stopped before it was opened): the ranges below account for it now
                     commit(file_record(path, "done", entries=n, reason="opened on a later run; see its entry ranges"))
                 for s, e in ranges:
                     key = f"{path}:{s}-{e}"
@@ -790,7 +806,7 @@ def skim(
                         summary.already_done += 1
                         continue
                     tasks.append(task)
-            if stopping:
+            if stopping:  # (the files counted are planned: their ranges read as unfinished)
                 return _stop(summary, ids, t_start, console, fail_fast)
             total = summary.already_done + len(tasks)
             write_json(out / TASKS_NAME, {"tasks": ids})

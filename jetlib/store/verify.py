@@ -134,6 +134,9 @@ def verify(
                 err("accounting", key, f"not read: the file was {f['status']} when a later run opened it ({f.get('error')}: "
                     f"{f.get('reason')}), so the store holds only part of it; restore the file and re-run the same "
                     "`jetlib skim` command, or re-skim with --overwrite without it")  # fmt: skip
+            elif key.endswith(":file"):  # an input a --fail-fast run stopped before opening
+                err("accounting", key, "listed but never opened (a --fail-fast run stopped first): re-run the same "
+                    "`jetlib skim` command")  # fmt: skip
             else:
                 err("accounting", key, "planned but never finished (interrupted run?): re-run the same `jetlib skim` command")
             continue

@@ -160,9 +160,24 @@ def test_fail_fast_stops_on_a_file_that_does_not_open(miniaod_files, tmp_path):
     s = skim(files, tmp_path / "store", fail_fast=True, **KW)
     assert s.failed == 1 and s.done == 0 and s.failures[0]["file"] == str(notroot)
     assert [r["status"] for r in Store(tmp_path / "store").manifest.records()] == ["failed"]  # no range task ran
-    # a file missing from the list stops it before any file is opened
+    # the good files are in the plan, unfinished (counted or not when the run stopped): the
+    # store of the failure alone does not pass for complete, even with --allow-failed
+    rep = verify(tmp_path / "store", allow_failed=True)
+    assert not rep.ok and rep.tasks["failed"] == 1 and rep.tasks["missing"] >= 2
+    assert {p.where.rsplit(":", 1)[0] for p in rep.errors} == {str(Path(f).resolve()) for f in miniaod_files}
+    assert len(Store(tmp_path / "store").unfinished_tasks()) == rep.tasks["missing"]
+    s = skim(files, tmp_path / "store", **KW)  # the same list without --fail-fast: the rest is done
+    assert s.failed == 1 and s.done == 4 and verify(tmp_path / "store", allow_failed=True).ok
+    # a file missing from the list stops it before any file is opened; dropping the others
+    # from the list with --skip-bad-files gives them up (the never-opened ones too)
     s = skim(files + [str(tmp_path / "gone.root")], tmp_path / "store2", fail_fast=True, **KW)
     assert s.failed == 1 and s.done == 0 and s.workers == 0 and "not found" in s.failures[0]["reason"]
+    rep = verify(tmp_path / "store2", allow_failed=True)
+    assert rep.tasks["missing"] == 3 and all("never opened (a --fail-fast run stopped first)" in p.message for p in rep.errors)
+    s = skim(files[:1], tmp_path / "store2", skip_bad_files=True, **KW)
+    assert s.done == 2 and verify(tmp_path / "store2").ok
+    skipped = [r for r in Store(tmp_path / "store2").latest().values() if r["status"] == "skipped"]
+    assert sorted(r["file"] for r in skipped) == sorted([str(Path(files[1]).resolve()), str(notroot), str(tmp_path / "gone.root")])
     # --skip-bad-files: a damaged file is skipped and the run goes on; a schema mismatch still stops it
     s = skim(files, tmp_path / "store3", fail_fast=True, skip_bad_files=True, **KW)
     assert s.skipped == 1 and s.done == 4
