@@ -17,6 +17,7 @@ def register(app: typer.Typer) -> None:
         from jetlib.cli import counted, results_console
         from jetlib.errors import StoreError
         from jetlib.store.inspect import HADRON_FLAVOURS, describe, schema_gaps
+        from jetlib.store.layout import NO_FLAVOUR
         from jetlib.store.manifest import nonfinite_text
 
         console = results_console()
@@ -52,9 +53,16 @@ def register(app: typer.Typer) -> None:
         c.add_column("jets", justify="right")
         c.add_column("fraction", justify="right")
         hf = d["hadron_flavour"]
+        none = d["no_hadron_flavour"]
+        if hf and d["jets"] and none == d["jets"]:  # a column of zeros would say nothing
+            hf = None
+            console.print(f"[yellow]note:[/] hadron_flavour is {NO_FLAVOUR} for every jet: no input file had the "
+                          "schema's hadronFlavour branch (check its name in the input schema)")  # fmt: skip
         if hf:  # the input's own flavour beside the GEN label: a check of the schema's GEN mapping
             c.caption = ("hadronFlavour: share of each class's jets by the input's Jet_hadronFlavour (in CMS files the "
                          "ghost association of B and C hadrons), kept for comparison, not used for the label")  # fmt: skip
+            if none:
+                c.caption += f"; {none:,} jets from files without that branch ({NO_FLAVOUR}) are in no column"
             for f in HADRON_FLAVOURS:
                 c.add_column(f"hadronFlavour {f}" if f else "other", justify="right")
         for k, v in d["classes"].items():

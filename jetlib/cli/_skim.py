@@ -72,6 +72,7 @@ def register(app: typer.Typer) -> None:
                           f"peak worker RSS {s.peak_rss_mb:.0f} MB")  # fmt: skip
         from jetlib.cli import counted
         from jetlib.store import Store
+        from jetlib.store.layout import NO_FLAVOUR
         from jetlib.store.manifest import nonfinite_text, nonfinite_totals
 
         if (bad := nonfinite_totals(s.records))[0]:
@@ -81,6 +82,11 @@ def register(app: typer.Typer) -> None:
             why = "an empty tree" if events == 0 else f"{events:,} events, no jet passed the selection"
             more = f" and {len(empty) - 1:,} more" if len(empty) > 1 else ""
             console.print(f"[yellow]note:[/] {counted(len(empty), 'input file')} gave no jets: {escape(first)} ({why}){more}")
+        for branch, near in s.absent_optional.items():  # a misspelt optional mapping is not an error, nor silent
+            hint = f" (did you mean {', '.join(near)}?)" if near else ""
+            console.print(f"[yellow]note:[/] no input file of this run has the optional branch {escape(branch)}{escape(hint)}: "
+                          f"it reads as missing ({NO_FLAVOUR} for a jet flavour, 0 for a node field); if the schema "
+                          "misspells it, fix it and re-skim with --overwrite")  # fmt: skip
         groups = _same_reason(s.failures)
         for f, n in groups[:20]:
             line = f"{f['task']}: {f.get('error')}: {f.get('reason')}"

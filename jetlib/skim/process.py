@@ -13,7 +13,7 @@ from jetlib.kernels.nodes import fill_block
 from jetlib.kernels.truth import TRUTH_TARGETS, label_jets
 from jetlib.skim.plan import SkimPlan
 from jetlib.source.read import Chunk
-from jetlib.store.layout import ShardLayout
+from jetlib.store.layout import NO_FLAVOUR, ShardLayout
 
 __all__ = ["shard_layout", "process_chunk", "OBSERVERS"]
 
@@ -214,7 +214,7 @@ def process_chunk(plan: SkimPlan, chunk: Chunk, layout: ShardLayout) -> tuple[di
     out["jet_index"][:] = sel_local
     for f, o in (("hadronFlavour", "hadron_flavour"), ("partonFlavour", "parton_flavour")):
         if o in out:
-            out[o][:] = jf[f][gidx] if f in jf else -1
+            out[o][:] = jf[f][gidx] if f in jf else NO_FLAVOUR
     if plan.config.nan_policy == "error":
         bad = {k: v for k, v in counters.items() if k.startswith("nonfinite_") and v}
         if bad:

@@ -89,6 +89,15 @@ class SkimSummary:
     without_jets: dict[str, int] = field(default_factory=dict)
 
     @property
+    def absent_optional(self) -> dict[str, list[str]]:
+        """Optional branches of the schema that no file of this run's done tasks has -> the
+        near names the first task's file has (a misspelt mapping reads as a missing branch)."""
+        if not self.records:
+            return {}
+        absent = [r.get("absent_optional", {}) for r in self.records]
+        return {b: near for b, near in absent[0].items() if all(b in a for a in absent)}
+
+    @property
     def nothing_done(self) -> bool:
         """Every input was skipped (--skip-bad-files) and the store has no done task: most
         likely a wrong --schema or file list, not damage."""
@@ -102,8 +111,9 @@ class SkimSummary:
 #: the version of what the kernels store (a feature's or a label's definition): part of the
 #: configuration hash, so that a store of older definitions is not resumed with newer ones.
 #: 2: ppar_ratio is p.j/(|p| |j|) (was p.j/|j|^2); e/mu labels need fromHardProcess; a tau
-#: label needs a prompt tau
-DEFINITIONS = 2
+#: label needs a prompt tau. 3: a jet flavour (hadron_flavour, parton_flavour) that the
+#: input file lacks is -999 (NO_FLAVOUR), not -1, a d-bar's parton flavour
+DEFINITIONS = 3
 
 
 def build_meta(plan: SkimPlan, *, fmt: str, compression: str, entries_per_task: int) -> dict[str, Any]:

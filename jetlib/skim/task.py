@@ -16,7 +16,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from jetlib.errors import ConfigError, InputFileError, MissingBranchError, SchemaMismatchError, error_name, one_line
+from jetlib.errors import ConfigError, InputFileError, MissingBranchError, SchemaMismatchError, error_name, near_matches, one_line
 from jetlib.skim.plan import SkimPlan
 from jetlib.source.filelist import is_remote
 from jetlib.source.open import (CORRUPT_ERRORS, DID_YOU_MEAN, NO_TREE_HINT, check_branches, cluster_starts, file_identity, forget_tree,
@@ -217,6 +217,8 @@ def run_task(plan: SkimPlan, task: Task, store: str, fmt: str, compression: str,
         try:
             rec.update(file_identity(t, task.path))
             keys = set(_check_schema(task.path, t, plan))
+            if absent := [b for b in plan.optional_branches() if b not in keys]:  # read as zero / NO_FLAVOUR
+                rec["absent_optional"] = {b: near_matches(b, keys) for b in absent}
             return read_chunk(t, plan, task.start, task.stop, keys)
         except SchemaMismatchError as err:  # the schema, not the file: the same in every file
             raise SchemaMismatchError(f"{task.path}: {err}; fix the input schema ({plan.schema.source})") from None

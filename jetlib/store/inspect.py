@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from jetlib.store.layout import NO_FLAVOUR
 from jetlib.store.lock import writer
 from jetlib.store.manifest import nonfinite_totals
 from jetlib.store.store import Store
@@ -39,18 +40,22 @@ def describe(path: str | Path) -> dict:
     ``hadron_flavour``: where the store keeps the input's ``Jet_hadronFlavour`` (in CMS files
     the ghost association of B and C hadrons; never used for the label), each class's jets
     counted by that flavour (5, 4, anything else: :data:`HADRON_FLAVOURS`), else None. b jets
-    without flavour 5 show a GEN mapping gone wrong at a glance."""
+    without flavour 5 show a GEN mapping gone wrong at a glance. Jets whose input file had no
+    such branch (:data:`NO_FLAVOUR`) are counted apart, in ``no_hadron_flavour``."""
     s = Store(path)
     shards = s.shards()
     counts = np.zeros(len(s.classes), np.int64)
     with_hf = "hadron_flavour" in s.layout.arrays
     by_hf = np.zeros((len(s.classes), len(HADRON_FLAVOURS)), np.int64)
+    no_hf = 0
     for _, a in s.iter_read(["label", "hadron_flavour"] if with_hf else ["label"]):
         counts += np.bincount(a["label"], minlength=len(s.classes))
         if with_hf:
-            hf = np.abs(a["hadron_flavour"])
+            has = a["hadron_flavour"] != NO_FLAVOUR
+            no_hf += int(has.size - has.sum())
+            hf = np.abs(a["hadron_flavour"][has])
             column = np.where(hf == 5, 0, np.where(hf == 4, 1, 2))  # the order of HADRON_FLAVOURS
-            by_hf += np.bincount(a["label"] * len(HADRON_FLAVOURS) + column, minlength=by_hf.size).reshape(by_hf.shape)
+            by_hf += np.bincount(a["label"][has] * len(HADRON_FLAVOURS) + column, minlength=by_hf.size).reshape(by_hf.shape)
     status = Counter(r["status"] for r in s.latest().values())
     arrays = {}
     for name, spec in s.layout.arrays.items():
@@ -81,6 +86,7 @@ def describe(path: str | Path) -> dict:
         "label_scheme": s.meta["labels"]["scheme"],
         "classes": dict(zip(s.classes, counts.tolist())),
         "hadron_flavour": dict(zip(s.classes, map(tuple, by_hf.tolist()))) if with_hf else None,
+        "no_hadron_flavour": no_hf,
         "dropped": s.meta.get("dropped", {}),
         "stand_ins": s.meta.get("stand_ins", {}),
         "selection": _selection(s.meta),

@@ -27,7 +27,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["ArraySpec", "ShardLayout"]
+__all__ = ["ArraySpec", "ShardLayout", "NO_FLAVOUR"]
+
+#: the hadron_flavour and parton_flavour of a jet whose input file has no such branch: no
+#: flavour value (parton flavours are signed PDG ids, -1 a d-bar; 0 is CMS's "unmatched")
+NO_FLAVOUR = -999
 
 
 @dataclass(frozen=True)

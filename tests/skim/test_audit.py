@@ -349,7 +349,7 @@ def test_refusal_names_the_settings_that_differ(miniaod_files, tmp_path):
     del meta["definitions"]
     meta["config_hash"] = "0" * 16
     (out / "jetlib.json").write_text(json.dumps(meta))
-    with pytest.raises(StoreError, match=r"another configuration \(definitions 1 -> 2\); pass --overwrite"):
+    with pytest.raises(StoreError, match=r"another configuration \(definitions 1 -> 3\); pass --overwrite"):
         skim(files, out, **KW)
     from jetlib.config.inputs import load_input_schema
     from jetlib.skim import run
@@ -610,6 +610,59 @@ def test_optional_never_demotes_a_required_branch_nor_refuses_bundled_fields(tmp
     hf = load_skim_config(tmp_path / "hf.yaml")
     for schema in ("miniaod", "nanoaod"):
         assert "hadronFlavour" in make_plan(load_input_schema(schema), hf, load_label_scheme(hf.labels)).jet_features
+
+
+def test_a_jet_flavour_no_file_has_is_named_and_stored_as_no_flavour(miniaod_files, tmp_path):
+    """An optional Jet flavour mapped to a misspelt branch is no error (data files lack the
+    flavours), but the skim names it with the near branch, the column holds NO_FLAVOUR (-999,
+    not -1: a parton flavour of -1 is a d-bar), and inspect shows no share table of it. A
+    file without Jet_partonFlavour beside one with it: only its jets have NO_FLAVOUR."""
+    import uproot
+    from typer.testing import CliRunner
+
+    from jetlib.cli import app
+    from jetlib.store.inspect import describe
+    from jetlib.store.layout import NO_FLAVOUR
+
+    text = (Path(__file__).parents[2] / "schemas" / "inputs" / "miniaod.yaml").read_text()
+    jet = "nConstituents]\n    optional: [hadronFlavour, partonFlavour]"
+    assert text.count(jet) == 1  # (the Jet collection's)
+    (tmp_path / "typo.yaml").write_text(text.replace(jet, jet.replace("[hadronFlavour,", "[{hadronFlavour: Jet_hadronFlavor},")))
+    lacking = write_miniaod(tmp_path / "no_parton.root", 300, seed=5, drop=("Jet_partonFlavour",))
+    files = [str(miniaod_files[0]), str(lacking)]
+    out = tmp_path / "store"
+    res = CliRunner().invoke(app, ["skim", *files, "--out", str(out), "--schema", str(tmp_path / "typo.yaml"), "--workers", "1",
+                                   "--dashboard-address", "", "--no-progress", "--entries-per-task", "200"],
+                             env={"COLUMNS": "400"})  # fmt: skip
+    assert res.exit_code == 0, res.output
+    said = " ".join(res.output.split())
+    assert "no input file of this run has the optional branch Jet_hadronFlavor (did you mean Jet_hadronFlavour, " in said
+    assert f"it reads as missing ({NO_FLAVOUR} for a jet flavour" in said
+    assert "optional branch Jet_partonFlavour" not in said  # one file has it
+    a = Store(out).read(["hadron_flavour", "parton_flavour", "jet_index", "event"])
+    assert (a["hadron_flavour"] == NO_FLAVOUR).all()
+    for f in files:  # the parton flavour of each jet, from its file's branch, or NO_FLAVOUR
+        with uproot.open(f) as fh:
+            t = fh["Events"]
+            ev = t["event"].array(library="np")
+            pf = t["Jet_partonFlavour"].array(library="ak") if "Jet_partonFlavour" in t else None
+        row = {int(e): i for i, e in enumerate(ev)}
+        mine = np.isin(a["event"], ev) if f == files[0] else ~np.isin(a["event"], np.asarray(uproot.open(files[0])["Events"]["event"].array(library="np")))
+        want = [NO_FLAVOUR if pf is None else int(pf[row[int(e)]][j]) for e, j in zip(a["event"][mine], a["jet_index"][mine])]
+        assert mine.any() and a["parton_flavour"][mine].tolist() == want, f
+    res = CliRunner().invoke(app, ["inspect", str(out)], env={"COLUMNS": "300"})
+    assert res.exit_code == 0 and f"hadron_flavour is {NO_FLAVOUR} for every jet" in " ".join(res.output.split())
+    assert "hadronFlavour 5" not in res.output
+    # some files without Jet_hadronFlavour: their jets are in no column of inspect's table
+    no_hf = write_miniaod(tmp_path / "no_hadron.root", 300, seed=6, drop=("Jet_hadronFlavour",))
+    assert skim([str(miniaod_files[0]), str(no_hf)], tmp_path / "mixed", **KW).ok
+    a = Store(tmp_path / "mixed").read(["hadron_flavour", "label"])
+    d = describe(tmp_path / "mixed")
+    none = a["hadron_flavour"] == NO_FLAVOUR
+    assert 0 < none.sum() < len(none) and d["no_hadron_flavour"] == none.sum()
+    assert sum(map(sum, d["hadron_flavour"].values())) == (~none).sum()
+    res = CliRunner().invoke(app, ["inspect", str(tmp_path / "mixed")], env={"COLUMNS": "400"})
+    assert f"; {none.sum():,} jets from files without that branch ({NO_FLAVOUR}) are in no column" in " ".join(res.output.split())
 
 
 def test_an_optional_node_field_a_file_lacks_reads_as_zero(miniaod_files, tmp_path):
