@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import signal
 from pathlib import Path
 
 import typer
@@ -40,6 +42,17 @@ def register(app: typer.Typer) -> None:
         from jetlib.errors import ConfigError, StoreError
 
         console = Console(stderr=True, soft_wrap=True, emoji=False)  # long paths stay on one line (grep-able)
+        # a batch system ends a job with SIGTERM (pre-emption, a time limit): stop as on Ctrl-C,
+        # saying how far the skim got and closing the workers, rather than die mid-line
+        terminated = []
+
+        def on_sigterm(signum, frame):
+            terminated.append(signum)
+            # sent to the whole job, it ends the workers too: their loss is no news
+            logging.getLogger("distributed").setLevel(logging.CRITICAL)
+            raise KeyboardInterrupt
+
+        before = signal.signal(signal.SIGTERM, on_sigterm)
         try:
             from jetlib.skim.run import skim as run_skim  # (Dask's import: the first ~0.5 s of a skim)
 
@@ -56,7 +69,9 @@ def register(app: typer.Typer) -> None:
         except KeyboardInterrupt as err:  # the skim printed how far it got, once it had a store and tasks
             if not getattr(err, "reported", False):  # before that: reading the file list, opening the store
                 console.print("[red]interrupted[/]; re-run the same command to resume")
-            raise typer.Exit(130) from None
+            raise typer.Exit(143 if terminated else 130) from None  # (128 + the signal, as a shell reports it)
+        finally:
+            signal.signal(signal.SIGTERM, before)
         t = Table(title=escape(f"skim → {s.store}"), show_header=True)
         for c in ("done", "failed", "skipped", "already done", "events", "jets", "jets/s", "time"):
             t.add_column(c, justify="right")

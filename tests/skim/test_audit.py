@@ -365,9 +365,11 @@ def test_refusal_names_the_settings_that_differ(miniaod_files, tmp_path):
         run.DEFINITIONS = kept
 
 
-def test_ctrl_c_prints_one_line_with_how_far_it_got(miniaod_files, tmp_path):
+@pytest.mark.parametrize("signame, code", [("SIGINT", 130), ("SIGTERM", 143)])
+def test_ctrl_c_prints_one_line_with_how_far_it_got(miniaod_files, tmp_path, signame, code):
     """Ctrl-C reaches the whole process group (client and workers): the skim says how far
-    it got in one line, with no worker tracebacks, and exits 130."""
+    it got in one line, with no worker tracebacks, and exits 130. So does a batch system's
+    SIGTERM (pre-emption, a time limit), with 143."""
     import os
     import signal
     import subprocess
@@ -384,13 +386,13 @@ def test_ctrl_c_prints_one_line_with_how_far_it_got(miniaod_files, tmp_path):
         while p.poll() is None and not ((out / "manifest.jsonl").exists() and (out / "manifest.jsonl").read_text().count("\n") >= 3):
             time.sleep(0.05)
         assert p.poll() is None, p.communicate()
-        os.killpg(p.pid, signal.SIGINT)
+        os.killpg(p.pid, getattr(signal, signame))
         _, err = p.communicate(timeout=60)
     finally:
         if p.poll() is None:
             os.killpg(p.pid, signal.SIGKILL)
     done = len(Store(out).manifest.records())
-    assert p.returncode == 130 and err.splitlines() == [f"interrupted: {done} of 600 tasks done; re-run the same command to resume"]
+    assert p.returncode == code and err.splitlines() == [f"interrupted: {done} of 600 tasks done; re-run the same command to resume"]
     assert verify(out, quick=True).tasks == {"done": done, "missing": 600 - done}  # what a re-run resumes
 
 
