@@ -746,8 +746,11 @@ def skim(
         if unlisted:  # a shorter list does not take inputs out of a store
             gone = set(unlisted)
             kept = sum(r.get("jets", 0) for r in latest.values() if r.get("kind") == "range" and r.get("status") == "done" and r["file"] in gone)
+            failed = sorted({r["file"] for r in latest.values() if r.get("file") in gone and r["status"] == "failed"})
+            also = (f"; {len(failed):,} of them failed (e.g. {escape(failed[0])}): `jetlib verify` fails until a run with "
+                    "--skip-bad-files gives them up" if failed else "")  # fmt: skip
             console.print(f"note: the store also has records of {len(unlisted):,} input file(s) not in this list ({kept:,} "
-                          f"jets; e.g. {escape(unlisted[0])}): they stay in it; --overwrite starts the store anew")  # fmt: skip
+                          f"jets; e.g. {escape(unlisted[0])}): they stay in it{also}; --overwrite starts the store anew")  # fmt: skip
         files = [f for f in files if f.path not in finished]
         for f in files:
             if f.problem:

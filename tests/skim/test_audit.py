@@ -465,6 +465,18 @@ def test_rerun_with_fewer_inputs_says_the_others_stay(miniaod_files, tmp_path):
     assert res.exit_code == 0, res.output
     assert f"note: the store also has records of 1 input file(s) not in this list ({jets:,} jets; e.g. {second})" in res.output
     assert Store(tmp_path / "s").n_jets == st.n_jets
+    # a failed input dropped from the list: its failure stays, and the note says what clears it
+    bad = tmp_path / "bad.root"
+    bad.write_text("not ROOT\n")
+    res = CliRunner().invoke(app, ["skim", str(tmp_path / "one.txt"), str(bad), *args], env={"COLUMNS": "400"})
+    assert res.exit_code == 1
+    res = CliRunner().invoke(app, ["skim", str(tmp_path / "one.txt"), *args], env={"COLUMNS": "400"})
+    said = " ".join(res.output.split())
+    assert res.exit_code == 0 and not verify(tmp_path / "s").ok
+    assert (f"not in this list ({jets:,} jets; e.g. {second}): they stay in it; 1 of them failed (e.g. {bad}): `jetlib verify` "
+            "fails until a run with --skip-bad-files gives them up") in said
+    res = CliRunner().invoke(app, ["skim", str(tmp_path / "one.txt"), "--skip-bad-files", *args], env={"COLUMNS": "400"})
+    assert res.exit_code == 0 and verify(tmp_path / "s").ok
 
 
 @pytest.mark.parametrize(
