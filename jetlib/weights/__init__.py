@@ -106,6 +106,16 @@ class SamplingWeights:
         e = (self.acceptance() * self.counts).reshape(len(self.classes), -1).sum(axis=1)
         return dict(zip(self.classes, e.tolist()))
 
+    def shape_share(self) -> float:
+        """Share of the store's jets that each class's own table keeps, scaled to a peak of 1
+        per class: what an epoch would sample before the classes are balanced. Below it, the
+        shapes cost the jets (a class's sparsest bins set its level); between it and the
+        share sampled, the balancing does (the limiting class sets every class's level)."""
+        t = self.tables.reshape(len(self.classes), -1)
+        peak = t.max(axis=1, keepdims=True)
+        kept = np.divide(t, peak, out=np.zeros(t.shape), where=peak > 0) * self.counts.reshape(t.shape)
+        return float(kept.sum() / self.jets) if self.jets else 0.0
+
     def limiting_class(self) -> str | None:
         """The class whose sparsest bin sets the sampling rate of every class (its acceptance
         reaches 1 there); None when no jet is sampled."""
