@@ -155,7 +155,14 @@ def verify(
             file_recs[rec["file"]] = rec
         else:
             by_file[rec["file"]].append(rec)
-    rep.files = len(set(by_file) | set(file_recs))
+    # the ranges planned with no record yet (named above as never finished) tile the file too
+    waiting: dict[str, list[tuple[int, int]]] = defaultdict(list)
+    for key in planned:
+        f, _, span = key.rpartition(":")
+        a, sep, b = span.partition("-")
+        if key not in latest and sep and a.isdigit() and b.isdigit():
+            waiting[f].append((int(a), int(b)))
+    rep.files = len(set(by_file) | set(file_recs) | set(waiting) | {k.removesuffix(":file") for k in planned if k.endswith(":file")})
     for f, recs in by_file.items():
         entries = {r["entries"] for r in recs}
         if len(entries) != 1:
@@ -163,7 +170,7 @@ def verify(
             continue
         (n,) = entries
         # (a store holds one --entries-per-task: it is part of the configuration hash)
-        problem = ranges_problem([(r["start"], r["stop"]) for r in recs if r["stop"] > r["start"]], n)
+        problem = ranges_problem([(r["start"], r["stop"]) for r in recs if r["stop"] > r["start"]] + waiting[f], n)
         if problem:
             err("accounting", f, problem)
         for r in recs:

@@ -1131,9 +1131,13 @@ def test_planned_tasks_never_finished_are_reported(miniaod_files, tmp_path):
     out = tmp_path / "store"
     assert skim([str(f) for f in miniaod_files], out, **KW).ok
     lines = (out / "manifest.jsonl").read_text().splitlines(keepends=True)
-    (out / "manifest.jsonl").write_text("".join(lines[:2]))  # as if killed after two tasks
+    first = {json.loads(line)["file"]: line for line in reversed(lines)}  # one task of each file
+    (out / "manifest.jsonl").write_text("".join(first.values()))  # as if killed after two tasks
     assert len(Store(out).unfinished_tasks()) == 2
     assert describe(out)["status"] == {"done": 2, "unfinished (interrupted skim: re-run it)": 2}
+    rep = verify(out)  # each unfinished task once; its range is planned, not 'in no task' (and 2 orphan shards)
+    assert sorted(p.message for p in rep.errors if p.check == "accounting") == ["planned but never finished (interrupted run?): re-run the same `jetlib skim` command"] * 2
+    assert rep.files == 2
     with pytest.warns(UserWarning, match=r"2 planned task\(s\) never finished"):
         Reader(out, output="numpy")
     res = CliRunner().invoke(app, ["weights", str(out)], env={"COLUMNS": "300"})
