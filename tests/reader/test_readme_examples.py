@@ -27,10 +27,10 @@ def test_the_readme_example_of_reading_shards_without_jetlib_runs(store_factory,
     """h5py on an LZ4 HDF5 shard and pyarrow on a Parquet shard of the same jets: the PF log pT
     that the example gets from the Parquet columns is the HDF5 array's."""
     store_factory("run/store", compression="lz4")
-    store_factory("run/store-parquet", fmt="parquet")  # (the same seed: the same jets)
+    store_factory("run/store_pq", fmt="parquet")  # (the same seed: the same jets)
     monkeypatch.chdir(tmp_path / "run")
     ns: dict = {}
-    exec(compile(_example('pq.read_table("store-parquet/'), "README.md", "exec"), ns)
+    exec(compile(_example('pq.read_table("store_pq/'), "README.md", "exec"), ns)
     n = min(len(ns["log_pt"]), 1024)
     assert n > 0 and ns["log_pt"].shape[1] == ns["x"].shape[2]
     f = Store("store").blocks["pf"]["features"].index("log_pt")
