@@ -58,3 +58,10 @@ def test_demo_exits_nonzero_on_failure(tmp_path: Path):
     blocked.write_text("")  # --out below a file: nothing can be written there
     res = CliRunner().invoke(app, ["demo", "--events", "100", "--out", str(blocked / "demo")])
     assert res.exit_code == 1 and "choose another --out" in res.output and res.exception.__class__ is SystemExit
+
+
+def test_demo_refuses_bad_numbers_before_making_anything(tmp_path: Path):
+    for option in ("--events", "--files", "--batch-size"):
+        res = CliRunner().invoke(app, ["demo", "--out", str(tmp_path / "d"), option, "0"], env={"COLUMNS": "200"})
+        assert res.exit_code == 2 and f"{option} must be >= 1 (got 0)" in res.output, res.output
+    assert not (tmp_path / "d").exists()

@@ -35,6 +35,10 @@ def register(app: typer.Typer) -> None:
         from jetlib.errors import ConfigError, InputFileError, MissingBranchError, ShardError, StoreError
 
         console = Console(soft_wrap=True, emoji=False)
+        for name, value in (("--events", events), ("--files", files), ("--batch-size", batch_size)):
+            if value < 1:  # a bad option, as for the other commands: exit 2, nothing made
+                console.print(f"[red]error:[/] {name} must be >= 1 (got {value})")
+                raise typer.Exit(2)
         try:
             ok = _run(console, out, events=events, files=files, workers=workers, batch_size=batch_size,
                       dashboard_address=dashboard_address or None)  # fmt: skip

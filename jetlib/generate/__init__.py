@@ -115,6 +115,8 @@ def generate(
         raise ValueError(f"--files {files} is more than --events {events}: every file needs at least one event")
     proc = [PROCESSES.index(p) for p in processes]
     out_dir = Path(out_dir)
+    if out_dir.is_file():  # (mkdir says only "File exists")
+        raise ValueError(f"{out_dir}: is a file, not a folder for the generated files; choose another --out")
     out_dir.mkdir(parents=True, exist_ok=True)
     per_file = [events // files + (1 if i < events % files else 0) for i in range(files)]
     paths = []

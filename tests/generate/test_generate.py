@@ -97,6 +97,9 @@ def test_cli_reports_an_unwritable_out(tmp_path):
     (tmp_path / "file").write_text("not a folder")
     res = CliRunner().invoke(app, ["generate", "--events", "10", "--out", str(tmp_path / "file" / "gen")])
     assert res.exit_code == 2 and "Not a directory" in res.output and "Traceback" not in res.output
+    res = CliRunner().invoke(app, ["generate", "--events", "10", "--out", str(tmp_path / "file")], env={"COLUMNS": "300"})
+    assert res.exit_code == 2 and "file: is a file, not a folder for the generated files; choose another --out" in res.output
+    assert (tmp_path / "file").read_text() == "not a folder"
 
 
 @pytest.mark.parametrize("args, message", [
