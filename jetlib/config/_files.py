@@ -86,7 +86,10 @@ class Checker:
     def key(self, k: str) -> str:
         return f"{self.prefix}.{k}" if self.prefix else k
 
-    def get(self, k: str, types: type | tuple[type, ...], default: Any = ..., choices: Any = None) -> Any:
+    def get(self, k: str, types: type | tuple[type, ...], default: Any = ..., choices: Any = None, *,
+            low: float | None = None, above: float | None = None) -> Any:
+        """The value of key ``k``, of ``types`` (an int is taken as a float), one of
+        ``choices``, at least ``low`` and greater than ``above`` (a number is never NaN)."""
         self.used.add(k)
         if k not in self.data:
             if default is ...:
@@ -104,6 +107,11 @@ class Checker:
             raise ConfigError(f"expected {tn}, got {v!r}", source=self.source, key=self.key(k))
         if choices is not None and v not in choices:
             raise ConfigError(f"{v!r} is not one of {sorted(choices)}", source=self.source, key=self.key(k))
+        if isinstance(v, float) and v != v:
+            raise ConfigError("expected a number, got NaN", source=self.source, key=self.key(k))
+        if (low is not None and v < low) or (above is not None and not v > above):
+            bound = f">= {low:g}" if low is not None else f"> {above:g}"
+            raise ConfigError(f"must be {bound}, got {v!r}", source=self.source, key=self.key(k))
         return v
 
     def sub(self, k: str) -> Checker:

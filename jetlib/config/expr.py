@@ -73,7 +73,10 @@ class Expression:
                 f"unknown name {sorted(missing)[0]!r} in {self.text!r}; available: {', '.join(sorted(fields))}",
                 source=self.source,
             )
-        return np.asarray(self._eval(self.tree, fields))
+        try:
+            return np.asarray(self._eval(self.tree, fields))
+        except (TypeError, ValueError, OverflowError) as err:  # e.g. `pt & 2` on float pT
+            raise ConfigError(f"cannot evaluate {self.text!r} on these values: {err}", source=self.source) from None
 
     def _eval(self, node, f):
         if isinstance(node, ast.Name):
@@ -94,7 +97,12 @@ class Expression:
                 return ~v
             return -v if isinstance(node.op, ast.USub) else v
         if isinstance(node, ast.BinOp):
-            return _BIN[type(node.op)](self._eval(node.left, f), self._eval(node.right, f))
+            left, right = self._eval(node.left, f), self._eval(node.right, f)
+            if isinstance(node.op, ast.Pow) and np.ndim(left) == 0 and np.ndim(right) == 0:
+                # in floating point: Python's integer power of two constants (9**9**9) runs for
+                # ever, where a float overflows at once (OverflowError, named above)
+                return float(left) ** float(right)
+            return _BIN[type(node.op)](left, right)
         if isinstance(node, ast.Compare):
             left = self._eval(node.left, f)
             out = None

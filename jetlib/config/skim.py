@@ -72,9 +72,9 @@ def load_skim_config(name_or_path: str | Path = "default") -> SkimConfig:
     j = c.sub("jets")
     jets = JetConfig(
         collection=j.get("collection", str, "Jet"),
-        min_pt=j.get("min_pt", float, 15.0),
-        max_abs_eta=j.get("max_abs_eta", float, 2.5),
-        jet_id_mask=j.get("jet_id_mask", int, 0),
+        min_pt=j.get("min_pt", float, 15.0, low=0),
+        max_abs_eta=j.get("max_abs_eta", float, 2.5, above=0),
+        jet_id_mask=j.get("jet_id_mask", int, 0, low=0),
         expression=j.get("expression", str, None),
         features=tuple(_names(j.get("features", list), src, "jets.features")),
     )
@@ -91,15 +91,13 @@ def load_skim_config(name_or_path: str | Path = "default") -> SkimConfig:
             collections=tuple(_names(b.get("collections", list), src, f"blocks.{name}.collections")),
             association=assoc,
             link=b.get("link", str, None if assoc == "dr" else ...),
-            radius=b.get("radius", float, 0.4),
-            length=b.get("length", int),
-            min_pt=b.get("min_pt", float, 0.0),
+            radius=b.get("radius", float, 0.4, above=0),
+            length=b.get("length", int, low=1),
+            min_pt=b.get("min_pt", float, 0.0, low=0),
             sort_by=b.get("sort_by", str, "pt"),
             padding=b.get("padding", str, "zero", choices={"zero", "wrap"}),
             features=tuple(_names(b.get("features", list), src, f"blocks.{name}.features")),
         )
-        if block.length < 1:
-            raise ConfigError("length must be >= 1", source=src, key=f"blocks.{name}.length")
         if not 0 < len(block.collections) <= 4:
             raise ConfigError("a block takes 1 to 4 collections", source=src, key=f"blocks.{name}.collections")
         b.done()
@@ -111,7 +109,7 @@ def load_skim_config(name_or_path: str | Path = "default") -> SkimConfig:
     cfg = SkimConfig(
         jets=jets,
         blocks=blocks,
-        labels=c.get("labels", str, "default"),
+        labels=_label_scheme_of(path, c.get("labels", str, "default"), src),
         truth=truth,
         event_selection=c.get("event_selection", str, None),
         nan_policy=c.get("nan_policy", str, "zero", choices={"zero", "error"}),
@@ -124,6 +122,28 @@ def load_skim_config(name_or_path: str | Path = "default") -> SkimConfig:
             f"unknown preset {cfg.event_selection!r}; known: {', '.join(load_presets())}", source=src, key="event_selection"
         )
     return cfg
+
+
+def _label_scheme_of(config: Path, labels: str, src: str) -> str:
+    """The label scheme a config names: a bundled name, or a path, found beside the config
+    (as a file list's entries are beside the list) or from the current directory; two
+    different files under that name, or none, are an error naming the config's key."""
+    p = Path(labels)
+    if p.suffix in (".yaml", ".yml") and not p.is_absolute():
+        here = config.parent / p
+        if here.is_file():
+            if p.is_file() and not p.samefile(here):
+                raise ConfigError(f"{labels!r} is both {p.resolve()} (from the current directory) and {here.resolve()} "
+                                  "(beside the config); write an absolute path", source=src, key="labels")  # fmt: skip
+            return str(here.resolve())
+        if not p.is_file():
+            raise ConfigError(f"no such label scheme file: {labels} (looked beside the config and in the current directory)",
+                              source=src, key="labels")  # fmt: skip
+    try:
+        resolve("labels", labels)
+    except ConfigError as err:
+        raise ConfigError(str(err), source=src, key="labels") from None
+    return labels
 
 
 def _names(v: list, src: str, key: str) -> list[str]:
@@ -161,9 +181,9 @@ def load_label_scheme(name_or_path: str | Path = "default") -> LabelScheme:
     raw = load_yaml(path)
     c = Checker(raw, src)
     name = c.get("name", str)
-    radius = c.get("match_radius", float, 0.4)
-    lep = c.get("prompt_lepton_min_pt", float, 5.0)
-    tau = c.get("tau_min_visible_pt", float, 5.0)
+    radius = c.get("match_radius", float, 0.4, above=0)
+    lep = c.get("prompt_lepton_min_pt", float, 5.0, low=0)
+    tau = c.get("tau_min_visible_pt", float, 5.0, low=0)
     classes: list[str] = []
     fine_to_class = [-1] * len(FINE)
     for i, entry in enumerate(c.get("classes", list)):

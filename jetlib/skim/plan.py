@@ -17,6 +17,8 @@ from jetlib.kernels.nodes import DERIVED, bank_index
 __all__ = ["BlockPlan", "SkimPlan", "make_plan", "JET_DERIVED", "EVENT_FEATURES"]
 
 JET_DERIVED = ("pt", "eta", "phi", "mass", "energy", "log_pt")
+#: the derived node features a config may name (the bank's kind<i> rows stand behind is_<Collection>)
+NODE_DERIVED = tuple(d for d in DERIVED if not d.startswith("kind"))
 EVENT_FEATURES = ("rho", "npv")
 GEN_FIELDS = ("pt", "eta", "phi", "mass", "pdgId", "status", "statusFlags", "genPartIdxMother")
 GENJET_FIELDS = ("pt", "eta", "phi", "mass")
@@ -138,6 +140,10 @@ def make_plan(schema: InputSchema, config: SkimConfig, labels: LabelScheme) -> S
     if config.jets.expression:
         expr = Expression(config.jets.expression, source=f"{src} [jets.expression]")
         for n in expr.names:
+            if n in jc.optional:  # a file without the branch would have no value to select on
+                raise ConfigError(f"jet field {n!r} in the expression is under optional: in input schema {schema.name!r}; "
+                                  "an expression takes fields every file has (move it to fields: in a copy of the schema)",
+                                  source=src, key="jets.expression")  # fmt: skip
             if n not in jc.fields:
                 raise ConfigError(
                     f"unknown jet field {n!r} in expression; fields: {', '.join(jc.fields)}", source=src, key="jets.expression"
@@ -168,10 +174,10 @@ def make_plan(schema: InputSchema, config: SkimConfig, labels: LabelScheme) -> S
             dropped.setdefault(f"blocks.{b.name}.features", []).extend(f for f in b.features if f not in feats)
         extra: list[str] = []
         for f in list(feats) + [b.sort_by]:
-            if f in DERIVED or f in NODE_ROLES or (f.startswith("is_") and f[3:] in kept) or f in extra:
+            if f in NODE_DERIVED or f in NODE_ROLES or (f.startswith("is_") and f[3:] in kept) or f in extra:
                 continue
             if not any(f in schema.collections[c].all_fields for c in cols):
-                known = sorted(set(DERIVED[:25]) | {f"is_{c}" for c in kept} | {x for c in cols for x in schema.collections[c].all_fields})
+                known = sorted(set(NODE_DERIVED) | {f"is_{c}" for c in kept} | {x for c in cols for x in schema.collections[c].all_fields})
                 near = near_matches(f, known)
                 hint = f"; did you mean {near[0]!r}?" if near else ""
                 mapped = [c for c in cols if near and near[0] in schema.collections[c].all_fields]
@@ -343,6 +349,11 @@ def _refuse_likely_typos(schema: InputSchema, config: SkimConfig, jet_col: str, 
     lacking = [c for c in wanted if c not in schema.collections]
     for name in schema.collections:
         if name not in wanted and (like := _resembles(name, lacking)):
+            if name in _known_collections() and like[0] not in _known_collections():  # the skim config's typo
+                where = next((f"blocks.{b.name}.{k}" for b in config.blocks.values() for k in ("collections", "link")
+                              if like[0] in (b.collections if k == "collections" else (b.link,))), "jets.collection")  # fmt: skip
+                raise ConfigError(f"collection {like[0]!r} is not in input schema {schema.name!r}; did you mean {name!r}?",
+                                  source=config.source, key=where)  # fmt: skip
             raise ConfigError(f"collection {name!r} is read by nothing, and the skim wants a collection {like[0]!r} that the "
                               f"schema lacks (without it, what needs it is left out): rename {name!r} to {like[0]!r}",
                               source=schema.source, key=f"collections.{name}")  # fmt: skip

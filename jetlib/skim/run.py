@@ -43,7 +43,7 @@ from jetlib.source.open import header_uuid
 from jetlib.store.inspect import schema_gaps
 from jetlib.store.lock import LOCK_NAME, writer_lock
 from jetlib.store.manifest import MANIFEST_NAME, Manifest, done_uuids, uuid_clashes
-from jetlib.store.shards import COMPRESSIONS, FORMATS, publish_shard
+from jetlib.store.shards import COMPRESSIONS, FORMATS, parquet_clashes, publish_shard
 from jetlib.store.store import FORMAT_VERSION, META_NAME, TASKS_NAME, write_json, write_meta
 from jetlib.store.verify import ranges_problem
 
@@ -411,6 +411,33 @@ def _refuse_misfit(files: list, plan: SkimPlan, timeout: float | None, not_root:
         raise ValueError(f"{what} input schema fits none of the first {len(misfits)} listed file(s); {left}: {misfits[0]}")
 
 
+def _refuse_bad_expression(files: list, plan: SkimPlan, not_root: set[str]) -> None:
+    """Evaluate the jet selection's expression on the first entries of the first local input,
+    before a store is made: an expression the branches' types do not take (`pt & 2` on
+    float pT) failed every task on the workers, and the run's last line blamed the inputs.
+    A file that does not open is left to the workers (which record it)."""
+    text = plan.config.jets.expression
+    path = next((f.path for f in files if not f.problem and not is_remote(f.path) and f.path not in not_root), None)
+    if not text or path is None:
+        return
+    import awkward as ak
+
+    from jetlib.config.expr import Expression
+    from jetlib.source.open import open_tree
+
+    expr = Expression(text, source=f"{plan.config.source} [jets.expression]")
+    try:
+        t = open_tree(path, plan.tree)
+        arrays = t.arrays([plan.jet_branches[n] for n in expr.names], entry_stop=min(t.num_entries, 100), library="ak", how=dict)
+        fields = {n: ak.to_numpy(ak.flatten(arrays[plan.jet_branches[n]], axis=None)) for n in expr.names}
+    except Exception:  # noqa: BLE001 (damage, a missing branch: the file's own record says what)
+        return
+    try:
+        expr.evaluate(fields)
+    except ConfigError as err:
+        raise ConfigError(f"{err} (the branches of {path}); fix the expression in the skim config") from None
+
+
 @contextlib.contextmanager
 def _no_stub_left(out: Path):
     """Remove a store this run makes when the run stops with an error (a refusal found once the
@@ -620,6 +647,10 @@ def skim(
     plan = make_plan(load_input_schema(schema), cfg, load_label_scheme(labels or cfg.labels))
     out = Path(out)
     meta = build_meta(plan, fmt=fmt, compression=compression, entries_per_task=entries_per_task)
+    if fmt == "parquet" and (clash := parquet_clashes(shard_layout(plan))):
+        col, a, b = clash[0]
+        raise ConfigError(f"with --format parquet, {a} and {b} would both be written as column {col!r}; rename the block "
+                          "or drop the feature (HDF5 keeps them apart)", source=plan.config.source)  # fmt: skip
     files = parse_inputs(inputs)
     if not files:
         raise ValueError(f"{inputs}: the file list has no entries")
@@ -637,6 +668,7 @@ def skim(
     new_store = not (out / META_NAME).exists()
     if new_store or overwrite:
         _refuse_misfit(files, plan, task_timeout, not_root, clearing=not new_store)
+        _refuse_bad_expression(files, plan, not_root)
     if plan.unread:  # a key the skim does not know reads nothing: say so, with the names it knows
         console.print(f"note: nothing in this skim reads {escape(', '.join(plan.unread))} of input schema "
                       f"{escape(plan.schema.name)!r}; the collection and event keys are fixed names (those of "

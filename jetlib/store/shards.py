@@ -22,7 +22,7 @@ from jetlib.errors import ShardError
 from jetlib.store.layout import ShardLayout
 
 __all__ = ["ShardInfo", "write_shard", "write_pending", "publish_shard", "read_shard", "read_shard_into", "checksum",
-           "FORMATS", "COMPRESSIONS", "shard_suffix"]
+           "FORMATS", "COMPRESSIONS", "shard_suffix", "parquet_clashes"]
 
 FORMATS = ("hdf5", "parquet")
 COMPRESSIONS = ("none", "lz4", "zstd", "gzip")
@@ -234,6 +234,22 @@ def _to_arrow_columns(name: str, arr: np.ndarray, spec) -> list[tuple[str, objec
     if arr.ndim == 3 and arr.shape[1] == 1:
         return [(name, col(arr[:, 0]))]
     return [(name, col(arr))]
+
+
+def parquet_clashes(layout: ShardLayout) -> list[tuple[str, str, str]]:
+    """(column, array, array) for each Parquet column that two arrays of ``layout`` would
+    write, but for a jet feature and the observer of the same name (``jet_pt``: the same
+    values, written once): a block ``gen`` with a feature ``pt`` against the truth column
+    ``gen_pt``. The skim refuses such a layout before it starts (HDF5 keeps them apart)."""
+    owner: dict[str, str] = {}
+    out = []
+    for name, spec in layout.arrays.items():
+        cols = spec.columns or [name]
+        for c in cols:
+            if c in owner and not {owner[c], name} <= {"jet_features", c}:
+                out.append((c, owner[c], name))
+            owner.setdefault(c, name)
+    return out
 
 
 def _write_parquet(tmp: Path, arrays, layout: ShardLayout, compression: str, attrs: dict) -> None:
