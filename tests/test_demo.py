@@ -51,9 +51,6 @@ def test_demo_runs_the_main_job(tmp_path: Path):
 
 
 def test_demo_exits_nonzero_on_failure(tmp_path: Path):
-    res = CliRunner().invoke(app, ["demo", "--events", "0", "--out", str(tmp_path / "demo")])
-    assert res.exit_code == 1
-    assert "error" in res.output
     blocked = tmp_path / "afile"
     blocked.write_text("")  # --out below a file: nothing can be written there
     res = CliRunner().invoke(app, ["demo", "--events", "100", "--out", str(blocked / "demo")])
