@@ -151,13 +151,20 @@ def reco_objects(rng, j: dict, gen: dict, ev: dict) -> dict[str, tuple[np.ndarra
         "hadronFlavour": np.select([heavyb, heavyc], [5, 4], 0).astype(np.int32),
         "partonFlavour": np.where(is_["pu"], 0, gen["pdg"][:, 0]).astype(np.int32)})  # fmt: skip
     # -- secondary vertices and V0s -----------------------------------------------------------
+    # a vertex carries the pT of its tracks: a heavy hadron's displaced ones (a fake vertex
+    # in a light jet, a V0: two of the jet's first candidates), not a fixed share of the jet
+    first = np.cumsum(ncons) - ncons  # each jet's first constituent
+    sv_trk = np.bincount(cj, weights=cons["pt"] * (k < np.maximum(ndisp, 2)[cj]) * (charge != 0), minlength=n)
+    sv_pt = np.where(sv_trk > 0, sv_trk, 0.5 * rpt)  # (no charged candidate among them: rare)
+    pair = np.bincount(cj, weights=cons["pt"] * ((k == 1) | (k == 2)), minlength=n)
+    v0_pt = np.where(pair > 0, pair, 0.15 * rpt)
     has_sv = np.select([heavyb, heavyc], [rng.random(n) < 0.7, rng.random(n) < 0.4], rng.random(n) < 0.03) & ~is_["pu"]
     sv_m = np.select([heavyb, heavyc], [rng.uniform(1.0, 5.2, n), rng.uniform(0.5, 2.0, n)], rng.uniform(0.3, 1.2, n))
     sv_L = np.where(heavyb | heavyc, flight, rng.exponential(0.02, n)) + 0.005
-    out["SV"] = _by_event(evt[has_sv], n_ev, _vertex(rng, rpt, reta, rphi, sv_m, sv_L, has_sv, np.where(heavyb, 4, 2)))
+    out["SV"] = _by_event(evt[has_sv], n_ev, _vertex(rng, sv_pt, reta, rphi, sv_m, sv_L, has_sv, np.where(heavyb, 4, 2)))
     for name, mass, p in (("KShort", 0.4976, 0.10), ("Lambda", 1.1157, 0.04)):
         has = (is_["uds"] | is_["g"]) & (rng.random(n) < p)
-        out[name] = _by_event(evt[has], n_ev, _vertex(rng, rpt * 0.3, reta, rphi, np.full(n, mass), rng.exponential(2.0, n), has, np.full(n, 2)))
+        out[name] = _by_event(evt[has], n_ev, _vertex(rng, v0_pt, reta, rphi, np.full(n, mass), rng.exponential(2.0, n), has, np.full(n, 2)))
     # -- lost tracks ----------------------------------------------------------------------
     nlt = rng.poisson(4, n_ev)
     le = np.repeat(np.arange(n_ev), nlt)
@@ -178,9 +185,14 @@ def reco_objects(rng, j: dict, gen: dict, ev: dict) -> dict[str, tuple[np.ndarra
         has = (lepjet | semi) & (np.abs(lep_pdg) == pid)
         h = np.flatnonzero(has)
         q = -np.sign(lep_pdg[h])  # the GEN lepton's charge
-        lp = np.where(lepjet[h], 0.95 * rpt[h], 0.12 * rpt[h])
-        le_eta, le_phi = reta[h] + rng.normal(0, 0.03, len(h)), _wrap(rphi[h] + rng.normal(0, 0.03, len(h)))
-        d = _ip(rng, ev["pv_x"][evt[h]], ev["pv_y"][evt[h]], ev["pv_z"][evt[h]], ev["pv_x"][evt[h]], ev["pv_y"][evt[h]], ev["pv_z"][evt[h]], le_phi, le_eta, lp)
+        # the same particle as the jet's first PF candidate (in CMS the PF muon or electron
+        # is the reco one): its pT, direction and track, displaced in a semileptonic B/C
+        # decay (it was a fixed share of the jet, from the primary vertex). The draws of the
+        # earlier smearing are still made, so that a seed's other values stay as they were.
+        c0 = first[h]
+        rng.standard_normal(4 * len(h))
+        lp, le_eta, le_phi = cons["pt"][c0], cons["eta"][c0], cons["phi"][c0]
+        d = [cons[f][c0] for f in ("dxy", "dxyErr", "dz", "dzErr")]
         out[name] = _by_event(evt[h], n_ev, {
             "pt": lp.astype(np.float32), "eta": le_eta.astype(np.float32), "phi": le_phi.astype(np.float32),
             "mass": np.full(len(h), 0.1057 if pid == 13 else 0.000511, np.float32), "charge": q.astype(np.int32),
@@ -198,11 +210,13 @@ def reco_objects(rng, j: dict, gen: dict, ev: dict) -> dict[str, tuple[np.ndarra
 
 
 def _vertex(rng, pt, eta, phi, mass, L, mask, ntr):
+    """The vertices of the jets in ``mask``: ``pt`` (of its tracks), ``mass``, flight ``L``,
+    ``ntr`` tracks per jet."""
     h = np.flatnonzero(mask)
     m = len(h)
     Lt = L[h] / np.cosh(eta[h])
     err = 0.002 + 0.01 * rng.random(m)
-    return {"pt": (0.5 * pt[h]).astype(np.float32), "eta": (eta[h] + rng.normal(0, 0.03, m)).astype(np.float32),
+    return {"pt": pt[h].astype(np.float32), "eta": (eta[h] + rng.normal(0, 0.03, m)).astype(np.float32),
             "phi": _wrap(phi[h] + rng.normal(0, 0.03, m)).astype(np.float32), "mass": mass[h].astype(np.float32),
             "ntracks": (ntr[h] + rng.integers(0, 3, m)).astype(np.int32), "chi2": rng.gamma(2, 1, m).astype(np.float32),
             "ndof": rng.integers(1, 8, m).astype(np.float32), "dxy": Lt.astype(np.float32), "dxySig": (Lt / err).astype(np.float32),

@@ -258,3 +258,29 @@ def test_a_leptonic_taus_gen_lepton_is_its_reco_lepton(sample):
         ratios.append(ak.to_numpy(ak.flatten((r.pt / g.pt)[best][near], axis=None)))
     ratio = np.concatenate(ratios)
     assert len(ratio) > 100 and 0.9 < np.median(ratio) < 1.1
+
+
+def test_a_reco_lepton_is_its_pf_candidate_and_a_vertex_carries_its_tracks(sample):
+    """Each Muon/Electron is a particle of the event's PF list (the first candidate of its jet),
+    as in CMS: the same pT, charge, direction and impact parameter, so that a semileptonic B
+    decay's lepton is displaced in both collections
+    (it was at a fixed 0.12 or 0.95 of the jet pT, from the primary vertex: 0.5% of the
+    muons had |dxy/dxyErr| > 3 where 82% of their PF candidates did). A vertex carries the
+    pT of its tracks, not a fixed half of the jet (every SV had pT/jet pT = 0.5)."""
+    t = uproot.open(sample)["Events"]
+    a = t.arrays(["PFCand_pt", "PFCand_eta", "PFCand_phi", "PFCand_charge", "PFCand_dxy", "PFCand_pdgId",
+                  "Muon_pt", "Muon_eta", "Muon_phi", "Muon_charge", "Muon_dxy", "Muon_dxyErr", "SV_pt", "Jet_pt"])  # fmt: skip
+    n_mu = n_displaced = 0
+    for ev in range(len(a)):
+        cands = a[ev]
+        for pt, eta, phi, q, dxy, err in zip(*(cands[f"Muon_{f}"].to_numpy() for f in ("pt", "eta", "phi", "charge", "dxy", "dxyErr"))):
+            same = np.flatnonzero((cands.PFCand_pt.to_numpy() == pt) & (np.abs(cands.PFCand_pdgId.to_numpy()) == 13))
+            assert len(same) == 1, (ev, pt)
+            i = same[0]
+            assert cands.PFCand_charge[i] == q
+            assert (cands.PFCand_eta[i], cands.PFCand_phi[i], cands.PFCand_dxy[i]) == (eta, phi, dxy)
+            n_mu += 1
+            n_displaced += abs(dxy / err) > 3
+    assert n_mu > 200 and 0.02 < n_displaced / n_mu < 0.5  # semileptonic b/c muons among prompt ones
+    share = ak.flatten(a.SV_pt).to_numpy()
+    assert len(np.unique(share)) > 0.9 * len(share) > 100
