@@ -76,7 +76,7 @@ def test_the_bank_rows_behind_is_collection_are_no_feature_names(tmp_path):
             b = raw["blocks"]["lep"]
             b[key] = [*b[key], "kind0"] if key == "features" else "kind0"
 
-        with pytest.raises(ConfigError, match=rf"\[blocks.lep.features\]: feature 'kind0' is neither derived nor a field"):
+        with pytest.raises(ConfigError, match=r"\[blocks.lep.features\]: feature 'kind0' is neither derived nor a field"):
             _plan(_config(tmp_path, edit))
     plan = _plan(SCHEMAS / "skim" / "default.yaml")
     assert all(i >= 0 for bp in plan.blocks.values() for i in (*bp.feat_idx, bp.sort_idx))  # every feature has its row
