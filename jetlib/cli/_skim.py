@@ -52,7 +52,10 @@ def register(app: typer.Typer) -> None:
             logging.getLogger("distributed").setLevel(logging.CRITICAL)
             raise KeyboardInterrupt
 
-        before = signal.signal(signal.SIGTERM, on_sigterm)
+        try:
+            before, handled = signal.signal(signal.SIGTERM, on_sigterm), True
+        except ValueError:  # not the main thread (jetlib's CLI called from a thread): as before
+            before, handled = None, False
         try:
             from jetlib.skim.run import skim as run_skim  # (Dask's import: the first ~0.5 s of a skim)
 
@@ -71,7 +74,8 @@ def register(app: typer.Typer) -> None:
                 console.print("[red]interrupted[/]; re-run the same command to resume")
             raise typer.Exit(143 if terminated else 130) from None  # (128 + the signal, as a shell reports it)
         finally:
-            signal.signal(signal.SIGTERM, before)
+            if handled and before is not None:  # (None: a handler set outside Python, left to it)
+                signal.signal(signal.SIGTERM, before)
         t = Table(title=escape(f"skim → {s.store}"), show_header=True)
         for c in ("done", "failed", "skipped", "already done", "events", "jets", "jets/s", "time"):
             t.add_column(c, justify="right")
