@@ -220,6 +220,10 @@ def make_plan(schema: InputSchema, config: SkimConfig, labels: LabelScheme) -> S
             event_branches[f] = schema.event[f]
         elif f in jc.all_fields:
             jet_branches[f] = jc.all_fields[f]
+        elif f.startswith("n_") and not near_matches(f, jc.all_fields):  # a block's node count, not a field's typo
+            raise ConfigError(f"jet feature {f!r} counts the nodes of block {f[2:]!r}, which this config does not have "
+                              f"(blocks: {', '.join(config.blocks) or 'none'}): remove {f!r} from jets.features, or add "
+                              "the block", source=src, key="jets.features")  # fmt: skip
         else:
             known = list(dict.fromkeys([*JET_DERIVED, *EVENT_FEATURES, *(f"n_{x}" for x in config.blocks), *jc.all_fields]))
             near = near_matches(f, known)

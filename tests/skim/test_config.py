@@ -146,3 +146,16 @@ def test_a_parquet_column_two_arrays_would_write_is_refused_before_a_store(minia
     assert not (tmp_path / "pq").exists()
     assert skim([str(miniaod_files[0])], tmp_path / "h5", config=str(cfg), **KW).ok  # HDF5 keeps them apart
     assert "gen_features" in Store(tmp_path / "h5").layout.arrays
+
+
+def test_the_node_count_of_a_removed_block_says_so(tmp_path):
+    """Block lt removed, n_lt kept among the jet features: the hint was "did you mean n_lep?"."""
+
+    def no_lt(raw):
+        del raw["blocks"]["lt"]
+
+    with pytest.raises(ConfigError, match=r"\[jets.features\]: jet feature 'n_lt' counts the nodes of block 'lt', which this "
+                                          r"config does not have \(blocks: .*\): remove 'n_lt' from jets.features"):  # fmt: skip
+        _plan(_config(tmp_path, no_lt))
+    with pytest.raises(ConfigError, match=r"jet feature 'n_Constituents' .*it maps a field 'nConstituents'"):  # a field's typo
+        _plan(_config(tmp_path, lambda raw: raw["jets"]["features"].append("n_Constituents"), "typo.yaml"))
