@@ -62,3 +62,15 @@ def test_demo_refuses_bad_numbers_before_making_anything(tmp_path: Path):
         res = CliRunner().invoke(app, ["demo", "--out", str(tmp_path / "d"), option, "0"], env={"COLUMNS": "200"})
         assert res.exit_code == 2 and f"{option} must be >= 1 (got 0)" in res.output, res.output
     assert not (tmp_path / "d").exists()
+
+
+def test_the_example_hint_runs_from_where_the_demo_ran(tmp_path: Path, monkeypatch):
+    """The demo's last hint named examples/train_deepsets.py, which exists only from the
+    repository root; run elsewhere, it names the script by a path that exists."""
+    from jetlib.cli._demo import _example
+
+    repo = Path(__file__).resolve().parents[1]
+    monkeypatch.chdir(repo)
+    assert _example("train_deepsets.py") == "examples/train_deepsets.py"
+    monkeypatch.chdir(tmp_path)
+    assert Path(_example("train_deepsets.py")) == repo / "examples" / "train_deepsets.py"

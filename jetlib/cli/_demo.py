@@ -166,7 +166,20 @@ def _run(console, out: Path, *, events: int, files: int, workers: int | None, ba
         f"jetlib export cmssw {store} -o preprocess.json",
         f"jetlib skim {data}/files.txt --format parquet --out {pq} && jetlib weights {pq} && jetlib stats {pq} "
         f"&& jetlib export weaver {pq} -o data.yaml",
-        f"python examples/train_deepsets.py {store} --epochs 3        # needs torch",
+        f"python {_example('train_deepsets.py')} {store} --epochs 3        # needs torch",
     ):
         console.print(f"  {escape(cmd)}")
     return True
+
+
+def _example(name: str) -> str:
+    """The path of an example script to print, runnable from here: relative when it is below
+    the current directory, else absolute (the demo run elsewhere); the repository's
+    examples/ folder of a clone (a wheel ships no examples)."""
+    path = Path(__file__).resolve().parents[2] / "examples" / name
+    if not path.is_file():
+        return f"examples/{name}"  # (from a clone of the jetlib repository)
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
