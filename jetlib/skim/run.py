@@ -60,7 +60,8 @@ def load_task_ids(store: Path) -> dict[str, int]:
         try:
             ids.update(json.loads(path.read_text())["tasks"])
         except (json.JSONDecodeError, KeyError) as err:
-            raise StoreError(f"{path}: unreadable task plan ({err}); re-run with --overwrite") from err
+            raise StoreError(f"{path}: unreadable task plan ({err}); delete it and re-run the same command: the plan is "
+                             "rebuilt from the manifest's records") from err  # fmt: skip
     for key, rec in Manifest.of(store).latest().items():
         ids.setdefault(key, rec["task_id"])
     return ids
@@ -211,10 +212,26 @@ def _file_entries(latest: dict[str, dict]) -> dict[str, int]:
     return {r["file"]: r["entries"] for r in latest.values() if r.get("kind") == "range"}
 
 
-def _fixed_plans(latest: dict[str, dict], entries_per_task: int) -> dict[str, list[tuple[int, int]]]:
-    """The ranges of the files with records in a store from a jetlib that wrote no
-    ``tasks.json``: cut at each multiple of ``entries_per_task``, as it did."""
-    return {p: task_ranges(n, entries_per_task) for p, n in _file_entries(latest).items()}
+def _recorded_plans(latest: dict[str, dict], entries_per_task: int) -> dict[str, list[tuple[int, int]]]:
+    """The ranges of the files with records in a store without ``tasks.json`` (from a jetlib
+    that wrote none, or the file was lost): each file's recorded ranges, and the entries no
+    record covers cut at each multiple of ``entries_per_task``, as a jetlib without a plan
+    did. (Planned afresh at the files' clusters, the new ranges overlapped the done ones: a
+    store whose tasks.json was deleted got every event twice.)"""
+    plans: dict[str, list[tuple[int, int]]] = {}
+    for path, n in _file_entries(latest).items():
+        recorded = sorted({(r["start"], r["stop"]) for r in latest.values() if r.get("kind") == "range" and r["file"] == path})
+        ranges: list[tuple[int, int]] = []
+        pos = 0
+        for a, b in [*recorded, (n, n)]:
+            if a > pos:  # a gap: cut at the multiples, as task_ranges does for a whole file
+                cuts = [pos, *range((pos // entries_per_task + 1) * entries_per_task, a, entries_per_task), a]
+                ranges += list(zip(cuts[:-1], cuts[1:]))
+            if b > a:
+                ranges.append((a, b))
+            pos = max(pos, b)
+        plans[path] = ranges
+    return plans
 
 
 def _publish(rec: dict, shards: Path) -> float:
@@ -752,7 +769,7 @@ def skim(
                     task_id(f"{p}:file")
 
         # each file's ranges as planned; a store from before tasks.json was cut at fixed multiples
-        planned = _planned(ids) if (out / TASKS_NAME).exists() else _fixed_plans(latest, entries_per_task)
+        planned = _planned(ids) if (out / TASKS_NAME).exists() else _recorded_plans(latest, entries_per_task)
         finished = _finished_files(latest, planned, out)
         uuids = done_uuids(latest)
         # a finished local file is not opened again, but its header says whether it was replaced

@@ -118,7 +118,8 @@ def verify(
     latest = st.latest()
     planned = load_task_ids(st.path)
     if not (st.path / TASKS_NAME).exists():
-        warn("accounting", st.path / TASKS_NAME, "no task plan (store from an older jetlib): only recorded tasks are checked")
+        warn("accounting", st.path / TASKS_NAME, "no task plan (a store from an older jetlib, or the file was lost): only "
+             "recorded tasks are checked; the next run of the same `jetlib skim` command rebuilds it from the manifest")  # fmt: skip
     for n in st.manifest.unreadable():
         warn("accounting", f"{st.manifest.path}:{n}", "not a complete record (a skim was killed while writing it): "
              "ignored; a task it was about is checked as unfinished below")  # fmt: skip

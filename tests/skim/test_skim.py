@@ -22,6 +22,7 @@ from jetlib.config._files import resolve
 from jetlib.errors import StoreError
 from jetlib.skim.run import skim
 from jetlib.store import Store
+from jetlib.store.verify import verify
 
 KW = dict(workers=1, dashboard_address=None, progress=False, entries_per_task=200)
 
@@ -575,6 +576,26 @@ def test_a_skim_cuts_tasks_at_clusters_and_a_resumed_store_keeps_its_plan(tmp_pa
     recs = [r for r in Store(old).manifest.latest().values() if r["kind"] == "range"]
     assert s2.ok and sorted((r["start"], r["stop"]) for r in recs) == fixed and s2.jets == s.jets
     assert skim([str(f)], old, **kw).already_done == 3  # finished by that plan
+
+    # tasks.json lost from a store cut at the clusters, complete or with a task not recorded:
+    # the plan is rebuilt from the manifest's ranges (planned afresh, 0-1800 and 1800-3600
+    # beside the done 0-2000 and 2000-4000 put every event in twice)
+    lost = tmp_path / "lost"
+    shutil.copytree(tmp_path / "a", lost)
+    (lost / "tasks.json").unlink()
+    again = skim([str(f)], lost, **kw)
+    assert again.ok and again.done == 0 and again.already_done == 3 and verify(lost).ok
+    lines = (lost / "manifest.jsonl").read_text().splitlines(keepends=True)
+    middle = next(json.loads(ln) for ln in lines if f"{f}:2000-4000" in ln)
+    (lost / "manifest.jsonl").write_text("".join(ln for ln in lines if f"{f}:2000-4000" not in ln))  # killed before it
+    (lost / "shards" / middle["shards"][0]["name"]).unlink()
+    (lost / "tasks.json").unlink()
+    again = skim([str(f)], lost, **kw)
+    recs = [r for r in Store(lost).manifest.latest().values() if r["kind"] == "range"]
+    # (the done ranges kept; the one not recorded cut at the multiples of 1,800, as a plan-less jetlib did)
+    assert again.ok and again.done == 2
+    assert sorted((r["start"], r["stop"]) for r in recs) == [(0, 2000), (2000, 3600), (3600, 4000), (4000, 5000)]
+    assert Store(lost).n_jets == s.jets and verify(lost).ok
 
     # a store from before tasks.json: its records' file was cut at fixed multiples, and so is the rest
     lines = (old / "manifest.jsonl").read_text().splitlines(keepends=True)
