@@ -46,11 +46,11 @@ class Manifest:
         one: a fragment left by a client killed mid-write."""
         if not self.path.exists():
             return
-        with open(self.path) as f:
+        with open(self.path, "rb") as f:  # bytes: a line of garbage (not UTF-8) is one bad line, not a crash
             for n, line in enumerate(f, 1):
                 try:
                     yield n, json.loads(line)
-                except json.JSONDecodeError:
+                except ValueError:  # (JSONDecodeError, UnicodeDecodeError)
                     yield n, None
 
     def records(self) -> list[dict[str, Any]]:

@@ -16,6 +16,11 @@ def test_a_torn_line_loses_only_itself(tmp_path):
         ("a.root:0-10", "done"), ("c.root:0-10", "failed"), ("a.root:0-10", "failed")]  # fmt: skip
     assert m.latest()["a.root:0-10"]["status"] == "failed"
     assert m.path.read_text().count("\n") == 4  # the fragment keeps its own line
+    # bytes that are not UTF-8 (a damaged disk block) are one bad line, not a crash of every command
+    with open(m.path, "ab") as f:
+        f.write(b"\xff\xfe\x00\x80garbage\xc3\x28\n")
+    m.append({"task": "d.root:0-10", "status": "done", "jets": 3})
+    assert [r["task"] for r in m.records()][-1] == "d.root:0-10" and m.unreadable() == [2, 5]
 
 
 def test_store_shards_follow_the_manifest_and_parse_it_once(store_factory, monkeypatch):
