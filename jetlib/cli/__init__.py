@@ -41,6 +41,14 @@ def results_console():
     return Console(soft_wrap=True, emoji=False, width=200 if wide else None)  # emoji=False: ':b:' stays text
 
 
+def shard_fix(err: Exception) -> str:
+    """What to do about a damaged or missing shard, after its error (inspect, weights, stats),
+    unless the error says it already."""
+    if "jetlib verify" in str(err):
+        return ""
+    return "; `jetlib verify` names every damaged shard: delete those and re-run the same `jetlib skim` command"
+
+
 def counted(n: int, word: str) -> str:
     """``1 shard``, ``2 shards``, ``1,024 files``: a count and its noun (plural in ``s``)."""
     return f"{n:,} {word}" if n == 1 else f"{n:,} {word}s"

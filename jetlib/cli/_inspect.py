@@ -14,8 +14,8 @@ def register(app: typer.Typer) -> None:
         from rich.markup import escape
         from rich.table import Table
 
-        from jetlib.cli import counted, results_console
-        from jetlib.errors import StoreError
+        from jetlib.cli import counted, results_console, shard_fix
+        from jetlib.errors import ShardError, StoreError
         from jetlib.store.inspect import HADRON_FLAVOURS, describe, schema_gaps
         from jetlib.store.layout import NO_FLAVOUR
         from jetlib.store.manifest import nonfinite_text
@@ -26,6 +26,9 @@ def register(app: typer.Typer) -> None:
         except StoreError as err:
             console.print(f"[red]error:[/] {escape(str(err))}")
             raise typer.Exit(2) from None
+        except ShardError as err:  # a store, with a shard missing or damaged
+            console.print(f"[red]error:[/] {escape(str(err))}{escape(shard_fix(err))}")
+            raise typer.Exit(1) from None
         console.print(
             f"[bold]{store}[/]: {d['jets']:,} jets in {counted(d['shards'], d['format'] + ' shard')} "
             f"({d['bytes'] / 1e6:,.1f} MB, compression {d['compression']}); "

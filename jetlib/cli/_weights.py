@@ -10,8 +10,13 @@ import typer
 def _fail(console, err: Exception) -> None:
     from rich.markup import escape
 
+    from jetlib.cli import shard_fix
+    from jetlib.errors import ShardError
+
     hint = ""
-    if isinstance(err, OSError):  # the store's weights/ or stats/ could not be written
+    if isinstance(err, ShardError):  # a shard that cannot be read (an OSError too, but no write failed)
+        hint = shard_fix(err)
+    elif isinstance(err, OSError):  # the store's weights/ or stats/ could not be written
         hint = "; the results are written into the store: check that you may write there, or work on a copy of it"
     console.print(f"[red]error:[/] {escape(str(err))}{hint}")
     raise typer.Exit(2)

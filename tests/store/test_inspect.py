@@ -65,3 +65,17 @@ def test_inspect_shows_the_cuts_the_preset_and_the_padding():
             "event_selection": {"preset": "zmumu", "cuts": {}},
             "blocks": {"pf": {"padding": "wrap"}, "sv": {"padding": "zero"}, "lep": {"padding": "wrap"}}}  # fmt: skip
     assert _selection(meta) == "jets: pT > 20.0 GeV, |eta| < 2.4, 'area > 0.2'; events: preset zmumu; padding: wrap (pf, lep); zero (sv)"
+
+
+def test_a_damaged_shard_is_named_with_what_to_do_not_a_traceback(store_factory):
+    """inspect printed a traceback for a missing or truncated shard, and weights and stats
+    said to check write permissions (a ShardError is an OSError)."""
+    path = store_factory()
+    shard = path / "shards" / "part-00001.h5"
+    shard.write_bytes(shard.read_bytes()[:1000])
+    for cmd in (["inspect"], ["weights"], ["stats"]):
+        res = CliRunner().invoke(app, [*cmd, str(path)], env={"COLUMNS": "400"})
+        said = " ".join(res.output.split())
+        assert res.exit_code in (1, 2) and res.exception.__class__ is SystemExit, (cmd, res.output)
+        assert "part-00001.h5: cannot read shard" in said and "`jetlib verify` names every damaged shard" in said, said
+        assert "may write there" not in said
