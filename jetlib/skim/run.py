@@ -64,6 +64,12 @@ def load_task_ids(store: Path) -> dict[str, int]:
                              "rebuilt from the manifest's records") from err  # fmt: skip
     for key, rec in Manifest.of(store).latest().items():
         ids.setdefault(key, rec["task_id"])
+    seen: dict[int, str] = {}
+    for key, n in ids.items():  # a number names a shard: two tasks under one would write one file
+        if n in seen:
+            raise StoreError(f"{path}: tasks {seen[n]} and {key} have the same number {n}; delete {TASKS_NAME} and re-run "
+                             "the same command: the plan is rebuilt from the manifest's records")  # fmt: skip
+        seen[n] = key
     return ids
 
 
@@ -258,8 +264,16 @@ def _remove_pending(out: Path) -> None:
 
 
 def _is_done(rec: dict | None, out: Path) -> bool:
-    """A task recorded done whose shards are all still on disk."""
-    return bool(rec) and rec["status"] == "done" and all((out / "shards" / sh["name"]).exists() for sh in rec["shards"])
+    """A task recorded done whose shards are all still on disk, of the size recorded (a shard
+    cut short or replaced is redone; a byte changed in place only `jetlib verify`'s checksums see)."""
+    return bool(rec) and rec["status"] == "done" and all(_has_shard(out / "shards" / sh["name"], sh.get("bytes")) for sh in rec["shards"])
+
+
+def _has_shard(path: Path, size: int | None) -> bool:
+    try:
+        return size is None or path.stat().st_size == size
+    except OSError:  # (gone)
+        return False
 
 
 def _finished_files(latest: dict[str, dict], planned: dict[str, list[tuple[int, int]]], out: Path) -> dict[str, int]:

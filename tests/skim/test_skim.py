@@ -114,6 +114,21 @@ def test_resume_does_only_unfinished_work(hdf5_store, miniaod_files, tmp_path):
     s = skim([str(p) for p in miniaod_files], out, **KW)
     assert s.done == 1 and s.already_done == 3
     assert {x.name: x.checksum for x in Store(out).shards()} == before
+    # a task plan that gives two tasks one number (hand-edited) would write two tasks' jets
+    # into one shard: refused, with what to do
+    plan = json.loads((out / "tasks.json").read_text())
+    keys = sorted(plan["tasks"])
+    (out / "tasks.json").write_text(json.dumps({"tasks": {**plan["tasks"], keys[1]: plan["tasks"][keys[0]]}}))
+    with pytest.raises(StoreError, match=r"tasks.json: tasks .* have the same number .*; delete tasks.json and re-run"):
+        skim([str(p) for p in miniaod_files], out, **KW)
+    (out / "tasks.json").unlink()
+    assert skim([str(p) for p in miniaod_files], out, **KW).already_done == 4
+    # a shard cut short (a full disk, a copy that stopped) is redone too, not 'already done'
+    with open(out / "shards" / victim, "r+b") as f:
+        f.truncate(1000)
+    s = skim([str(p) for p in miniaod_files], out, **KW)
+    assert s.done == 1 and s.already_done == 3
+    assert {x.name: x.checksum for x in Store(out).shards()} == before
 
 
 def test_changed_config_is_refused(hdf5_store, miniaod_files, tmp_path):
