@@ -20,7 +20,7 @@ import numpy as np
 
 from jetlib.errors import ShardError
 from jetlib.store.layout import ShardLayout
-from jetlib.store.shards import read_shard
+from jetlib.store.shards import check_shape, read_shard
 
 __all__ = ["ShardArrays", "open_shard"]
 
@@ -55,6 +55,7 @@ def _mapped_hdf5(path: Path, layout: ShardLayout, names: list[str], jets: int) -
     with h5py.File(path, "r") as f:
         for n in names:
             ds = f[n]
+            check_shape(path, n, ds.shape, layout)
             if ds.chunks is not None or ds.compression is not None:
                 return None
             off = ds.id.get_offset()

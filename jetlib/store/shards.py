@@ -285,6 +285,17 @@ def _write_parquet(tmp: Path, arrays, layout: ShardLayout, compression: str, att
     )
 
 
+def check_shape(path: str | Path, name: str, shape: tuple[int, ...], layout: ShardLayout) -> None:
+    """Raise ShardError when array ``name`` of a shard has another shape per jet than the
+    store's metadata gives it: a jetlib.json edited or from another store (a block length
+    changed) read the shard with a wrong reshape, or crashed a compiled kernel."""
+    inner = layout.arrays[name].inner
+    if tuple(shape[1:]) != inner:
+        raise ShardError(str(path), f"array {name} has {tuple(shape[1:])} per jet, the store's jetlib.json says {inner}: "
+                                    "the metadata is not this shard's; re-run the same `jetlib skim` command, which "
+                                    "rewrites jetlib.json, or run `jetlib verify`")  # fmt: skip
+
+
 def _open_hdf5(path: Path):
     """An HDF5 shard opened for reading, with HDF5's LZ4/Zstd filters registered."""
     import h5py
@@ -318,6 +329,8 @@ def read_shard(
     try:
         if path.suffix in (".h5", ".hdf5"):
             with _open_hdf5(path) as f:
+                for n in names:
+                    check_shape(path, n, f[n].shape, layout)
                 return {n: f[n][start:stop] for n in names}
         import pyarrow.parquet as pq
 
@@ -340,6 +353,11 @@ def read_shard(
             spec = layout.arrays[n]
             cols = spec.columns if spec.columns else [n]
             parts = [_arrow_to_numpy(table.column(c), spec.dtype) for c in cols]
+            # values per jet in each column: L of a node feature, 1 of a jet feature, F x L of a mask
+            per_col = int(np.prod(spec.inner[1:] if spec.columns else spec.inner))
+            if any(int(np.prod(p.shape[1:])) != per_col for p in parts):
+                got = (len(cols), *parts[0].shape[1:]) if spec.columns else parts[0].shape
+                check_shape(path, n, (len(table), *got[1:]) if not spec.columns else (len(table), *got), layout)
             if spec.columns:
                 out[n] = np.stack(parts, axis=1)
             else:
@@ -376,6 +394,7 @@ def read_shard_into(path: str | Path, layout: ShardLayout, out: dict[str, np.nda
         with _open_hdf5(path) as f:
             for name, dst in out.items():
                 ds = f[name]
+                check_shape(path, name, ds.shape, layout)
                 if ds.shape[0] < start + n:
                     raise ShardError(str(path), f"array {name} has {ds.shape[0]:,} rows, fewer than the {start + n:,} asked for; "
                                             "run `jetlib verify` on the store")

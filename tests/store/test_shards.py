@@ -174,3 +174,30 @@ def test_lz4_chunks_keep_a_big_endian_dtype(tmp_path):
         _write_lz4_chunks(ds, a)
     with h5py.File(tmp_path / "be.h5", "r") as f:
         np.testing.assert_array_equal(f["x"][:], a)
+
+
+@pytest.mark.parametrize("fmt,compression", [("hdf5", "none"), ("hdf5", "lz4"), ("parquet", "none")])
+def test_a_shard_of_another_shape_than_the_metadata_says_is_named(store_factory, fmt, compression):
+    """jetlib.json edited (a block length 8 -> 6): Parquet shards were reshaped into wrong rows
+    without a word, `jetlib stats` crashed in a compiled kernel (a segfault), the Reader raised
+    a bare broadcast error. Every read now names the shard and the mismatch."""
+    import json
+
+    from jetlib.errors import ShardError
+    from jetlib.reader import Reader
+    from jetlib.stats import compute_stats
+    from jetlib.store import Store
+
+    path = store_factory(fmt=fmt, compression=compression)
+    meta = json.loads((path / "jetlib.json").read_text())
+    meta["arrays"]["pf_features"]["inner"] = [4, 6]
+    meta["arrays"]["pf_mask"]["inner"] = [1, 6]
+    meta["blocks"]["pf"]["length"] = 6
+    (path / "jetlib.json").write_text(json.dumps(meta))
+    says = r"array pf_(features|mask) has \(.*\) per jet, the store's jetlib.json says \((4|1), 6\)"
+    with pytest.raises(ShardError, match=says):
+        Store(path).read(["pf_features", "pf_mask"])
+    with pytest.raises(ShardError, match=says):
+        compute_stats(path)
+    with pytest.raises(ShardError, match=says):
+        next(iter(Reader(path, output="numpy", verify=False)))
