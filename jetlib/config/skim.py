@@ -128,13 +128,15 @@ def _label_scheme_of(config: Path, labels: str, src: str) -> str:
     """The label scheme a config names: a bundled name, or a path, found beside the config
     (as a file list's entries are beside the list) or from the current directory; two
     different files under that name, or none, are an error naming the config's key."""
+    from jetlib.source.filelist import found_beside
+
     p = Path(labels)
     if p.suffix in (".yaml", ".yml") and not p.is_absolute():
-        here = config.parent / p
-        if here.is_file():
-            if p.is_file() and not p.samefile(here):
-                raise ConfigError(f"{labels!r} is both {p.resolve()} (from the current directory) and {here.resolve()} "
-                                  "(beside the config); write an absolute path", source=src, key="labels")  # fmt: skip
+        try:
+            here = found_beside(p, config.parent, "beside the config")
+        except ValueError as err:
+            raise ConfigError(str(err), source=src, key="labels") from None
+        if here is not None:
             return str(here.resolve())
         if not p.is_file():
             raise ConfigError(f"no such label scheme file: {labels} (looked beside the config and in the current directory)",

@@ -66,7 +66,8 @@ def reco_objects(rng, j: dict, gen: dict, ev: dict) -> dict[str, tuple[np.ndarra
     jet_local = np.arange(n) - ev_start[evt]
     # constituents
     cj = np.repeat(np.arange(n), ncons)
-    k = np.arange(len(cj)) - np.repeat(np.cumsum(ncons) - ncons, ncons)
+    first = np.cumsum(ncons) - ncons  # each jet's first constituent
+    k = np.arange(len(cj)) - np.repeat(first, ncons)
     w = rng.exponential(1.0, len(cj)) ** np.where(wide[cj], 1.0, 1.6)
     # the heavy-flavour hadron's decay products (displaced below) carry a large share of the jet
     ndisp = np.select([heavyb, heavyc], [4, 2], 0)
@@ -153,7 +154,6 @@ def reco_objects(rng, j: dict, gen: dict, ev: dict) -> dict[str, tuple[np.ndarra
     # -- secondary vertices and V0s -----------------------------------------------------------
     # a vertex carries the pT of its tracks: a heavy hadron's displaced ones (a fake vertex
     # in a light jet, a V0: two of the jet's first candidates), not a fixed share of the jet
-    first = np.cumsum(ncons) - ncons  # each jet's first constituent
     sv_trk = np.bincount(cj, weights=cons["pt"] * (k < np.maximum(ndisp, 2)[cj]) * (charge != 0), minlength=n)
     sv_pt = np.where(sv_trk > 0, sv_trk, 0.5 * rpt)  # (no charged candidate among them: rare)
     pair = np.bincount(cj, weights=cons["pt"] * ((k == 1) | (k == 2)), minlength=n)

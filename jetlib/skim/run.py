@@ -25,6 +25,7 @@ import shutil
 import signal
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -230,9 +231,8 @@ def _recorded_plans(latest: dict[str, dict], entries_per_task: int) -> dict[str,
         ranges: list[tuple[int, int]] = []
         pos = 0
         for a, b in [*recorded, (n, n)]:
-            if a > pos:  # a gap: cut at the multiples, as task_ranges does for a whole file
-                cuts = [pos, *range((pos // entries_per_task + 1) * entries_per_task, a, entries_per_task), a]
-                ranges += list(zip(cuts[:-1], cuts[1:]))
+            if a > pos:  # a gap: the whole-file cuts at the multiples (no clusters), clipped to it
+                ranges += [(max(s, pos), t) for s, t in task_ranges(a, entries_per_task) if t > pos]
             if b > a:
                 ranges.append((a, b))
             pos = max(pos, b)
@@ -418,6 +418,12 @@ def _prepare_store(out: Path, meta: dict, overwrite: bool) -> None:
 _CHECK_UP_FRONT = 5
 
 
+def _local_inputs(files: list, not_root: set[str]) -> Iterator[str]:
+    """The listed local inputs, in order, that exist and whose header did not say 'not ROOT'
+    (``not_root``): those the checks before a store is made open."""
+    return (f.path for f in files if not f.problem and not is_remote(f.path) and f.path not in not_root)
+
+
 def _refuse_misfit(files: list, plan: SkimPlan, timeout: float | None, not_root: set[str], *, clearing: bool) -> None:
     """Refuse a schema (or tree name) that fits none of the first local ROOT files of the list,
     before a new store is made (a store of failed records, made with the wrong schema, then
@@ -429,9 +435,8 @@ def _refuse_misfit(files: list, plan: SkimPlan, timeout: float | None, not_root:
     ROOT files without the tree, and the first few of a long list may be such (they fail, the
     others are skimmed). ``not_root``: local files whose header says they are not ROOT (read
     by the caller)."""
-    local = (f.path for f in files if not f.problem and not is_remote(f.path) and f.path not in not_root)
     misfits = []
-    for path in itertools.islice(local, _CHECK_UP_FRONT):
+    for path in itertools.islice(_local_inputs(files, not_root), _CHECK_UP_FRONT):
         c = count_entries(path, plan.tree, timeout=timeout, plan=plan)
         if c["status"] == "ok" or not (schema_fault([c], nothing_done=clearing) or names_a_near_tree(c)):
             return
@@ -448,7 +453,7 @@ def _refuse_bad_expression(files: list, plan: SkimPlan, not_root: set[str]) -> N
     float pT) failed every task on the workers, and the run's last line blamed the inputs.
     A file that does not open is left to the workers (which record it)."""
     text = plan.config.jets.expression
-    path = next((f.path for f in files if not f.problem and not is_remote(f.path) and f.path not in not_root), None)
+    path = next(_local_inputs(files, not_root), None)
     if not text or path is None:
         return
     import awkward as ak

@@ -41,6 +41,22 @@ def is_root_file(p: Path) -> bool:
     return head[:4] == b"root" and head[4:] in (b"", b"\0")  # (a file cut after the magic: ROOT, damaged)
 
 
+def found_beside(name: Path, folder: Path, folder_is: str) -> Path | None:
+    """A relative ``name`` that exists in ``folder`` (a file list's, a skim config's: names
+    written there are found beside it as well as from the current directory), else None.
+
+    Raises:
+        ValueError: the current directory holds another file of that name (``folder_is``
+            says which the other one is): say which is meant rather than pick one.
+    """
+    if name.is_absolute() or not (folder / name).exists():
+        return None
+    if name.exists() and not name.samefile(folder / name):
+        raise ValueError(f"{str(name)!r} is both {name.resolve()} (from the current directory) and {(folder / name).resolve()} "
+                         f"({folder_is}); write an absolute path")  # fmt: skip
+    return folder / name
+
+
 def _entries(line: str, n: int, base: Path, where: str) -> list[InputFile]:
     """The input files of one line (or argument); relative paths are taken relative to the
     current directory or to ``base``, wherever the file is. ``where`` names the line."""
@@ -51,11 +67,10 @@ def _entries(line: str, n: int, base: Path, where: str) -> list[InputFile]:
         matches = sorted(glob.glob(pattern))
         return [InputFile(str(Path(m).resolve()), n) for m in matches] or [InputFile(line, n, f"pattern matches no file ({where})")]
     p = Path(line.removeprefix("file://"))
-    if not p.is_absolute() and (base / p).exists():
-        if p.exists() and not p.samefile(base / p):  # two files answer to this name: say which is meant
-            raise ValueError(f"{where}: {line!r} is both {p.resolve()} (from the current directory) and {(base / p).resolve()} "
-                             "(from the file list's folder); write an absolute path")  # fmt: skip
-        p = base / p
+    try:
+        p = found_beside(p, base, "from the file list's folder") or p
+    except ValueError as err:
+        raise ValueError(f"{where}: {err}") from None
     problem = None if p.exists() else f"file not found ({where})"
     return [InputFile(str(p.resolve()), n, problem)]  # resolved even when missing: its name in the manifest
 

@@ -200,8 +200,6 @@ def _write_lz4_chunks(ds, arr: np.ndarray) -> None:
     """
     import struct
 
-    import lz4.block
-
     rows = ds.chunks[0]
     inner = (0,) * (arr.ndim - 1)
     for start in range(0, arr.shape[0], rows):
@@ -211,11 +209,19 @@ def _write_lz4_chunks(ds, arr: np.ndarray) -> None:
             padded[: chunk.shape[0]] = chunk
             chunk = padded
         raw = memoryview(np.ascontiguousarray(chunk)).cast("B")
-        packed = lz4.block.compress(raw, mode="fast", acceleration=LZ4_ACCELERATION, store_size=False)
+        packed = lz4_block(raw)
         if len(packed) >= len(raw):
             packed = raw
         # header: original size (int64), block size (int32), then the block's size (int32)
         ds.id.write_direct_chunk((start, *inner), struct.pack(">qii", len(raw), len(raw), len(packed)) + packed)
+
+
+def lz4_block(raw) -> bytes:
+    """One LZ4 block of the bytes ``raw``, as the HDF5 writer compresses a chunk (no size
+    header, :data:`LZ4_ACCELERATION`); benchmarks/bench_skim.py times the codec with it."""
+    import lz4.block
+
+    return lz4.block.compress(raw, mode="fast", acceleration=LZ4_ACCELERATION, store_size=False)
 
 
 def _to_arrow_columns(name: str, arr: np.ndarray, spec) -> list[tuple[str, object]]:
@@ -328,10 +334,13 @@ def read_shard(
         raise ShardError(str(path), "shard file is missing; run `jetlib verify` on the store")
     try:
         if path.suffix in (".h5", ".hdf5"):
+            out = {}
             with _open_hdf5(path) as f:
                 for n in names:
-                    check_shape(path, n, f[n].shape, layout)
-                return {n: f[n][start:stop] for n in names}
+                    ds = f[n]
+                    check_shape(path, n, ds.shape, layout)
+                    out[n] = ds[start:stop]
+            return out
         import pyarrow.parquet as pq
 
         want: list[str] = []
@@ -356,8 +365,8 @@ def read_shard(
             # values per jet in each column: L of a node feature, 1 of a jet feature, F x L of a mask
             per_col = int(np.prod(spec.inner[1:] if spec.columns else spec.inner))
             if any(int(np.prod(p.shape[1:])) != per_col for p in parts):
-                got = (len(cols), *parts[0].shape[1:]) if spec.columns else parts[0].shape
-                check_shape(path, n, (len(table), *got[1:]) if not spec.columns else (len(table), *got), layout)
+                got = (len(cols), *parts[0].shape[1:]) if spec.columns else parts[0].shape[1:]
+                check_shape(path, n, (len(table), *got), layout)
             if spec.columns:
                 out[n] = np.stack(parts, axis=1)
             else:

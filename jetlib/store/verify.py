@@ -106,7 +106,7 @@ def verify(
         StoreError: ``store`` is not a jetlib store (or of an unknown format version), or a
             skim is writing it (its tasks would read as unfinished, its new shards as orphans).
     """
-    from jetlib.skim.run import TASKS_NAME, load_task_ids
+    from jetlib.skim.run import TASKS_NAME, _planned, load_task_ids
     from jetlib.store.lock import writer
 
     st = Store(store)
@@ -157,12 +157,7 @@ def verify(
         else:
             by_file[rec["file"]].append(rec)
     # the ranges planned with no record yet (named above as never finished) tile the file too
-    waiting: dict[str, list[tuple[int, int]]] = defaultdict(list)
-    for key in planned:
-        f, _, span = key.rpartition(":")
-        a, sep, b = span.partition("-")
-        if key not in latest and sep and a.isdigit() and b.isdigit():
-            waiting[f].append((int(a), int(b)))
+    waiting = _planned({k: n for k, n in planned.items() if k not in latest})
     rep.files = len(set(by_file) | set(file_recs) | set(waiting) | {k.removesuffix(":file") for k in planned if k.endswith(":file")})
     for f, recs in by_file.items():
         entries = {r["entries"] for r in recs}
@@ -171,7 +166,7 @@ def verify(
             continue
         (n,) = entries
         # (a store holds one --entries-per-task: it is part of the configuration hash)
-        problem = ranges_problem([(r["start"], r["stop"]) for r in recs if r["stop"] > r["start"]] + waiting[f], n)
+        problem = ranges_problem([(r["start"], r["stop"]) for r in recs if r["stop"] > r["start"]] + waiting.get(f, []), n)
         if problem:
             err("accounting", f, problem)
         for r in recs:
